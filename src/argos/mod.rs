@@ -1,0 +1,5 @@
+//! Everything ARGOS-specific: the query-string ciphers ([`crypto`]) and FaceAuth URL building
+//! ([`url`]). Facts and their confidence marks: `docs/argos-faceauth-reference.md`.
+
+pub mod crypto;
+pub mod url;

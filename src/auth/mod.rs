@@ -1,0 +1,295 @@
+//! Caller authentication: a JWT from the app's identity provider, verified with a configured
+//! key and algorithm allow-list, becomes a typed [`Principal`].
+//!
+//! The header's `alg` is never trusted on its own: it must be in `auth.algorithms`, and the key
+//! type fixes the family (so `alg: none` and "HS256 signed with the RSA public key" fail).
+//! `exp`, `iss` and `aud` are required; `nbf` and `iat` are honoured with `auth.leeway_secs`.
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpRequest};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use std::future::{ready, Ready};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::{AuthSettings, ConfigError};
+use crate::http::ApiError;
+
+/// The verified caller of a user route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// From `auth.user_id_claim`; the link owner and FaceAuth `authUserId`.
+    pub user_id: String,
+    /// From `auth.sid_claim`: the approved ID Check submission id, if the token carries one.
+    pub sid: Option<String>,
+    /// `authCf1`..`authCf3` from `auth.cf_claims`.
+    pub cf: [Option<String>; 3],
+}
+
+/// Why a request is not authenticated. Carries no token material.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization: Bearer …` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// The token failed verification; the reason is for logs and `error_description`.
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Hmac,
+    Rsa,
+    Ec,
+    Ed,
+}
+
+fn family(alg: Algorithm) -> Family {
+    match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Family::Hmac,
+        Algorithm::ES256 | Algorithm::ES384 => Family::Ec,
+        Algorithm::EdDSA => Family::Ed,
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => Family::Rsa,
+    }
+}
+
+/// Longest accepted claim value used by the gateway (user id, sid, cf), in bytes.
+pub const MAX_CLAIM_BYTES: usize = 1024;
+
+/// Verifies JWTs for one configured key. Built once at start-up.
+pub struct JwtVerifier {
+    key: DecodingKey,
+    validation: Validation,
+    leeway_secs: u64,
+    user_id_claim: String,
+    sid_claim: String,
+    cf_claims: [Option<String>; 3],
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("algorithms", &self.validation.algorithms)
+            .field("key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl JwtVerifier {
+    /// Builds a verifier from `[auth]`.
+    ///
+    /// Errors: a [`ConfigError`] naming the key: empty or mixed-family `auth.algorithms`, a
+    /// missing or unreadable key, missing `auth.issuer` / `auth.audience`, or a `cf_claims`
+    /// entry other than `authCf1..3`.
+    pub fn from_settings(s: &AuthSettings) -> Result<Self, ConfigError> {
+        let first = *s.algorithms.first().ok_or_else(|| {
+            ConfigError::new("auth.algorithms", "required, e.g. [\"RS256\"]")
+        })?;
+        let fam = family(first);
+        if s.algorithms.iter().any(|a| family(*a) != fam) {
+            return Err(ConfigError::new(
+                "auth.algorithms",
+                "must not mix families (HMAC, RSA, EC, EdDSA): one key verifies one family",
+            ));
+        }
+        let key = match fam {
+            Family::Hmac => {
+                let secret = s
+                    .hs256_secret
+                    .as_ref()
+                    .map(|s| s.expose_secret())
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::new("auth.hs256_secret", "required for HMAC algorithms")
+                    })?;
+                if secret.len() < 32 {
+                    return Err(ConfigError::new(
+                        "auth.hs256_secret",
+                        "must be at least 32 bytes",
+                    ));
+                }
+                DecodingKey::from_secret(secret.as_bytes())
+            }
+            _ => {
+                let pem = read_pem(s.public_key_pem.as_deref())?;
+                let parsed = match fam {
+                    Family::Rsa => DecodingKey::from_rsa_pem(pem.as_bytes()),
+                    Family::Ec => DecodingKey::from_ec_pem(pem.as_bytes()),
+                    _ => DecodingKey::from_ed_pem(pem.as_bytes()),
+                };
+                parsed.map_err(|_| {
+                    ConfigError::new(
+                        "auth.public_key_pem",
+                        format!("not a {fam:?} public key in PEM form"),
+                    )
+                })?
+            }
+        };
+        let issuer = non_empty(&s.issuer, "auth.issuer")?;
+        let audience = non_empty(&s.audience, "auth.audience")?;
+        let mut validation = Validation::new(first);
+        validation.algorithms = s.algorithms.clone();
+        validation.leeway = s.leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+
+        let mut cf_claims: [Option<String>; 3] = Default::default();
+        for (slot, claim) in &s.cf_claims {
+            let index = match slot.to_ascii_lowercase().as_str() {
+                "authcf1" => 0,
+                "authcf2" => 1,
+                "authcf3" => 2,
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("auth.cf_claims.{slot}"),
+                        "only authCf1, authCf2 and authCf3 exist",
+                    ))
+                }
+            };
+            cf_claims[index] = Some(claim.clone());
+        }
+        for (key, value) in [
+            ("auth.user_id_claim", &s.user_id_claim),
+            ("auth.sid_claim", &s.sid_claim),
+        ] {
+            if value.is_empty() {
+                return Err(ConfigError::new(key, "must not be empty"));
+            }
+        }
+        Ok(JwtVerifier {
+            key,
+            validation,
+            leeway_secs: s.leeway_secs,
+            user_id_claim: s.user_id_claim.clone(),
+            sid_claim: s.sid_claim.clone(),
+            cf_claims,
+        })
+    }
+
+    /// Verifies `token` and extracts the principal.
+    ///
+    /// Errors: [`AuthError::Invalid`] for a bad signature, a disallowed or mismatched `alg`,
+    /// expired/not-yet-valid/future-`iat` tokens, a wrong `iss`/`aud`, or a missing user id.
+    pub fn verify(&self, token: &SecretString) -> Result<Principal, AuthError> {
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            token.expose_secret(),
+            &self.key,
+            &self.validation,
+        )
+        .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
+        let claims = data.claims;
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat.as_f64().ok_or(AuthError::Invalid("iat is not a number"))?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            if iat > now + self.leeway_secs as f64 {
+                return Err(AuthError::Invalid("iat is in the future"));
+            }
+        }
+        let user_id = claim_string(&claims, &self.user_id_claim)
+            .ok_or(AuthError::Invalid("the user id claim is missing or not a string"))?;
+        let sid = claim_string(&claims, &self.sid_claim);
+        let cf = self
+            .cf_claims
+            .clone()
+            .map(|c| c.and_then(|name| claim_string(&claims, &name)));
+        Ok(Principal { user_id, sid, cf })
+    }
+}
+
+fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::ExpiredSignature => "the token has expired",
+        K::ImmatureSignature => "the token is not valid yet",
+        K::InvalidIssuer => "wrong issuer",
+        K::InvalidAudience => "wrong audience",
+        K::MissingRequiredClaim(_) => "a required claim (exp, iss, aud) is missing",
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => "algorithm not allowed",
+        K::InvalidSignature => "bad signature",
+        _ => "malformed token",
+    }
+}
+
+/// A claim as a non-empty string of at most [`MAX_CLAIM_BYTES`]; integers are accepted and
+/// written in decimal. Anything else (objects, arrays, booleans, empty) counts as absent.
+fn claim_string(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    let s = match claims.get(name)? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        _ => return None,
+    };
+    (!s.is_empty() && s.len() <= MAX_CLAIM_BYTES).then_some(s)
+}
+
+fn non_empty(value: &Option<String>, key: &str) -> Result<String, ConfigError> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v.clone()),
+        _ => Err(ConfigError::new(key, "required")),
+    }
+}
+
+fn read_pem(value: Option<&str>) -> Result<String, ConfigError> {
+    let value = value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ConfigError::new("auth.public_key_pem", "required for RSA, EC and EdDSA"))?;
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok(value.to_string());
+    }
+    std::fs::read_to_string(value).map_err(|e| {
+        ConfigError::new(
+            "auth.public_key_pem",
+            format!("cannot read PEM file `{value}`: {e}"),
+        )
+    })
+}
+
+/// Reads `Authorization: Bearer <token>`.
+///
+/// Errors: [`AuthError::Missing`] when the header is absent, not UTF-8, or not a bearer token.
+pub fn bearer_token(req: &HttpRequest) -> Result<SecretString, AuthError> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AuthError::Missing)?;
+    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Missing)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(SecretString::from(token.to_string()))
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = (|| {
+            let verifier = req
+                .app_data::<web::Data<JwtVerifier>>()
+                .ok_or(ApiError::Internal("JWT verifier not configured"))?;
+            let token = bearer_token(req)?;
+            let principal = verifier.verify(&token)?;
+            Ok(principal)
+        })();
+        if let Err(ApiError::InvalidToken(reason)) = &result {
+            tracing::info!(reason, "rejected bearer token");
+        }
+        ready(result)
+    }
+}

@@ -1,0 +1,181 @@
+//! The command line: `serve`, `demo`, `encrypt`, `decrypt`, `check-config`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::argos::crypto::{Encryption, QueryCipher};
+use crate::config::Settings;
+use crate::startup::{Application, Components};
+
+/// faceauth-gateway: issues single-use ARGOS FaceAuth step-up links.
+#[derive(Debug, Parser)]
+#[command(name = "faceauth-gateway", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// TOML file layered over config/default.toml (environment variables still win).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Run with no outside setup: memory store, random keys, a stand-in FaceAuth form.
+    Demo {
+        /// Listen address (a free port is used if it is taken).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+    },
+    /// Encrypt stdin (one trailing newline dropped) as ARGOS expects; prints the `encrypted` value.
+    Encrypt(CryptoArgs),
+    /// Decrypt an `encrypted` value from stdin (percent-encoded or not); prints the plaintext.
+    Decrypt(CryptoArgs),
+    /// Validate the configuration and print it with secrets redacted.
+    CheckConfig {
+        /// TOML file layered over config/default.toml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Arguments of `encrypt` / `decrypt`.
+#[derive(Debug, clap::Args)]
+pub struct CryptoArgs {
+    /// Cipher mode.
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// Environment variable holding the Add-on API key.
+    #[arg(long, default_value = "FACEAUTH__ARGOS__API_KEY", value_name = "NAME")]
+    pub api_key_env: String,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Mode {
+    /// AES-256-ECB, PKCS#7, base64.
+    Ecb,
+    /// AES-256-GCM, hex of nonce ‖ ciphertext ‖ tag.
+    Gcm,
+    /// AES-256-CBC, zero IV, PKCS#7, base64.
+    Cbc,
+}
+
+impl From<Mode> for Encryption {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Ecb => Encryption::Aes256Ecb,
+            Mode::Gcm => Encryption::Aes256Gcm,
+            Mode::Cbc => Encryption::Aes256Cbc,
+        }
+    }
+}
+
+/// Runs a parsed command line; returns the process exit code (0 ok, 1 runtime failure,
+/// 2 bad configuration or input).
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::Demo { bind } => {
+            crate::telemetry::init(crate::config::LogFormat::Text);
+            match crate::demo::run(bind).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(1, &e.to_string()),
+            }
+        }
+        Command::Encrypt(args) => crypt(args, true),
+        Command::Decrypt(args) => crypt(args, false),
+        Command::CheckConfig { config } => check_config(config).await,
+    }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+async fn serve(config: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    crate::telemetry::init(settings.log.format);
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "gateway did not start");
+            return fail(2, &e.to_string());
+        }
+    };
+    tracing::info!(port = app.port(), "faceauth-gateway listening");
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, &e.to_string()),
+    }
+}
+
+async fn check_config(config: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    if let Err(e) = Components::build(&settings).await {
+        return fail(2, &e.to_string());
+    }
+    print!("{}", settings.redacted_toml());
+    eprintln!("configuration OK");
+    ExitCode::SUCCESS
+}
+
+fn crypt(args: CryptoArgs, encrypt: bool) -> ExitCode {
+    let api_key = match std::env::var(&args.api_key_env) {
+        Ok(k) if !k.trim().is_empty() => SecretString::from(k),
+        _ => {
+            return fail(
+                2,
+                &format!("environment variable {} is not set", args.api_key_env),
+            )
+        }
+    };
+    let cipher = match QueryCipher::new(args.mode.into(), &api_key) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        return fail(1, &format!("cannot read stdin: {e}"));
+    }
+    let output = if encrypt {
+        if input.ends_with(b"\r\n") {
+            input.truncate(input.len() - 2);
+        } else if input.ends_with(b"\n") {
+            input.truncate(input.len() - 1);
+        }
+        let mut out = cipher.encrypt(&input).expose_secret().as_bytes().to_vec();
+        out.push(b'\n');
+        out
+    } else {
+        let text = String::from_utf8_lossy(&input);
+        let text = text.trim();
+        let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+        match cipher.decrypt(&decoded) {
+            Ok(mut plain) => {
+                plain.push(b'\n');
+                plain
+            }
+            Err(e) => return fail(2, &e.to_string()),
+        }
+    };
+    match std::io::stdout().write_all(&output) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, &format!("cannot write stdout: {e}")),
+    }
+}

@@ -1,0 +1,371 @@
+//! Layered configuration: `config/default.toml` (compiled in) < `--config FILE` < environment
+//! variables `FACEAUTH__<SECTION>__<KEY>`. Validated at start-up; every error names its key.
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use jsonwebtoken::Algorithm;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::argos::crypto::Encryption;
+use crate::argos::url::PlaintextFormat;
+use crate::links::{Expiry, LinkPolicy};
+
+/// The committed defaults, compiled into the binary so it runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variable prefix; `__` separates section and key.
+pub const ENV_PREFIX: &str = "FACEAUTH__";
+
+/// Keys whose environment values are taken verbatim as strings (figment would otherwise read
+/// `00123` as the number 123 or `true` as a boolean).
+const STRING_KEYS: &[&str] = &[
+    "server.public_base_url",
+    "store.redis_url",
+    "store.key_prefix",
+    "argos.form_url",
+    "argos.project_id",
+    "argos.api_key",
+    "auth.hs256_secret",
+    "auth.public_key_pem",
+    "auth.issuer",
+    "auth.audience",
+    "auth.user_id_claim",
+    "auth.sid_claim",
+];
+
+/// Longest allowed lifetime for any `links.*_secs` value: 30 days, in seconds.
+pub const MAX_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+
+/// A configuration problem, naming the key (e.g. `argos.api_key`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("config key `{key}`: {message}")]
+pub struct ConfigError {
+    /// Dotted key, e.g. `auth.algorithms`.
+    pub key: String,
+    /// What is wrong (never the value of a secret).
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) if !v.expose_secret().is_empty() => s.serialize_str("[REDACTED]"),
+        Some(_) => s.serialize_str(""),
+        None => s.serialize_none(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Settings {
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[store]`
+    pub store: StoreSettings,
+    /// `[argos]`
+    pub argos: ArgosSettings,
+    /// `[links]`
+    pub links: LinksSettings,
+    /// `[auth]`
+    pub auth: AuthSettings,
+    /// `[log]`
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ServerSettings {
+    /// Listen address, `host:port`.
+    pub bind: SocketAddr,
+    /// Base URL for `/l/{id}` links (absolute http/https, no query or fragment).
+    pub public_base_url: url::Url,
+    /// HTTP worker threads; 0 = one per core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// `store.backend`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// Shared Redis (production).
+    Redis,
+    /// One process's memory (demo, tests).
+    Memory,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct StoreSettings {
+    /// `redis` or `memory`.
+    pub backend: StoreBackend,
+    /// Redis URL (secret: may hold a password).
+    #[serde(serialize_with = "redact")]
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every key written.
+    pub key_prefix: String,
+    /// Bound for every Redis command, milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// `[argos]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ArgosSettings {
+    /// FaceAuth form URL.
+    pub form_url: url::Url,
+    /// FaceAuth project id (`pid`).
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Add-on API key (secret).
+    #[serde(default, serialize_with = "redact")]
+    pub api_key: Option<SecretString>,
+    /// Query-string cipher.
+    pub encryption: Encryption,
+    /// Plaintext layout.
+    pub plaintext: PlaintextFormat,
+}
+
+/// `[links]`, all in seconds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LinksSettings {
+    /// `count` or `time`.
+    pub expiry: Expiry,
+    /// Time-based window after first use, seconds.
+    pub window_secs: u64,
+    /// Unopened link lifetime, seconds.
+    pub unopened_ttl_secs: u64,
+    /// Tombstone lifetime, seconds.
+    pub retention_secs: u64,
+}
+
+impl LinksSettings {
+    /// The store policy in milliseconds.
+    pub fn policy(&self) -> LinkPolicy {
+        LinkPolicy {
+            expiry: self.expiry,
+            window_ms: self.window_secs * 1000,
+            unopened_ttl_ms: self.unopened_ttl_secs * 1000,
+            retention_ms: self.retention_secs * 1000,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AuthSettings {
+    /// Allowed JWT algorithms (one family).
+    #[serde(default)]
+    pub algorithms: Vec<Algorithm>,
+    /// HMAC secret for HS* (secret).
+    #[serde(default, serialize_with = "redact")]
+    pub hs256_secret: Option<SecretString>,
+    /// Public key: PEM text or a path to a PEM file.
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    /// Required `iss`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Clock-skew allowance, seconds.
+    pub leeway_secs: u64,
+    /// Claim used as user id / `authUserId`.
+    pub user_id_claim: String,
+    /// Claim holding the `sid`.
+    pub sid_claim: String,
+    /// `authCf1..3` → claim name.
+    #[serde(default)]
+    pub cf_claims: BTreeMap<String, String>,
+}
+
+/// `log.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given; it must exist), then the environment.
+    ///
+    /// Errors: a [`ConfigError`] naming the key that failed to parse (or `--config` for an
+    /// unreadable file).
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file `{}` does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let dotted = rest.to_ascii_lowercase().replace("__", ".");
+            figment = if STRING_KEYS.contains(&dotted.as_str()) {
+                figment.merge(Serialized::default(&dotted, value))
+            } else {
+                // Numbers, booleans and arrays (`["RS256"]`) as figment's Env provider reads them.
+                let parsed: figment::value::Value = value
+                    .parse()
+                    .unwrap_or_else(|never: std::convert::Infallible| match never {});
+                figment.merge(Serialized::default(&dotted, parsed))
+            };
+        }
+        figment.extract::<Settings>().map_err(figment_error)
+    }
+
+    /// Checks values that parse but are not usable. Component constructors (JWT keys, cipher)
+    /// check the rest.
+    ///
+    /// Errors: the first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_http_url("server.public_base_url", &self.server.public_base_url)?;
+        if self.server.public_base_url.query().is_some() {
+            return Err(ConfigError::new(
+                "server.public_base_url",
+                "must not have a query",
+            ));
+        }
+        check_http_url("argos.form_url", &self.argos.form_url)?;
+        if self.store.backend == StoreBackend::Redis
+            && self
+                .store
+                .redis_url
+                .as_ref()
+                .is_none_or(|u| u.expose_secret().trim().is_empty())
+        {
+            return Err(ConfigError::new(
+                "store.redis_url",
+                "required when store.backend = \"redis\"",
+            ));
+        }
+        if self.store.key_prefix.is_empty() {
+            return Err(ConfigError::new("store.key_prefix", "must not be empty"));
+        }
+        if !(1..=60_000).contains(&self.store.timeout_ms) {
+            return Err(ConfigError::new(
+                "store.timeout_ms",
+                "must be between 1 and 60000",
+            ));
+        }
+        match &self.argos.project_id {
+            Some(p) if !p.trim().is_empty() => {}
+            _ => return Err(ConfigError::new("argos.project_id", "required")),
+        }
+        match &self.argos.api_key {
+            Some(k) if !k.expose_secret().trim().is_empty() => {}
+            Some(_) => return Err(ConfigError::new("argos.api_key", "must not be empty")),
+            None => {
+                return Err(ConfigError::new(
+                    "argos.api_key",
+                    "required (set FACEAUTH__ARGOS__API_KEY)",
+                ))
+            }
+        }
+        for (key, value) in [
+            ("links.window_secs", self.links.window_secs),
+            ("links.unopened_ttl_secs", self.links.unopened_ttl_secs),
+            ("links.retention_secs", self.links.retention_secs),
+        ] {
+            if !(1..=MAX_LIFETIME_SECS).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between 1 and {MAX_LIFETIME_SECS} seconds"),
+                ));
+            }
+        }
+        if self.auth.leeway_secs > 600 {
+            return Err(ConfigError::new(
+                "auth.leeway_secs",
+                "must be at most 600 seconds",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML with secrets replaced by `[REDACTED]`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn check_http_url(key: &str, url: &url::Url) -> Result<(), ConfigError> {
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(key, "must be an absolute http(s) URL"));
+    }
+    if url.fragment().is_some() {
+        return Err(ConfigError::new(key, "must not have a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(key, "must not carry credentials"));
+    }
+    Ok(())
+}
+
+fn figment_error(e: figment::Error) -> ConfigError {
+    let key = if e.path.is_empty() {
+        "(config)".to_string()
+    } else {
+        e.path.join(".")
+    };
+    // The kind says what was expected; it never includes the value for string fields, but to
+    // be safe for secrets only the kind is shown, not the offending value.
+    let message = match &e.kind {
+        figment::error::Kind::MissingField(f) => {
+            return ConfigError::new(
+                if e.path.is_empty() {
+                    f.to_string()
+                } else {
+                    format!("{key}.{f}")
+                },
+                "missing",
+            )
+        }
+        figment::error::Kind::UnknownVariant(v, expected) => {
+            format!("unknown value `{v}`, expected one of {}", expected.join(", "))
+        }
+        figment::error::Kind::InvalidType(actual, expected) => {
+            format!("invalid type: found {actual}, expected {expected}")
+        }
+        figment::error::Kind::Message(m) => m.clone(),
+        other => other.to_string(),
+    };
+    ConfigError::new(key, message)
+}

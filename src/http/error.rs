@@ -1,0 +1,256 @@
+//! The one error type of the HTTP layer, mapped in one place to status, headers and an
+//! RFC 9457 problem body (`application/problem+json`) with a stable `code`.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::links::LinkError;
+use crate::store::StoreError;
+
+/// Media type of problem details (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Every error a route can answer with. `code()` values are a stable contract.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401 `missing_credentials`: no bearer token.
+    #[error("missing credentials")]
+    MissingCredentials,
+    /// 401 `invalid_token`: the bearer token failed verification (reason for logs only).
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
+    /// 422 `no_submission`: no approved ARGOS submission id for this user.
+    #[error("no approved submission for this user")]
+    NoSubmission,
+    /// 404 `link_not_found`.
+    #[error("link not found")]
+    LinkNotFound,
+    /// 410 `link_used`.
+    #[error("link already used")]
+    LinkUsed,
+    /// 410 `link_expired`.
+    #[error("link expired")]
+    LinkExpired,
+    /// 413 `payload_too_large`: body over the limit (bytes).
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    /// 400 `bad_request` with a client-facing detail.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 404 `not_found`: no such route.
+    #[error("no such route")]
+    RouteNotFound,
+    /// 405 `method_not_allowed`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503 `store_unavailable`: the link store did not answer; nothing was issued.
+    #[error("link store unavailable")]
+    StoreUnavailable(#[source] StoreError),
+    /// 500 `internal`: a bug or broken invariant (detail logged, never sent).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// Problem type URI: `urn:faceauth-gateway:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary, fixed per code.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// Explanation for this occurrence (never a secret).
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+}
+
+impl ApiError {
+    /// The stable `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingCredentials => "missing_credentials",
+            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::NoSubmission => "no_submission",
+            ApiError::LinkNotFound => "link_not_found",
+            ApiError::LinkUsed => "link_used",
+            ApiError::LinkExpired => "link_expired",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Short human title.
+    pub fn title(&self) -> &'static str {
+        match self {
+            ApiError::MissingCredentials => "Authentication required",
+            ApiError::InvalidToken(_) => "Invalid token",
+            ApiError::NoSubmission => "No approved submission",
+            ApiError::LinkNotFound => "Link not found",
+            ApiError::LinkUsed => "Link already used",
+            ApiError::LinkExpired => "Link expired",
+            ApiError::PayloadTooLarge(_) => "Payload too large",
+            ApiError::BadRequest(_) => "Bad request",
+            ApiError::RouteNotFound => "Not found",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::StoreUnavailable(_) => "Service unavailable",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    /// Client-facing detail (no internals, no secrets).
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::MissingCredentials => {
+                "Send `Authorization: Bearer <JWT>` from your identity provider.".into()
+            }
+            ApiError::InvalidToken(reason) => format!("The bearer token was rejected: {reason}."),
+            ApiError::NoSubmission => {
+                "This user has no approved ARGOS ID Check submission to verify against.".into()
+            }
+            ApiError::LinkNotFound => "No such link.".into(),
+            ApiError::LinkUsed => "This link has already been used. Request a new one.".into(),
+            ApiError::LinkExpired => "This link has expired. Request a new one.".into(),
+            ApiError::PayloadTooLarge(limit) => {
+                format!("The request body is larger than {limit} bytes.")
+            }
+            ApiError::BadRequest(detail) => detail.clone(),
+            ApiError::RouteNotFound => "No such route.".into(),
+            ApiError::MethodNotAllowed => "This method is not allowed on this route.".into(),
+            ApiError::StoreUnavailable(_) => {
+                "The link store is unavailable; no link was issued. Retry shortly.".into()
+            }
+            ApiError::Internal(_) => "An internal error occurred.".into(),
+        }
+    }
+
+    /// The problem body.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_uri: format!("urn:faceauth-gateway:problem:{}", self.code()),
+            title: self.title(),
+            status: self.status_code().as_u16(),
+            detail: self.detail(),
+            code: self.code(),
+        }
+    }
+
+    /// The response headers this error adds (`WWW-Authenticate`, `Retry-After`, `Allow`).
+    fn add_headers(&self, res: &mut HttpResponse) {
+        let value = match self {
+            ApiError::MissingCredentials => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="faceauth-gateway""#),
+            )),
+            ApiError::InvalidToken(_) => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    r#"Bearer realm="faceauth-gateway", error="invalid_token""#,
+                ),
+            )),
+            ApiError::StoreUnavailable(_) => {
+                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
+            }
+            _ => None,
+        };
+        if let Some((name, value)) = value {
+            res.headers_mut().insert(name, value);
+        }
+    }
+
+    /// A short HTML page with the same status, for browsers opening `/l/{id}`.
+    pub fn html_response(&self) -> HttpResponse {
+        let (heading, text) = match self {
+            ApiError::LinkUsed => (
+                "This link has already been used",
+                "For your security each verification link works once. Go back to the app and start the verification again.",
+            ),
+            ApiError::LinkExpired => (
+                "This link has expired",
+                "Go back to the app and start the verification again.",
+            ),
+            ApiError::LinkNotFound | ApiError::RouteNotFound => (
+                "Link not found",
+                "Check that you opened the whole link, or start the verification again from the app.",
+            ),
+            ApiError::StoreUnavailable(_) => (
+                "Temporarily unavailable",
+                "Please try again in a moment.",
+            ),
+            _ => ("Something went wrong", "Please start the verification again from the app."),
+        };
+        let mut res = HttpResponse::build(self.status_code())
+            .content_type("text/html; charset=utf-8")
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ))
+            .body(super::html::page(heading, &format!("<p>{text}</p>")));
+        self.add_headers(&mut res);
+        res
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MissingCredentials | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NoSubmission => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::LinkNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::LinkUsed | ApiError::LinkExpired => StatusCode::GONE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::StoreUnavailable(e) => tracing::warn!(error = %e, "link store unavailable"),
+            ApiError::Internal(what) => tracing::error!(what, "internal error"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status_code())
+            .content_type(PROBLEM_JSON)
+            .json(self.problem());
+        self.add_headers(&mut res);
+        res
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => ApiError::MissingCredentials,
+            AuthError::Invalid(reason) => ApiError::InvalidToken(reason),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::StoreUnavailable(e)
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::NotFound => ApiError::LinkNotFound,
+            LinkError::Used => ApiError::LinkUsed,
+            LinkError::Expired => ApiError::LinkExpired,
+            LinkError::Store(e) => ApiError::StoreUnavailable(e),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! # faceauth-gateway
+//!
+//! A backend-for-frontend that issues single-use ARGOS Identity **FaceAuth** step-up links.
+//! A caller proves the user with a JWT ([`auth`]); the gateway resolves the user's approved
+//! submission id (`sid`) server-side, mints a link whose id is the FaceAuth `token`
+//! ([`links`]), records it in a store with the FaceAuth project's expiry rule ([`store`]), and
+//! on open redirects to the FaceAuth URL with an encrypted query ([`argos`]).
+//!
+//! Layout: [`config`] (layered settings), [`startup`] (build and run), [`http`] (routes and the
+//! single error mapping), [`demo`] (self-contained demo mode), [`cli`] (the binary's commands).
+
+pub mod argos;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod links;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::{Application, StartupError};

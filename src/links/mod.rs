@@ -1,0 +1,274 @@
+//! Single-use FaceAuth links: ids, records and the token state machine.
+//!
+//! A link id is a UUID v4 (122 random bits). It is both the capability in `/l/{id}` and the
+//! FaceAuth `token` inside `encrypted`, so ARGOS's own token-expiration check and the gateway's
+//! agree on which token is which.
+//!
+//! State machine (ARGOS "token expiration condition", reference §2.3, [H]):
+//!
+//! ```text
+//!            count: first open                 retention_secs
+//!   issued ───────────────────────────▶ used ───────────────▶ (deleted)
+//!     │      time: first open           window_secs          retention_secs
+//!     ├────────────────────────▶ opened ──────────▶ expired ───────────────▶ (deleted)
+//!     │  unopened_ttl_secs                           ▲
+//!     └──────────────────────────────────────────────┘
+//! ```
+//!
+//! `expired` is never written: it is derived from `expires_at` and the store's clock. Every
+//! transition happens inside one atomic store operation ([`crate::store::LinkStore::open`]).
+
+mod service;
+
+pub use service::{utc_from_ms, LinkError, LinkService, LinkStatus, MintedLink, NewLink};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A link id: a UUID v4 in canonical lowercase hyphenated form (36 ASCII characters).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId(uuid::Uuid);
+
+impl LinkId {
+    /// A fresh random id (OS randomness, 122 random bits).
+    pub fn random() -> Self {
+        LinkId(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Link ids are capabilities: `Debug` shows only their first 8 characters.
+impl fmt::Debug for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.hyphenated().to_string();
+        write!(f, "LinkId({}…)", &s[..8])
+    }
+}
+
+/// The text is not a canonical UUID v4.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a link id")]
+pub struct MalformedLinkId;
+
+impl FromStr for LinkId {
+    type Err = MalformedLinkId;
+
+    /// Accepts only the canonical form the gateway hands out (lowercase, hyphenated, v4).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 36 {
+            return Err(MalformedLinkId);
+        }
+        let uuid = uuid::Uuid::try_parse(s).map_err(|_| MalformedLinkId)?;
+        if uuid.get_version_num() != 4 || uuid.hyphenated().to_string() != s {
+            return Err(MalformedLinkId);
+        }
+        Ok(LinkId(uuid))
+    }
+}
+
+/// Which expiry rule a link follows; must match the FaceAuth project's "token expiration
+/// condition" (reference §2.3). Config values: `count` (default) or `time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Expiry {
+    /// Count-based: the token is spent by its first use.
+    #[default]
+    Count,
+    /// Time-based: usable for a window that starts at first use.
+    Time,
+}
+
+impl Expiry {
+    /// The config/API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiry::Count => "count",
+            Expiry::Time => "time",
+        }
+    }
+}
+
+/// The state of a link as callers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// Minted, never opened.
+    Issued,
+    /// Time-based link opened at least once, inside its window.
+    Opened,
+    /// Count-based link opened once.
+    Used,
+    /// Never opened before `unopened_ttl_secs`, or a time window that has ended.
+    Expired,
+}
+
+/// The state as written in the store (`expired` is derived, never written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredState {
+    /// Issued.
+    #[serde(rename = "i")]
+    Issued,
+    /// Opened (time-based).
+    #[serde(rename = "o")]
+    Opened,
+    /// Used (count-based).
+    #[serde(rename = "u")]
+    Used,
+}
+
+/// The stored record of one link. Compact field names: the Redis scripts read and write the
+/// same JSON (`cjson`), so the names are part of the storage format.
+///
+/// Times are Unix milliseconds from the store's clock (Redis `TIME`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// Owner: the JWT user id, sent to FaceAuth as `authUserId`.
+    #[serde(rename = "u")]
+    pub user_id: String,
+    /// The approved ID Check submission id (`sid`).
+    #[serde(rename = "s")]
+    pub sid: String,
+    /// `authCf1`..`authCf3`.
+    #[serde(rename = "c1", default, skip_serializing_if = "Option::is_none")]
+    pub cf1: Option<String>,
+    /// See `cf1`.
+    #[serde(rename = "c2", default, skip_serializing_if = "Option::is_none")]
+    pub cf2: Option<String>,
+    /// See `cf1`.
+    #[serde(rename = "c3", default, skip_serializing_if = "Option::is_none")]
+    pub cf3: Option<String>,
+    /// Expiry rule, fixed at mint.
+    #[serde(rename = "k")]
+    pub expiry: Expiry,
+    /// Time-based window in milliseconds, fixed at mint.
+    #[serde(rename = "w")]
+    pub window_ms: u64,
+    /// Stored state.
+    #[serde(rename = "st")]
+    pub state: StoredState,
+    /// Mint time.
+    #[serde(rename = "ca")]
+    pub created_at_ms: i64,
+    /// Issued: end of the unopened TTL. Opened: end of the window.
+    #[serde(rename = "ea")]
+    pub expires_at_ms: i64,
+    /// First open.
+    #[serde(rename = "oa", default, skip_serializing_if = "Option::is_none")]
+    pub opened_at_ms: Option<i64>,
+}
+
+impl LinkRecord {
+    /// The state at `now_ms` (store clock).
+    pub fn state_at(&self, now_ms: i64) -> LinkState {
+        match self.state {
+            StoredState::Used => LinkState::Used,
+            StoredState::Issued | StoredState::Opened if now_ms >= self.expires_at_ms => {
+                LinkState::Expired
+            }
+            StoredState::Issued => LinkState::Issued,
+            StoredState::Opened => LinkState::Opened,
+        }
+    }
+
+    /// Applies one open at `now_ms`. This is the reference for the store backends (the Redis
+    /// Lua script mirrors it; the shared contract tests hold both to it).
+    ///
+    /// Returns `Ok(Some(ttl_ms))` when the record changed and must be written back with a new
+    /// key expiry, `Ok(None)` when the open is allowed without a change (inside a time window),
+    /// and `Err(state)` (`Used` or `Expired`) when the open is refused.
+    pub fn apply_open(&mut self, now_ms: i64, retention_ms: u64) -> Result<Option<u64>, LinkState> {
+        match self.state_at(now_ms) {
+            LinkState::Issued => {
+                self.opened_at_ms = Some(now_ms);
+                match self.expiry {
+                    Expiry::Count => {
+                        self.state = StoredState::Used;
+                        Ok(Some(retention_ms))
+                    }
+                    Expiry::Time => {
+                        self.state = StoredState::Opened;
+                        self.expires_at_ms = now_ms.saturating_add(self.window_ms as i64);
+                        Ok(Some(self.window_ms.saturating_add(retention_ms)))
+                    }
+                }
+            }
+            LinkState::Opened => Ok(None),
+            refused @ (LinkState::Used | LinkState::Expired) => Err(refused),
+        }
+    }
+}
+
+/// Lifetimes applied by the store, in milliseconds (from `links.*` config, given in seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkPolicy {
+    /// Expiry rule for new links.
+    pub expiry: Expiry,
+    /// Time-based window after first open.
+    pub window_ms: u64,
+    /// A link never opened expires after this.
+    pub unopened_ttl_ms: u64,
+    /// How long used/expired records stay as tombstones.
+    pub retention_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expiry: Expiry) -> LinkRecord {
+        LinkRecord {
+            user_id: "u".into(),
+            sid: "s".into(),
+            cf1: None,
+            cf2: None,
+            cf3: None,
+            expiry,
+            window_ms: 1_000,
+            state: StoredState::Issued,
+            created_at_ms: 0,
+            expires_at_ms: 10_000,
+            opened_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn link_id_accepts_only_canonical_v4() {
+        let id = LinkId::random();
+        assert_eq!(id.to_string().parse::<LinkId>().unwrap(), id);
+        assert!(id.to_string().to_uppercase().parse::<LinkId>().is_err());
+        assert!(id.to_string().replace('-', "").parse::<LinkId>().is_err());
+        assert!("00000000-0000-1000-8000-000000000000".parse::<LinkId>().is_err());
+        assert!("../../etc/passwd".parse::<LinkId>().is_err());
+        assert!(!format!("{id:?}").contains(&id.to_string()));
+    }
+
+    #[test]
+    fn count_link_is_used_once() {
+        let mut r = record(Expiry::Count);
+        assert_eq!(r.apply_open(5, 100), Ok(Some(100)));
+        assert_eq!(r.state_at(6), LinkState::Used);
+        assert_eq!(r.apply_open(6, 100), Err(LinkState::Used));
+    }
+
+    #[test]
+    fn time_link_window_starts_at_first_open() {
+        let mut r = record(Expiry::Time);
+        assert_eq!(r.apply_open(5_000, 100), Ok(Some(1_100)));
+        assert_eq!(r.expires_at_ms, 6_000);
+        assert_eq!(r.apply_open(5_999, 100), Ok(None));
+        assert_eq!(r.apply_open(6_000, 100), Err(LinkState::Expired));
+    }
+
+    #[test]
+    fn unopened_link_expires() {
+        let mut r = record(Expiry::Count);
+        assert_eq!(r.state_at(9_999), LinkState::Issued);
+        assert_eq!(r.apply_open(10_000, 100), Err(LinkState::Expired));
+    }
+}

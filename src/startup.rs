@@ -1,0 +1,166 @@
+//! Building and running the server: [`Application::build`] validates the configuration, builds
+//! every component (failing closed), binds, and [`Application::run_until_stopped`] serves.
+
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+use secrecy::ExposeSecret;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::argos::crypto::QueryCipher;
+use crate::argos::url::FaceAuthUrlBuilder;
+use crate::auth::JwtVerifier;
+use crate::config::{ConfigError, Settings, StoreBackend};
+use crate::demo::DemoState;
+use crate::http::routes::{self, AppState};
+use crate::links::LinkService;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::{LinkStore, StoreError};
+
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Invalid configuration (names the key).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The link store did not answer at start-up.
+    #[error("store.redis_url: Redis is not reachable ({0})")]
+    Store(#[from] StoreError),
+    /// Binding the listener failed.
+    #[error("server.bind: cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The components built from a validated configuration.
+pub struct Components {
+    /// Link service (store + URL builder).
+    pub links: LinkService,
+    /// JWT verifier.
+    pub verifier: JwtVerifier,
+}
+
+impl Components {
+    /// Validates `settings` and builds every component; connects to Redis when configured.
+    ///
+    /// Errors: [`StartupError::Config`] naming the key, [`StartupError::Store`] if Redis does
+    /// not answer within `store.timeout_ms`.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        settings.validate()?;
+        let verifier = JwtVerifier::from_settings(&settings.auth)?;
+        let api_key = settings
+            .argos
+            .api_key
+            .as_ref()
+            .ok_or_else(|| ConfigError::new("argos.api_key", "required"))?;
+        let cipher = QueryCipher::new(settings.argos.encryption, api_key)
+            .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
+        let urls = FaceAuthUrlBuilder::new(
+            &settings.argos.form_url,
+            settings.argos.project_id.as_deref().unwrap_or_default(),
+            cipher,
+            settings.argos.plaintext,
+        );
+        let store: Arc<dyn LinkStore> = match settings.store.backend {
+            StoreBackend::Memory => Arc::new(MemoryStore::new()),
+            StoreBackend::Redis => {
+                let url = settings
+                    .store
+                    .redis_url
+                    .as_ref()
+                    .ok_or_else(|| ConfigError::new("store.redis_url", "required"))?;
+                Arc::new(
+                    RedisStore::connect(
+                        url.expose_secret(),
+                        &settings.store.key_prefix,
+                        Duration::from_millis(settings.store.timeout_ms),
+                    )
+                    .await?,
+                )
+            }
+        };
+        Ok(Components {
+            links: LinkService::new(store, settings.links.policy(), urls),
+            verifier,
+        })
+    }
+}
+
+/// A bound, ready-to-run gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Validates, builds and binds `server.bind` (port `0` picks a free port).
+    ///
+    /// Errors: see [`StartupError`].
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.server.bind)?;
+        Self::build_with_listener(settings, listener, None).await
+    }
+
+    /// Like [`Application::build`] on an already bound listener; `demo` adds the `/demo*`
+    /// routes (demo mode only).
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+        demo: Option<DemoState>,
+    ) -> Result<Self, StartupError> {
+        let components = Components::build(&settings).await?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            links: components.links,
+            public_base_url: settings
+                .server
+                .public_base_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
+        });
+        let verifier = web::Data::new(components.verifier);
+        let demo = demo.map(web::Data::new);
+        let mut server = HttpServer::new(move || {
+            let mut app = App::new()
+                .wrap(from_fn(routes::observe))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((header::CACHE_CONTROL, "no-store"))
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                )
+                .app_data(state.clone())
+                .app_data(verifier.clone())
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found));
+            if let Some(demo) = &demo {
+                app = app
+                    .app_data(demo.clone())
+                    .configure(crate::demo::configure);
+            }
+            app
+        })
+        .listen(listener)?
+        .shutdown_timeout(10);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests get up to 10 s).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
