@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::argos::crypto::{Encryption, QueryCipher};
 use crate::config::Settings;
-use crate::startup::{Application, Components};
+use crate::startup::{Application, Components, StartupError};
 
 /// faceauth-gateway: issues single-use ARGOS FaceAuth step-up links.
 #[derive(Debug, Parser)]
@@ -97,6 +97,14 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// 2 for configuration errors, 1 for an unreachable store or a bind failure.
+fn startup_exit_code(e: &StartupError) -> u8 {
+    match e {
+        StartupError::Config(_) => 2,
+        StartupError::Store(_) | StartupError::Io(_) => 1,
+    }
+}
+
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(code)
@@ -112,7 +120,7 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "gateway did not start");
-            return fail(2, &e.to_string());
+            return fail(startup_exit_code(&e), &e.to_string());
         }
     };
     tracing::info!(port = app.port(), "faceauth-gateway listening");
@@ -128,7 +136,7 @@ async fn check_config(config: Option<PathBuf>) -> ExitCode {
         Err(e) => return fail(2, &e.to_string()),
     };
     if let Err(e) = Components::build(&settings).await {
-        return fail(2, &e.to_string());
+        return fail(startup_exit_code(&e), &e.to_string());
     }
     print!("{}", settings.redacted_toml());
     eprintln!("configuration OK");

@@ -238,7 +238,9 @@ impl Settings {
                 continue;
             };
             let dotted = rest.to_ascii_lowercase().replace("__", ".");
-            figment = if STRING_KEYS.contains(&dotted.as_str()) {
+            figment = if STRING_KEYS.contains(&dotted.as_str())
+                || dotted.starts_with("auth.cf_claims.")
+            {
                 figment.merge(Serialized::default(&dotted, value))
             } else {
                 // Numbers, booleans and arrays (`["RS256"]`) as figment's Env provider reads them.
@@ -359,7 +361,10 @@ fn figment_error(e: figment::Error) -> ConfigError {
             )
         }
         figment::error::Kind::UnknownVariant(v, expected) => {
-            format!("unknown value `{v}`, expected one of {}", expected.join(", "))
+            format!(
+                "unknown value `{v}`, expected one of {}",
+                expected.join(", ")
+            )
         }
         figment::error::Kind::InvalidType(actual, expected) => {
             format!("invalid type: found {actual}, expected {expected}")

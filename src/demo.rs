@@ -103,15 +103,15 @@ fn parse_plaintext(plaintext: &str, format: PlaintextFormat) -> Vec<(String, Str
                 )
             })
             .collect(),
-        PlaintextFormat::Json => serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
-            plaintext,
-        )
-        .map(|m| {
-            m.into_iter()
-                .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or(v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default(),
+        PlaintextFormat::Json => {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(plaintext)
+                .map(|m| {
+                    m.into_iter()
+                        .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
     }
 }
 
@@ -123,7 +123,11 @@ async fn demo_form(
     let decrypted = query
         .get("encrypted")
         .ok_or("no `encrypted` parameter")
-        .and_then(|e| demo.cipher.decrypt(e).map_err(|_| "`encrypted` does not decrypt"))
+        .and_then(|e| {
+            demo.cipher
+                .decrypt(e)
+                .map_err(|_| "`encrypted` does not decrypt")
+        })
         .and_then(|b| String::from_utf8(b).map_err(|_| "plaintext is not UTF-8"));
     let html = match decrypted {
         Ok(plaintext) => {
@@ -194,8 +198,12 @@ pub async fn run(bind: SocketAddr) -> Result<(), StartupError> {
     let jwt = demo_jwt(&hs_secret, "demo-user")
         .map_err(|e| crate::config::ConfigError::new("auth.hs256_secret", e.to_string()))?;
     println!("faceauth-gateway demo listening on {base}");
-    println!("  store: memory   encryption: {}   plaintext: {}   expiry: {}",
-        settings.argos.encryption, settings.argos.plaintext, settings.links.expiry.as_str());
+    println!(
+        "  store: memory   encryption: {}   plaintext: {}   expiry: {}",
+        settings.argos.encryption,
+        settings.argos.plaintext,
+        settings.links.expiry.as_str()
+    );
     println!();
     println!("Open the demo page:   {base}/demo");
     println!();
@@ -217,7 +225,8 @@ pub async fn run(bind: SocketAddr) -> Result<(), StartupError> {
 }
 
 fn parse_url(s: &str) -> Result<url::Url, crate::config::ConfigError> {
-    url::Url::parse(s).map_err(|e| crate::config::ConfigError::new("server.public_base_url", e.to_string()))
+    url::Url::parse(s)
+        .map_err(|e| crate::config::ConfigError::new("server.public_base_url", e.to_string()))
 }
 
 #[cfg(test)]

@@ -137,9 +137,7 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found));
             if let Some(demo) = &demo {
-                app = app
-                    .app_data(demo.clone())
-                    .configure(crate::demo::configure);
+                app = app.app_data(demo.clone()).configure(crate::demo::configure);
             }
             app
         })

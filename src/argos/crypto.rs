@@ -173,7 +173,11 @@ impl QueryCipher {
     /// GCM with a caller-chosen nonce: only for known-answer tests. Reusing a nonce under one
     /// key breaks GCM; the server always goes through [`QueryCipher::encrypt`].
     #[doc(hidden)]
-    pub fn encrypt_gcm_with_nonce(&self, plaintext: &[u8], nonce: [u8; GCM_NONCE_LEN]) -> SecretString {
+    pub fn encrypt_gcm_with_nonce(
+        &self,
+        plaintext: &[u8],
+        nonce: [u8; GCM_NONCE_LEN],
+    ) -> SecretString {
         let nonce = Nonce::from(nonce);
         // Encryption only fails when the plaintext exceeds GCM's 64 GiB limit; the gateway's
         // plaintexts are bounded far below that, so the empty fallback is unreachable.
@@ -210,7 +214,9 @@ impl QueryCipher {
                 }
                 let (nonce, ct) = raw.split_at(GCM_NONCE_LEN);
                 let nonce = Nonce::from_slice(nonce);
-                self.gcm.decrypt(nonce, ct).map_err(|_| CryptoError::Decrypt)
+                self.gcm
+                    .decrypt(nonce, ct)
+                    .map_err(|_| CryptoError::Decrypt)
             }
         }
     }

@@ -145,8 +145,11 @@ impl FaceAuthUrlBuilder {
     /// The full FaceAuth URL for `params`: `<form_url>?pid=<pid>&encrypted=<percent-encoded
     /// ciphertext>`. A secret: it lets anyone start this user's FaceAuth session.
     pub fn build(&self, params: &FaceAuthParams) -> SecretString {
-        let encrypted = self.cipher.encrypt(params.plaintext(self.format).as_bytes());
-        let mut url = String::with_capacity(self.prefix.len() + encrypted.expose_secret().len() * 3 / 2);
+        let encrypted = self
+            .cipher
+            .encrypt(params.plaintext(self.format).as_bytes());
+        let mut url =
+            String::with_capacity(self.prefix.len() + encrypted.expose_secret().len() * 3 / 2);
         url.push_str(&self.prefix);
         url.extend(utf8_percent_encode(encrypted.expose_secret(), QUERY_VALUE));
         SecretString::from(url)

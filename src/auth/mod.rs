@@ -90,9 +90,10 @@ impl JwtVerifier {
     /// missing or unreadable key, missing `auth.issuer` / `auth.audience`, or a `cf_claims`
     /// entry other than `authCf1..3`.
     pub fn from_settings(s: &AuthSettings) -> Result<Self, ConfigError> {
-        let first = *s.algorithms.first().ok_or_else(|| {
-            ConfigError::new("auth.algorithms", "required, e.g. [\"RS256\"]")
-        })?;
+        let first = *s
+            .algorithms
+            .first()
+            .ok_or_else(|| ConfigError::new("auth.algorithms", "required, e.g. [\"RS256\"]"))?;
         let fam = family(first);
         if s.algorithms.iter().any(|a| family(*a) != fam) {
             return Err(ConfigError::new(
@@ -190,7 +191,9 @@ impl JwtVerifier {
         .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
         if let Some(iat) = claims.get("iat") {
-            let iat = iat.as_f64().ok_or(AuthError::Invalid("iat is not a number"))?;
+            let iat = iat
+                .as_f64()
+                .ok_or(AuthError::Invalid("iat is not a number"))?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
@@ -199,8 +202,9 @@ impl JwtVerifier {
                 return Err(AuthError::Invalid("iat is in the future"));
             }
         }
-        let user_id = claim_string(&claims, &self.user_id_claim)
-            .ok_or(AuthError::Invalid("the user id claim is missing or not a string"))?;
+        let user_id = claim_string(&claims, &self.user_id_claim).ok_or(AuthError::Invalid(
+            "the user id claim is missing or not a string",
+        ))?;
         let sid = claim_string(&claims, &self.sid_claim);
         let cf = self
             .cf_claims
@@ -259,13 +263,15 @@ fn read_pem(value: Option<&str>) -> Result<String, ConfigError> {
 
 /// Reads `Authorization: Bearer <token>`.
 ///
-/// Errors: [`AuthError::Missing`] when the header is absent, not UTF-8, or not a bearer token.
+/// Errors: [`AuthError::Missing`] when the header is absent or not a bearer token,
+/// [`AuthError::Invalid`] when it is not visible ASCII.
 pub fn bearer_token(req: &HttpRequest) -> Result<SecretString, AuthError> {
     let header = req
         .headers()
         .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(AuthError::Missing)?;
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::Invalid("malformed authorization header"))?;
     let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Missing)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {

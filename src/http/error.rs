@@ -43,9 +43,9 @@ pub enum ApiError {
     /// 404 `not_found`: no such route.
     #[error("no such route")]
     RouteNotFound,
-    /// 405 `method_not_allowed`.
+    /// 405 `method_not_allowed`; carries the `Allow` header value.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     /// 503 `store_unavailable`: the link store did not answer; nothing was issued.
     #[error("link store unavailable")]
     StoreUnavailable(#[source] StoreError),
@@ -83,7 +83,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::RouteNotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -101,7 +101,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::BadRequest(_) => "Bad request",
             ApiError::RouteNotFound => "Not found",
-            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::StoreUnavailable(_) => "Service unavailable",
             ApiError::Internal(_) => "Internal error",
         }
@@ -125,7 +125,7 @@ impl ApiError {
             }
             ApiError::BadRequest(detail) => detail.clone(),
             ApiError::RouteNotFound => "No such route.".into(),
-            ApiError::MethodNotAllowed => "This method is not allowed on this route.".into(),
+            ApiError::MethodNotAllowed(_) => "This method is not allowed on this route.".into(),
             ApiError::StoreUnavailable(_) => {
                 "The link store is unavailable; no link was issued. Retry shortly.".into()
             }
@@ -159,6 +159,9 @@ impl ApiError {
             )),
             ApiError::StoreUnavailable(_) => {
                 Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
+            }
+            ApiError::MethodNotAllowed(methods) => {
+                Some((header::ALLOW, HeaderValue::from_static(methods)))
             }
             _ => None,
         };
@@ -209,7 +212,7 @@ impl ResponseError for ApiError {
             ApiError::LinkUsed | ApiError::LinkExpired => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -250,6 +253,7 @@ impl From<LinkError> for ApiError {
             LinkError::NotFound => ApiError::LinkNotFound,
             LinkError::Used => ApiError::LinkUsed,
             LinkError::Expired => ApiError::LinkExpired,
+            LinkError::Store(StoreError::Conflict) => ApiError::Internal("link id collision"),
             LinkError::Store(e) => ApiError::StoreUnavailable(e),
         }
     }

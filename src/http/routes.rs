@@ -39,30 +39,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/links")
             .route(web::post().to(create_link))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/v1/links/{id}")
             .route(web::get().to(link_status))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET")),
     )
     .service(
         web::resource("/v1/face-auth/start")
             .route(web::get().to(start))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET")),
     )
     .service(
         web::resource("/l/{id}")
             .route(web::get().to(open_link))
             .route(web::head().to(head_link))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET, HEAD")),
     )
-    .service(web::resource("/healthz").route(web::get().to(healthz)))
-    .service(web::resource("/readyz").route(web::get().to(readyz)));
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(allow("GET")),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(readyz))
+            .default_service(allow("GET")),
+    );
+}
+
+/// A resource's fallback: `405 method_not_allowed` with `Allow: <methods>`.
+pub fn allow(methods: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(methods)) })
 }
 
 /// Body of `POST /v1/links`: currently no fields; an empty body or `{}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MintRequest {}
 
@@ -89,9 +102,29 @@ fn new_link(principal: Principal) -> Result<NewLink, ApiError> {
 async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(ApiError::BadRequest("the request body could not be read".into())),
+        Ok(Err(_)) => Err(ApiError::BadRequest(
+            "the request body could not be read".into(),
+        )),
         Err(_) => Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES)),
     }
+}
+
+/// An empty body means "no options"; otherwise the body must be one JSON object of type `T`.
+/// Errors: [`ApiError::BadRequest`] naming the offending field or position.
+fn parse_optional_object<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
 }
 
 async fn create_link(
@@ -100,10 +133,7 @@ async fn create_link(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::from_slice::<MintRequest>(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    }
+    parse_optional_object::<MintRequest>(&body)?;
     let minted = state.links.mint(&new_link(principal)?).await?;
     let id = minted.id.to_string();
     tracing::info!(expiry = minted.record.expiry.as_str(), "link minted");
@@ -195,10 +225,6 @@ async fn healthz() -> HttpResponse {
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.links.ready().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
 }
 
 /// Default service: unknown routes get a problem body too.

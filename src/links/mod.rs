@@ -243,7 +243,9 @@ mod tests {
         assert_eq!(id.to_string().parse::<LinkId>().unwrap(), id);
         assert!(id.to_string().to_uppercase().parse::<LinkId>().is_err());
         assert!(id.to_string().replace('-', "").parse::<LinkId>().is_err());
-        assert!("00000000-0000-1000-8000-000000000000".parse::<LinkId>().is_err());
+        assert!("00000000-0000-1000-8000-000000000000"
+            .parse::<LinkId>()
+            .is_err());
         assert!("../../etc/passwd".parse::<LinkId>().is_err());
         assert!(!format!("{id:?}").contains(&id.to_string()));
     }

@@ -107,7 +107,10 @@ impl LinkStore for MemoryStore {
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
         let now = now_ms();
         let mut inner = self.lock()?;
-        Ok(live(&mut inner, id, now).map(|record| Snapshot { record, now_ms: now }))
+        Ok(live(&mut inner, id, now).map(|record| Snapshot {
+            record,
+            now_ms: now,
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

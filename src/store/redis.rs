@@ -230,11 +230,7 @@ impl LinkStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let pong: String = bounded(
-            self.timeout,
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await?;
+        let pong: String = bounded(self.timeout, redis::cmd("PING").query_async(&mut conn)).await?;
         if pong == "PONG" {
             Ok(())
         } else {

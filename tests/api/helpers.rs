@@ -1,0 +1,473 @@
+//! Test harness: a real gateway on a random port, a real Redis, JWTs signed by the test, and an
+//! independent decryption oracle (OpenSSL through the `openssl` crate).
+
+use faceauth_gateway::config::StoreBackend;
+use faceauth_gateway::{Application, Settings};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use openssl::symm::{decrypt, decrypt_aead, Cipher};
+use percent_encoding::percent_decode_str;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const ISSUER: &str = "https://idp.test/";
+pub const AUDIENCE: &str = "faceauth-gateway-tests";
+pub const HS_SECRET: &str = "test-hs256-secret-0123456789abcdef-0123456789";
+pub const PROJECT_ID: &str = "pid-test-001";
+pub const FORM_URL: &str = "https://form.argos.test/face-auth";
+
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A private `redis-server` on a free loopback port, killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Starts one; `None` if `redis-server` is not installed.
+    pub fn start() -> Option<RedisServer> {
+        let port = free_port();
+        Self::start_on(port)
+    }
+
+    pub fn start_on(port: u16) -> Option<RedisServer> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = RedisServer { port, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_answers(url: &str) -> bool {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_ok()
+}
+
+/// The Redis the suite uses: `REDIS_URL`, else 127.0.0.1:6379, else a private server started
+/// once for the whole test binary (a watchdog shell stops it when the test process exits).
+pub fn redis_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return url;
+        }
+        let local = "redis://127.0.0.1:6379/0".to_string();
+        if redis_answers(&local) {
+            return local;
+        }
+        let port = free_port();
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no & r=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $r",
+            parent = std::process::id()
+        );
+        // The watchdog outlives this call on purpose; it exits with the test process.
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("no Redis at REDIS_URL or 127.0.0.1:6379, and no shell to start one");
+        let url = format!("redis://127.0.0.1:{port}/0");
+        for _ in 0..100 {
+            if redis_answers(&url) {
+                return url;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no Redis at REDIS_URL or 127.0.0.1:6379, and redis-server did not start");
+    })
+    .clone()
+}
+
+pub fn random_prefix() -> String {
+    format!("fagtest:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// Settings for a test gateway: Redis store with a fresh prefix, HS256 JWTs, a random API key.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::load_from(None, std::iter::empty()).unwrap();
+    s.server.bind = "127.0.0.1:0".parse().unwrap();
+    s.server.workers = 2;
+    s.server.public_base_url = "https://gw.test/base/".parse().unwrap();
+    s.store.backend = StoreBackend::Redis;
+    s.store.redis_url = Some(SecretString::from(redis_url()));
+    s.store.key_prefix = random_prefix();
+    s.argos.form_url = FORM_URL.parse().unwrap();
+    s.argos.project_id = Some(PROJECT_ID.into());
+    s.argos.api_key = Some(SecretString::from(format!(
+        "ak_test_{}",
+        uuid::Uuid::new_v4().simple()
+    )));
+    s.auth.algorithms = vec![Algorithm::HS256];
+    s.auth.hs256_secret = Some(SecretString::from(HS_SECRET));
+    s.auth.issuer = Some(ISSUER.into());
+    s.auth.audience = Some(AUDIENCE.into());
+    s.auth.cf_claims.insert("authCf1".into(), "email".into());
+    s.auth.cf_claims.insert("authCf3".into(), "dept".into());
+    s
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub api_key: String,
+    pub prefix: String,
+    pub redis_url: String,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+}
+
+/// A response, checked on the way in: the API key never appears in a header or the body.
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("body is not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+    pub fn location(&self) -> String {
+        let all: Vec<_> = self.headers.get_all("location").iter().collect();
+        assert_eq!(all.len(), 1, "exactly one Location header");
+        all[0].to_str().unwrap().to_string()
+    }
+    /// Asserts an RFC 9457 problem with `code` and `status`.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        let p = self.json();
+        assert_eq!(p["code"], code);
+        assert_eq!(p["status"], status);
+        assert!(p["type"].as_str().unwrap().ends_with(code));
+        assert!(p["title"].is_string() && p["detail"].is_string());
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    customise(&mut settings);
+    spawn_settings(settings).await
+}
+
+pub async fn spawn_settings(settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("gateway failed to build");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    use secrecy::ExposeSecret;
+    TestApp {
+        address,
+        api_key: settings
+            .argos
+            .api_key
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_string(),
+        prefix: settings.store.key_prefix.clone(),
+        redis_url: settings
+            .store
+            .redis_url
+            .as_ref()
+            .map(|u| u.expose_secret().to_string())
+            .unwrap_or_default(),
+        settings,
+        client,
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request failed");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.bytes().await.unwrap().to_vec();
+        for (name, value) in &headers {
+            assert!(
+                !String::from_utf8_lossy(value.as_bytes()).contains(&self.api_key),
+                "API key leaked in header {name}"
+            );
+        }
+        assert!(
+            !String::from_utf8_lossy(&body).contains(&self.api_key),
+            "API key leaked in body"
+        );
+        assert_eq!(
+            headers.get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "every response carries Cache-Control: no-store"
+        );
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn mint(&self, jwt: &str) -> Resp {
+        self.send(self.client.post(self.url("/v1/links")).bearer_auth(jwt))
+            .await
+    }
+
+    /// Mints and returns the link id, asserting `201`.
+    pub async fn mint_id(&self, jwt: &str) -> String {
+        let r = self.mint(jwt).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn open(&self, id: &str) -> Resp {
+        self.send(self.client.get(self.url(&format!("/l/{id}"))))
+            .await
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// All keys under this test's prefix.
+    pub async fn keys(&self) -> Vec<String> {
+        let mut conn = self.redis().await;
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys
+    }
+
+    /// Every key the gateway wrote has an expiry.
+    pub async fn assert_every_key_expires(&self) {
+        let mut conn = self.redis().await;
+        for key in self.keys().await {
+            let pttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(pttl > 0, "key {key} has no expiry (PTTL {pttl})");
+        }
+    }
+}
+
+/// Claims of a valid user token, to be altered by tests.
+pub fn claims(sub: &str) -> Value {
+    let now = now_secs();
+    json!({
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": sub,
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 300,
+        "argos_sid": format!("sid-of-{sub}"),
+        "email": format!("{sub}@example.test"),
+    })
+}
+
+pub fn sign_hs256(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn user_jwt(sub: &str) -> String {
+    sign_hs256(&claims(sub))
+}
+
+/// Splits `<form_url>?pid=…&encrypted=…` independently of the gateway's code.
+pub fn split_faceauth_url(location: &str) -> (String, Vec<(String, String)>) {
+    let (base, query) = location.split_once('?').expect("Location has a query");
+    assert!(!query.contains('+'), "no raw '+' in the query: {query}");
+    let pairs = query
+        .split('&')
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap();
+            (
+                k.to_string(),
+                percent_decode_str(v).decode_utf8().unwrap().into_owned(),
+            )
+        })
+        .collect();
+    (base.to_string(), pairs)
+}
+
+/// The independent oracle: decrypts an `encrypted` value with OpenSSL.
+pub fn oracle_decrypt(mode: &str, api_key: &str, encrypted: &str) -> Vec<u8> {
+    let key = openssl::sha::sha256(api_key.as_bytes());
+    match mode {
+        "aes-256-ecb" => decrypt(
+            Cipher::aes_256_ecb(),
+            &key,
+            None,
+            &openssl::base64::decode_block(encrypted).unwrap(),
+        )
+        .unwrap(),
+        "aes-256-cbc" => decrypt(
+            Cipher::aes_256_cbc(),
+            &key,
+            Some(&[0u8; 16]),
+            &openssl::base64::decode_block(encrypted).unwrap(),
+        )
+        .unwrap(),
+        "aes-256-gcm" => {
+            assert!(
+                encrypted
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "GCM output is lowercase hex"
+            );
+            let raw = hex::decode(encrypted).unwrap();
+            let (nonce, rest) = raw.split_at(12);
+            let (ct, tag) = rest.split_at(rest.len() - 16);
+            decrypt_aead(Cipher::aes_256_gcm(), &key, Some(nonce), &[], ct, tag).unwrap()
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}
+
+/// Decrypts the `encrypted` value of a FaceAuth URL with the oracle and parses the plaintext
+/// (`query` or `json`) into key → value pairs, in order.
+pub fn decrypt_location(app: &TestApp, location: &str) -> Vec<(String, String)> {
+    let (base, params) = split_faceauth_url(location);
+    assert_eq!(base, app.settings.argos.form_url.as_str());
+    assert_eq!(params.len(), 2, "only pid and encrypted: {params:?}");
+    assert_eq!(params[0], ("pid".into(), PROJECT_ID.into()));
+    assert_eq!(params[1].0, "encrypted");
+    let mode = app.settings.argos.encryption.as_str();
+    let plain = String::from_utf8(oracle_decrypt(mode, &app.api_key, &params[1].1)).unwrap();
+    match app.settings.argos.plaintext.to_string().as_str() {
+        "query" => plain
+            .split('&')
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                assert!(
+                    v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                    "value is percent-encoded: {v}"
+                );
+                (
+                    k.to_string(),
+                    percent_decode_str(v).decode_utf8().unwrap().into_owned(),
+                )
+            })
+            .collect(),
+        _ => {
+            let v: serde_json::Map<String, Value> = serde_json::from_str(&plain).unwrap();
+            v.into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap().to_string()))
+                .collect()
+        }
+    }
+}
+
+pub fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}

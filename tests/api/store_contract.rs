@@ -1,0 +1,273 @@
+//! One contract for both store backends: the memory store and the Redis store must agree.
+
+use crate::helpers::*;
+use faceauth_gateway::links::{Expiry, LinkId, LinkPolicy, LinkState, NewLink, StoredState};
+use faceauth_gateway::store::memory::MemoryStore;
+use faceauth_gateway::store::redis::RedisStore;
+use faceauth_gateway::store::{LinkStore, OpenResult, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn policy(expiry: Expiry) -> LinkPolicy {
+    LinkPolicy {
+        expiry,
+        window_ms: 1_000,
+        unopened_ttl_ms: 60_000,
+        retention_ms: 60_000,
+    }
+}
+
+fn new_link() -> NewLink {
+    NewLink {
+        user_id: "user-😀".into(),
+        sid: "sid/with\"quotes\\and\nnewline".into(),
+        cf: [Some("a@b.test".into()), None, Some("x&y".into())],
+    }
+}
+
+async fn backends() -> Vec<(&'static str, Arc<dyn LinkStore>)> {
+    let redis = RedisStore::connect(&redis_url(), &random_prefix(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    vec![
+        ("memory", Arc::new(MemoryStore::new())),
+        ("redis", Arc::new(redis)),
+    ]
+}
+
+#[tokio::test]
+async fn create_then_get_round_trips_the_record() {
+    for (name, store) in backends().await {
+        let id = LinkId::random();
+        let created = store
+            .create(&id, &new_link(), &policy(Expiry::Count), false)
+            .await
+            .unwrap();
+        assert_eq!(created.state, StoredState::Issued, "{name}");
+        assert_eq!(created.user_id, "user-😀");
+        assert_eq!(created.sid, "sid/with\"quotes\\and\nnewline");
+        assert_eq!(created.cf1.as_deref(), Some("a@b.test"));
+        assert_eq!(created.cf2, None);
+        assert_eq!(created.cf3.as_deref(), Some("x&y"));
+        assert_eq!(
+            created.expires_at_ms - created.created_at_ms,
+            60_000,
+            "{name}"
+        );
+        let snap = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(snap.record, created, "{name}");
+        assert!(snap.now_ms >= created.created_at_ms);
+        assert_eq!(snap.record.state_at(snap.now_ms), LinkState::Issued);
+        assert!(store.get(&LinkId::random()).await.unwrap().is_none());
+        assert!(
+            matches!(
+                store
+                    .create(&id, &new_link(), &policy(Expiry::Count), false)
+                    .await,
+                Err(StoreError::Conflict)
+            ),
+            "{name}: an existing id is never overwritten"
+        );
+    }
+}
+
+#[tokio::test]
+async fn count_link_opens_once() {
+    for (name, store) in backends().await {
+        let id = LinkId::random();
+        store
+            .create(&id, &new_link(), &policy(Expiry::Count), false)
+            .await
+            .unwrap();
+        match store.open(&id, 60_000).await.unwrap() {
+            OpenResult::Opened(r) => {
+                assert_eq!(r.state, StoredState::Used, "{name}");
+                assert!(r.opened_at_ms.is_some());
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            store.open(&id, 60_000).await.unwrap(),
+            OpenResult::Refused(LinkState::Used),
+            "{name}"
+        );
+        assert_eq!(
+            store.open(&LinkId::random(), 60_000).await.unwrap(),
+            OpenResult::NotFound
+        );
+    }
+}
+
+#[tokio::test]
+async fn time_link_reopens_inside_its_window_only() {
+    for (name, store) in backends().await {
+        let id = LinkId::random();
+        store
+            .create(&id, &new_link(), &policy(Expiry::Time), false)
+            .await
+            .unwrap();
+        let first = match store.open(&id, 60_000).await.unwrap() {
+            OpenResult::Opened(r) => r,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(first.state, StoredState::Opened);
+        let opened_at = first.opened_at_ms.unwrap();
+        assert_eq!(
+            first.expires_at_ms,
+            opened_at + 1_000,
+            "{name}: window from first use"
+        );
+        match store.open(&id, 60_000).await.unwrap() {
+            OpenResult::Opened(r) => assert_eq!(r, first, "{name}: a reopen changes nothing"),
+            other => panic!("{name}: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        assert_eq!(
+            store.open(&id, 60_000).await.unwrap(),
+            OpenResult::Refused(LinkState::Expired),
+            "{name}"
+        );
+        let snap = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(snap.record.state_at(snap.now_ms), LinkState::Expired);
+    }
+}
+
+#[tokio::test]
+async fn unopened_links_expire_and_tombstones_go_after_retention() {
+    for (name, store) in backends().await {
+        let short = LinkPolicy {
+            expiry: Expiry::Count,
+            window_ms: 1_000,
+            unopened_ttl_ms: 500,
+            retention_ms: 700,
+        };
+        let never_opened = LinkId::random();
+        let used = LinkId::random();
+        store
+            .create(&never_opened, &new_link(), &short, false)
+            .await
+            .unwrap();
+        store
+            .create(&used, &new_link(), &short, false)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.open(&used, short.retention_ms).await.unwrap(),
+            OpenResult::Opened(_)
+        ));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            store.open(&never_opened, short.retention_ms).await.unwrap(),
+            OpenResult::Refused(LinkState::Expired),
+            "{name}"
+        );
+        assert_eq!(
+            store.open(&used, short.retention_ms).await.unwrap(),
+            OpenResult::Refused(LinkState::Used),
+            "{name}: tombstone kept during retention"
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(
+            store.open(&never_opened, 700).await.unwrap(),
+            OpenResult::NotFound,
+            "{name}"
+        );
+        assert_eq!(
+            store.open(&used, 700).await.unwrap(),
+            OpenResult::NotFound,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_with_open_now_is_already_used() {
+    for (name, store) in backends().await {
+        let id = LinkId::random();
+        let r = store
+            .create(&id, &new_link(), &policy(Expiry::Count), true)
+            .await
+            .unwrap();
+        assert_eq!(r.state, StoredState::Used, "{name}");
+        assert_eq!(
+            store.open(&id, 60_000).await.unwrap(),
+            OpenResult::Refused(LinkState::Used)
+        );
+        let id = LinkId::random();
+        let r = store
+            .create(&id, &new_link(), &policy(Expiry::Time), true)
+            .await
+            .unwrap();
+        assert_eq!(r.state, StoredState::Opened, "{name}");
+        assert_eq!(r.expires_at_ms, r.opened_at_ms.unwrap() + 1_000);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_succeed_exactly_once() {
+    for (name, store) in backends().await {
+        for _ in 0..10 {
+            let id = LinkId::random();
+            store
+                .create(&id, &new_link(), &policy(Expiry::Count), false)
+                .await
+                .unwrap();
+            let tasks: Vec<_> = (0..50)
+                .map(|_| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.open(&id, 60_000).await.unwrap() })
+                })
+                .collect();
+            let mut opened = 0;
+            for t in tasks {
+                if matches!(t.await.unwrap(), OpenResult::Opened(_)) {
+                    opened += 1;
+                }
+            }
+            assert_eq!(opened, 1, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_keys_always_carry_an_expiry() {
+    let prefix = random_prefix();
+    let store = RedisStore::connect(&redis_url(), &prefix, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut conn = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (expiry, open_now, opens) in [
+        (Expiry::Count, false, 0),
+        (Expiry::Count, false, 1),
+        (Expiry::Count, true, 0),
+        (Expiry::Time, false, 2),
+        (Expiry::Time, true, 1),
+    ] {
+        let id = LinkId::random();
+        store
+            .create(&id, &new_link(), &policy(expiry), open_now)
+            .await
+            .unwrap();
+        for _ in 0..opens {
+            store.open(&id, 60_000).await.unwrap();
+        }
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(store.key(&id))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            pttl > 0,
+            "{expiry:?} open_now={open_now} opens={opens}: PTTL {pttl}"
+        );
+        assert!(store.key(&id).starts_with(&prefix));
+        assert!(
+            store.key(&id).ends_with(&format!("{{{id}}}")),
+            "hash tag on the id"
+        );
+    }
+}
