@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # faceauth-gateway
 //!
 //! A backend-for-frontend that issues single-use ARGOS Identity **FaceAuth** step-up links.

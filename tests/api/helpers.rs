@@ -351,6 +351,31 @@ impl TestApp {
     }
 }
 
+/// After every test that spawned a gateway: every key under its prefix has an expiry. Skipped
+/// when the test already failed or its (private) Redis is gone.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.redis_url.is_empty() {
+            return;
+        }
+        let Ok(mut conn) = redis::Client::open(self.redis_url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+        else {
+            return;
+        };
+        let keys: Vec<String> = redis::Commands::scan_match::<_, String>(
+            &mut conn,
+            format!("{}*", self.prefix),
+        )
+        .map(|iter| iter.collect())
+        .unwrap_or_default();
+        for key in keys {
+            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+            assert!(pttl > 0, "key {key} has no expiry (PTTL {pttl})");
+        }
+    }
+}
+
 /// Claims of a valid user token, to be altered by tests.
 pub fn claims(sub: &str) -> Value {
     let now = now_secs();
