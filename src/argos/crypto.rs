@@ -1,6 +1,6 @@
 //! Query-string and webhook ciphers used by ARGOS.
 //!
-//! Source: `argos-faceauth-reference.md` §1 (ARGOS "Encrypt and decrypt data" page, S2/S3/S4).
+//! Source: `docs/argos-faceauth-reference.md` §1 (ARGOS "Encrypt and decrypt data" page, S2/S3/S4).
 //!
 //! * Key: SHA-256 over the UTF-8 bytes of the key string (the FaceAuth **Add-on API key**),
 //!   the raw 32-byte digest is the AES-256 key (§1.2, [H]).

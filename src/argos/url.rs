@@ -1,6 +1,6 @@
 //! FaceAuth plaintext and URL building.
 //!
-//! Source: `argos-faceauth-reference.md` §2.1 (ARGOS Add-on overview, S1):
+//! Source: `docs/argos-faceauth-reference.md` §2.1 (ARGOS Add-on overview, S1):
 //! `…/face-auth?pid={faceAuth_projectId}&encrypted={encrypted}`, where the encrypted plaintext
 //! carries `sid` (required), `authUserId`, `authCf1..3` and `token`.
 //!

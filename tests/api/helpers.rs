@@ -363,12 +363,10 @@ impl Drop for TestApp {
         else {
             return;
         };
-        let keys: Vec<String> = redis::Commands::scan_match::<_, String>(
-            &mut conn,
-            format!("{}*", self.prefix),
-        )
-        .map(|iter| iter.collect())
-        .unwrap_or_default();
+        let keys: Vec<String> =
+            redis::Commands::scan_match::<_, String>(&mut conn, format!("{}*", self.prefix))
+                .map(|iter| iter.collect())
+                .unwrap_or_default();
         for key in keys {
             let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
             assert!(pttl > 0, "key {key} has no expiry (PTTL {pttl})");
