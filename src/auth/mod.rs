@@ -139,11 +139,14 @@ impl JwtVerifier {
         let mut validation = Validation::new(first);
         validation.algorithms = s.algorithms.clone();
         validation.leeway = s.leeway_secs;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // `exp`, `nbf` and `iat` are checked by `check_times`: jsonwebtoken 9 reads them as
+        // integers only and silently skips an `nbf` it cannot parse (e.g. a fraction), while
+        // RFC 7519 §2 allows non-integer NumericDates.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.set_required_spec_claims(&["iss", "aud"]);
 
         let mut cf_claims: [Option<String>; 3] = Default::default();
         for (slot, claim) in &s.cf_claims {
@@ -190,18 +193,7 @@ impl JwtVerifier {
         )
         .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
-        if let Some(iat) = claims.get("iat") {
-            let iat = iat
-                .as_f64()
-                .ok_or(AuthError::Invalid("iat is not a number"))?;
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
-            if iat > now + self.leeway_secs as f64 {
-                return Err(AuthError::Invalid("iat is in the future"));
-            }
-        }
+        check_times(&claims, self.leeway_secs as f64, unix_now())?;
         let user_id = claim_string(&claims, &self.user_id_claim).ok_or(AuthError::Invalid(
             "the user id claim is missing or not a string",
         ))?;
@@ -212,6 +204,52 @@ impl JwtVerifier {
             .map(|c| c.and_then(|name| claim_string(&claims, &name)));
         Ok(Principal { user_id, sid, cf })
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// RFC 7519 NumericDate: a JSON number (integer or not) of seconds since the epoch.
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+    malformed: &'static str,
+) -> Result<Option<f64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or(AuthError::Invalid(malformed)),
+        Some(_) => Err(AuthError::Invalid(malformed)),
+    }
+}
+
+/// `exp` required and in the future, `nbf` (if present) reached, `iat` (if present) not in
+/// the future, each within `leeway` seconds.
+fn check_times(claims: &Map<String, Value>, leeway: f64, now: f64) -> Result<(), AuthError> {
+    let exp = numeric_date(claims, "exp", "exp is not a NumericDate")?.ok_or(
+        AuthError::Invalid("a required claim (exp, iss, aud) is missing"),
+    )?;
+    if exp <= now - leeway {
+        return Err(AuthError::Invalid("the token has expired"));
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf", "nbf is not a NumericDate")? {
+        if nbf > now + leeway {
+            return Err(AuthError::Invalid("the token is not valid yet"));
+        }
+    }
+    if let Some(iat) = numeric_date(claims, "iat", "iat is not a NumericDate")? {
+        if iat > now + leeway {
+            return Err(AuthError::Invalid("iat is in the future"));
+        }
+    }
+    Ok(())
 }
 
 fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
@@ -297,5 +335,52 @@ impl FromRequest for Principal {
             tracing::info!(reason, "rejected bearer token");
         }
         ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn times(v: Value) -> Result<(), AuthError> {
+        check_times(v.as_object().unwrap(), 30.0, 1_000_000.0)
+    }
+
+    #[test]
+    fn numeric_dates_may_be_fractions() {
+        assert_eq!(
+            times(json!({"exp": 1_000_100.5, "nbf": 999_999.5, "iat": 999_999.25})),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_fractional_nbf_in_the_future_is_not_ignored() {
+        assert!(times(json!({"exp": 2_000_000, "nbf": 1_000_100.5})).is_err());
+    }
+
+    #[test]
+    fn non_numbers_are_rejected() {
+        for bad in [
+            json!("1000100"),
+            json!(null),
+            json!([1]),
+            json!({"a": 1}),
+            json!(true),
+        ] {
+            assert!(times(json!({"exp": bad.clone()})).is_err());
+            assert!(times(json!({"exp": 2_000_000, "nbf": bad.clone()})).is_err());
+            assert!(times(json!({"exp": 2_000_000, "iat": bad})).is_err());
+        }
+        assert!(times(json!({})).is_err(), "exp is required");
+    }
+
+    #[test]
+    fn expiry_and_leeway() {
+        assert!(times(json!({"exp": 999_969})).is_err());
+        assert_eq!(times(json!({"exp": 999_971})), Ok(()));
+        assert!(times(json!({"exp": -5})).is_err());
+        assert_eq!(times(json!({"exp": 1e300})), Ok(()));
     }
 }
