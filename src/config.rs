@@ -35,6 +35,7 @@ const STRING_KEYS: &[&str] = &[
     "auth.audience",
     "auth.user_id_claim",
     "auth.sid_claim",
+    "auth.jwks_url",
 ];
 
 /// Longest allowed lifetime for any `links.*_secs` value: 30 days, in seconds.
@@ -83,6 +84,26 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `[log]`
     pub log: LogSettings,
+    /// `[limits]`
+    pub limits: LimitsSettings,
+}
+
+/// One fixed-window limit: `limit` hits per `window_secs`; `limit = 0` disables it.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Limit {
+    /// Hits allowed per window.
+    pub limit: u32,
+    /// Window length, seconds.
+    pub window_secs: u64,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LimitsSettings {
+    /// Mints per user.
+    pub mint_per_user: Limit,
+    /// `/l/*` requests per client IP.
+    pub open_per_ip: Limit,
 }
 
 /// `[server]`
@@ -95,6 +116,9 @@ pub struct ServerSettings {
     /// HTTP worker threads; 0 = one per core.
     #[serde(default)]
     pub workers: usize,
+    /// Proxies whose forwarding headers are believed (CIDR).
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `store.backend`
@@ -136,6 +160,8 @@ pub struct ArgosSettings {
     pub encryption: Encryption,
     /// Plaintext layout.
     pub plaintext: PlaintextFormat,
+    /// Longest FaceAuth URL, bytes.
+    pub max_url_bytes: usize,
 }
 
 /// `[links]`, all in seconds.
@@ -149,6 +175,10 @@ pub struct LinksSettings {
     pub unopened_ttl_secs: u64,
     /// Tombstone lifetime, seconds.
     pub retention_secs: u64,
+    /// Default confirm step for new links.
+    pub confirm_step: bool,
+    /// Minting revokes the user's earlier never-opened links.
+    pub single_active: bool,
 }
 
 impl LinksSettings {
@@ -181,6 +211,26 @@ pub struct AuthSettings {
     /// Required `aud`.
     #[serde(default)]
     pub audience: Option<String>,
+    /// JWKS URL (keys chosen by `kid`).
+    #[serde(default)]
+    pub jwks_url: Option<url::Url>,
+    /// Read `jwks_uri` from `<issuer>/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub discovery: bool,
+    /// Minimum seconds between refetches for unknown `kid`s.
+    pub jwks_min_refresh_secs: u64,
+    /// Seconds cached keys stay usable after the last good fetch while the IdP is down.
+    pub jwks_max_stale_secs: u64,
+    /// Cache lifetime without `Cache-Control: max-age`, seconds.
+    pub jwks_default_ttl_secs: u64,
+    /// Lower bound applied to `max-age`, seconds.
+    pub jwks_min_ttl_secs: u64,
+    /// Upper bound applied to `max-age`, seconds.
+    pub jwks_max_ttl_secs: u64,
+    /// Connect timeout for JWKS/discovery fetches, milliseconds.
+    pub jwks_connect_timeout_ms: u64,
+    /// Total timeout for JWKS/discovery fetches, milliseconds.
+    pub jwks_timeout_ms: u64,
     /// Clock-skew allowance, seconds.
     pub leeway_secs: u64,
     /// Claim used as user id / `authUserId`.
@@ -312,6 +362,73 @@ impl Settings {
                     format!("must be between 1 and {MAX_LIFETIME_SECS} seconds"),
                 ));
             }
+        }
+        if !(200..=16_384).contains(&self.argos.max_url_bytes) {
+            return Err(ConfigError::new(
+                "argos.max_url_bytes",
+                "must be between 200 and 16384",
+            ));
+        }
+        for (key, limit) in [
+            ("limits.mint_per_user", self.limits.mint_per_user),
+            ("limits.open_per_ip", self.limits.open_per_ip),
+        ] {
+            if limit.limit > 0 && !(1..=MAX_LIFETIME_SECS).contains(&limit.window_secs) {
+                return Err(ConfigError::new(
+                    format!("{key}.window_secs"),
+                    format!("must be between 1 and {MAX_LIFETIME_SECS} seconds"),
+                ));
+            }
+        }
+        for (key, value, range) in [
+            (
+                "auth.jwks_connect_timeout_ms",
+                self.auth.jwks_connect_timeout_ms,
+                1..=60_000,
+            ),
+            (
+                "auth.jwks_timeout_ms",
+                self.auth.jwks_timeout_ms,
+                1..=60_000,
+            ),
+            (
+                "auth.jwks_min_ttl_secs",
+                self.auth.jwks_min_ttl_secs,
+                1..=MAX_LIFETIME_SECS,
+            ),
+            (
+                "auth.jwks_max_ttl_secs",
+                self.auth.jwks_max_ttl_secs,
+                1..=MAX_LIFETIME_SECS,
+            ),
+            (
+                "auth.jwks_default_ttl_secs",
+                self.auth.jwks_default_ttl_secs,
+                1..=MAX_LIFETIME_SECS,
+            ),
+            (
+                "auth.jwks_max_stale_secs",
+                self.auth.jwks_max_stale_secs,
+                0..=MAX_LIFETIME_SECS,
+            ),
+            (
+                "auth.jwks_min_refresh_secs",
+                self.auth.jwks_min_refresh_secs,
+                0..=86_400,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
+        if self.auth.jwks_min_ttl_secs > self.auth.jwks_max_ttl_secs {
+            return Err(ConfigError::new(
+                "auth.jwks_min_ttl_secs",
+                "must not exceed auth.jwks_max_ttl_secs",
+            ));
         }
         if self.auth.leeway_secs > 600 {
             return Err(ConfigError::new(

@@ -16,6 +16,8 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod idempotency;
+pub mod limits;
 pub mod links;
 pub mod startup;
 pub mod store;

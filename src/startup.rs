@@ -15,11 +15,14 @@ use crate::argos::url::FaceAuthUrlBuilder;
 use crate::auth::JwtVerifier;
 use crate::config::{ConfigError, Settings, StoreBackend};
 use crate::demo::DemoState;
+use crate::http::middleware;
 use crate::http::routes::{self, AppState};
-use crate::links::LinkService;
+use crate::idempotency::Idempotency;
+use crate::limits::RateLimiter;
+use crate::links::{LinkOptions, LinkService};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::store::{LinkStore, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why the gateway did not start.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +31,7 @@ pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The link store did not answer at start-up.
-    #[error("store.redis_url: Redis is not reachable ({0})")]
+    #[error("store.redis_url: {0}")]
     Store(#[from] StoreError),
     /// Binding the listener failed.
     #[error("server.bind: cannot listen: {0}")]
@@ -41,6 +44,10 @@ pub struct Components {
     pub links: LinkService,
     /// JWT verifier.
     pub verifier: JwtVerifier,
+    /// Rate limits (same store).
+    pub limiter: RateLimiter,
+    /// `Idempotency-Key` records (same store).
+    pub idempotency: Idempotency,
 }
 
 impl Components {
@@ -64,7 +71,7 @@ impl Components {
             cipher,
             settings.argos.plaintext,
         );
-        let store: Arc<dyn LinkStore> = match settings.store.backend {
+        let store: Arc<dyn Store> = match settings.store.backend {
             StoreBackend::Memory => Arc::new(MemoryStore::new()),
             StoreBackend::Redis => {
                 let url = settings
@@ -82,8 +89,19 @@ impl Components {
                 )
             }
         };
+        let options = LinkOptions {
+            confirm_step: settings.links.confirm_step,
+            single_active: settings.links.single_active,
+            max_url_bytes: settings.argos.max_url_bytes,
+        };
         Ok(Components {
-            links: LinkService::new(store, settings.links.policy(), urls),
+            limiter: RateLimiter::new(
+                store.clone(),
+                settings.limits.mint_per_user,
+                settings.limits.open_per_ip,
+            ),
+            idempotency: Idempotency::new(store.clone()),
+            links: LinkService::new(store, settings.links.policy(), options, urls),
             verifier,
         })
     }
@@ -100,8 +118,11 @@ impl Application {
     ///
     /// Errors: see [`StartupError`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Configuration and the store first: a bad config is reported as such even when the
+        // port is taken.
+        let components = Components::build(&settings).await?;
         let listener = TcpListener::bind(settings.server.bind)?;
-        Self::build_with_listener(settings, listener, None).await
+        Self::assemble(settings, components, listener, None).await
     }
 
     /// Like [`Application::build`] on an already bound listener; `demo` adds the `/demo*`
@@ -112,9 +133,23 @@ impl Application {
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
         let components = Components::build(&settings).await?;
+        Self::assemble(settings, components, listener, demo).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        components: Components,
+        listener: TcpListener,
+        demo: Option<DemoState>,
+    ) -> Result<Self, StartupError> {
+        components.verifier.warm_up().await;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             links: components.links,
+            limiter: components.limiter,
+            idempotency: components.idempotency,
+            trusted_proxies: settings.server.trusted_proxies.clone(),
+            faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
             public_base_url: settings
                 .server
                 .public_base_url
@@ -126,7 +161,7 @@ impl Application {
         let demo = demo.map(web::Data::new);
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
-                .wrap(from_fn(routes::observe))
+                .wrap(from_fn(middleware::observe))
                 .wrap(
                     DefaultHeaders::new()
                         .add((header::CACHE_CONTROL, "no-store"))

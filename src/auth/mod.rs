@@ -5,14 +5,20 @@
 //! type fixes the family (so `alg: none` and "HS256 signed with the RSA public key" fail).
 //! `exp`, `iss` and `aud` are required; `nbf` and `iat` are honoured with `auth.leeway_secs`.
 
+pub mod jwks;
+
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use std::future::{ready, Ready};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use jwks::{JwksCache, KeyError};
 
 use crate::config::{AuthSettings, ConfigError};
 use crate::http::ApiError;
@@ -37,6 +43,9 @@ pub enum AuthError {
     /// The token failed verification; the reason is for logs and `error_description`.
     #[error("invalid token: {0}")]
     Invalid(&'static str),
+    /// The identity provider's keys could not be fetched and the cache is too old.
+    #[error("JWKS unavailable")]
+    KeysUnavailable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +73,17 @@ fn family(alg: Algorithm) -> Family {
 /// Longest accepted claim value used by the gateway (user id, sid, cf), in bytes.
 pub const MAX_CLAIM_BYTES: usize = 1024;
 
-/// Verifies JWTs for one configured key. Built once at start-up.
+enum KeySource {
+    /// One configured key (`auth.hs256_secret` or `auth.public_key_pem`) of one family.
+    Static(DecodingKey, Family),
+    /// Keys from a JWKS, chosen by `kid`.
+    Jwks(Arc<JwksCache>),
+}
+
+/// Verifies JWTs with a configured key or a JWKS. Built once at start-up.
 pub struct JwtVerifier {
-    key: DecodingKey,
+    keys: KeySource,
+    allowed: Vec<Algorithm>,
     validation: Validation,
     leeway_secs: u64,
     user_id_claim: String,
@@ -77,7 +94,7 @@ pub struct JwtVerifier {
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("algorithms", &self.validation.algorithms)
+            .field("algorithms", &self.allowed)
             .field("key", &"[REDACTED]")
             .finish()
     }
@@ -95,44 +112,36 @@ impl JwtVerifier {
             .first()
             .ok_or_else(|| ConfigError::new("auth.algorithms", "required, e.g. [\"RS256\"]"))?;
         let fam = family(first);
-        if s.algorithms.iter().any(|a| family(*a) != fam) {
+        let jwks = JwksCache::from_settings(s)?;
+        let mixes_hmac = s.algorithms.iter().any(|a| family(*a) == Family::Hmac)
+            && s.algorithms.iter().any(|a| family(*a) != Family::Hmac);
+        if mixes_hmac || (jwks.is_none() && s.algorithms.iter().any(|a| family(*a) != fam)) {
             return Err(ConfigError::new(
                 "auth.algorithms",
-                "must not mix families (HMAC, RSA, EC, EdDSA): one key verifies one family",
+                "must not mix families (HMAC, RSA, EC, EdDSA) unless keys come from a JWKS, \
+                 and never HMAC with the others",
             ));
         }
-        let key = match fam {
-            Family::Hmac => {
-                let secret = s
-                    .hs256_secret
-                    .as_ref()
-                    .map(|s| s.expose_secret())
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        ConfigError::new("auth.hs256_secret", "required for HMAC algorithms")
-                    })?;
-                if secret.len() < 32 {
+        let keys = match jwks {
+            Some(cache) => {
+                if fam == Family::Hmac {
                     return Err(ConfigError::new(
-                        "auth.hs256_secret",
-                        "must be at least 32 bytes",
+                        "auth.algorithms",
+                        "HMAC algorithms use auth.hs256_secret, not a JWKS",
                     ));
                 }
-                DecodingKey::from_secret(secret.as_bytes())
-            }
-            _ => {
-                let pem = read_pem(s.public_key_pem.as_deref())?;
-                let parsed = match fam {
-                    Family::Rsa => DecodingKey::from_rsa_pem(pem.as_bytes()),
-                    Family::Ec => DecodingKey::from_ec_pem(pem.as_bytes()),
-                    _ => DecodingKey::from_ed_pem(pem.as_bytes()),
-                };
-                parsed.map_err(|_| {
-                    ConfigError::new(
+                if s.public_key_pem
+                    .as_deref()
+                    .is_some_and(|p| !p.trim().is_empty())
+                {
+                    return Err(ConfigError::new(
                         "auth.public_key_pem",
-                        format!("not a {fam:?} public key in PEM form"),
-                    )
-                })?
+                        "set either a public key or a JWKS, not both",
+                    ));
+                }
+                KeySource::Jwks(Arc::new(cache))
             }
+            None => KeySource::Static(static_key(s, fam)?, fam),
         };
         let issuer = non_empty(&s.issuer, "auth.issuer")?;
         let audience = non_empty(&s.audience, "auth.audience")?;
@@ -172,7 +181,8 @@ impl JwtVerifier {
             }
         }
         Ok(JwtVerifier {
-            key,
+            keys,
+            allowed: s.algorithms.clone(),
             validation,
             leeway_secs: s.leeway_secs,
             user_id_claim: s.user_id_claim.clone(),
@@ -181,17 +191,53 @@ impl JwtVerifier {
         })
     }
 
+    /// Fetches the JWKS once, if one is configured (start-up); failures are only logged, the
+    /// first requests retry.
+    pub async fn warm_up(&self) {
+        if let KeySource::Jwks(cache) = &self.keys {
+            match cache.warm_up().await {
+                Ok(n) => tracing::info!(keys = n, "JWKS loaded"),
+                Err(e) => tracing::warn!(error = %e, "JWKS not loaded at start-up"),
+            }
+        }
+    }
+
     /// Verifies `token` and extracts the principal.
     ///
-    /// Errors: [`AuthError::Invalid`] for a bad signature, a disallowed or mismatched `alg`,
-    /// expired/not-yet-valid/future-`iat` tokens, a wrong `iss`/`aud`, or a missing user id.
-    pub fn verify(&self, token: &SecretString) -> Result<Principal, AuthError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token.expose_secret(),
-            &self.key,
-            &self.validation,
-        )
-        .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
+    /// Errors: [`AuthError::Invalid`] for a bad signature, an `alg` outside the allow-list or
+    /// not fitting the key, an unknown `kid`, expired/not-yet-valid/future-`iat` tokens, a
+    /// wrong `iss`/`aud`, or a missing user id; [`AuthError::KeysUnavailable`] when the JWKS
+    /// cannot be fetched and the cache is too old.
+    pub async fn verify(&self, token: &SecretString) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token.expose_secret())
+            .map_err(|_| AuthError::Invalid("malformed token"))?;
+        if !self.allowed.contains(&header.alg) {
+            return Err(AuthError::Invalid("algorithm not allowed"));
+        }
+        let jwk_entry;
+        let key =
+            match &self.keys {
+                KeySource::Static(key, fam) => {
+                    if family(header.alg) != *fam {
+                        return Err(AuthError::Invalid("algorithm does not fit the key type"));
+                    }
+                    key
+                }
+                KeySource::Jwks(cache) => {
+                    jwk_entry = cache.key(header.kid.as_deref(), header.alg).await.map_err(
+                        |e| match e {
+                            KeyError::Unknown(why) => AuthError::Invalid(why),
+                            KeyError::Unavailable => AuthError::KeysUnavailable,
+                        },
+                    )?;
+                    jwk_entry.key()
+                }
+            };
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token.expose_secret(), key, &validation)
+                .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
         check_times(&claims, self.leeway_secs as f64, unix_now())?;
         let user_id = claim_string(&claims, &self.user_id_claim).ok_or(AuthError::Invalid(
@@ -204,6 +250,43 @@ impl JwtVerifier {
             .map(|c| c.and_then(|name| claim_string(&claims, &name)));
         Ok(Principal { user_id, sid, cf })
     }
+}
+
+/// The configured key for a static (non-JWKS) setup.
+fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError> {
+    Ok(match fam {
+        Family::Hmac => {
+            let secret = s
+                .hs256_secret
+                .as_ref()
+                .map(|s| s.expose_secret())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    ConfigError::new("auth.hs256_secret", "required for HMAC algorithms")
+                })?;
+            if secret.len() < 32 {
+                return Err(ConfigError::new(
+                    "auth.hs256_secret",
+                    "must be at least 32 bytes",
+                ));
+            }
+            DecodingKey::from_secret(secret.as_bytes())
+        }
+        _ => {
+            let pem = read_pem(s.public_key_pem.as_deref())?;
+            let parsed = match fam {
+                Family::Rsa => DecodingKey::from_rsa_pem(pem.as_bytes()),
+                Family::Ec => DecodingKey::from_ec_pem(pem.as_bytes()),
+                _ => DecodingKey::from_ed_pem(pem.as_bytes()),
+            };
+            parsed.map_err(|_| {
+                ConfigError::new(
+                    "auth.public_key_pem",
+                    format!("not a {fam:?} public key in PEM form"),
+                )
+            })?
+        }
+    })
 }
 
 fn unix_now() -> f64 {
@@ -320,21 +403,19 @@ pub fn bearer_token(req: &HttpRequest) -> Result<SecretString, AuthError> {
 
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = (|| {
-            let verifier = req
-                .app_data::<web::Data<JwtVerifier>>()
-                .ok_or(ApiError::Internal("JWT verifier not configured"))?;
-            let token = bearer_token(req)?;
-            let principal = verifier.verify(&token)?;
-            Ok(principal)
-        })();
-        if let Err(ApiError::InvalidToken(reason)) = &result {
-            tracing::info!(reason, "rejected bearer token");
-        }
-        ready(result)
+        let verifier = req.app_data::<web::Data<JwtVerifier>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let verifier = verifier.ok_or(ApiError::Internal("JWT verifier not configured"))?;
+            let principal = verifier.verify(&token?).await;
+            if let Err(AuthError::Invalid(reason)) = &principal {
+                tracing::info!(reason, "rejected bearer token");
+            }
+            Ok(principal?)
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::limits::RateStatus;
 use crate::links::LinkError;
 use crate::store::StoreError;
 
@@ -34,6 +35,33 @@ pub enum ApiError {
     /// 410 `link_expired`.
     #[error("link expired")]
     LinkExpired,
+    /// 410 `link_revoked`.
+    #[error("link revoked")]
+    LinkRevoked,
+    /// 422 `field_too_long`: the FaceAuth URL would exceed `argos.max_url_bytes`.
+    #[error("field too long")]
+    FieldTooLong {
+        /// Longest field, e.g. `authCf1`.
+        field: &'static str,
+        /// Its length in bytes.
+        field_bytes: usize,
+        /// Bytes the URL would have.
+        url_bytes: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 429 `rate_limited`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`.
+    #[error("rate limited")]
+    RateLimited(RateStatus),
+    /// 422 `idempotency_key_reused`: the key was used with a different body.
+    #[error("idempotency key reused with a different body")]
+    IdempotencyKeyReused,
+    /// 409 `idempotency_key_in_use`: a request with this key is still being processed.
+    #[error("idempotency key in use")]
+    IdempotencyKeyInUse,
+    /// 503 `jwks_unavailable`: the identity provider's keys cannot be fetched.
+    #[error("JWKS unavailable")]
+    JwksUnavailable,
     /// 413 `payload_too_large`: body over the limit (bytes).
     #[error("payload too large")]
     PayloadTooLarge(usize),
@@ -68,6 +96,9 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable code.
     pub code: &'static str,
+    /// For `field_too_long`: the longest field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -80,6 +111,12 @@ impl ApiError {
             ApiError::LinkNotFound => "link_not_found",
             ApiError::LinkUsed => "link_used",
             ApiError::LinkExpired => "link_expired",
+            ApiError::LinkRevoked => "link_revoked",
+            ApiError::FieldTooLong { .. } => "field_too_long",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ApiError::JwksUnavailable => "jwks_unavailable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::RouteNotFound => "not_found",
@@ -98,6 +135,12 @@ impl ApiError {
             ApiError::LinkNotFound => "Link not found",
             ApiError::LinkUsed => "Link already used",
             ApiError::LinkExpired => "Link expired",
+            ApiError::LinkRevoked => "Link revoked",
+            ApiError::FieldTooLong { .. } => "Field too long",
+            ApiError::RateLimited(_) => "Too many requests",
+            ApiError::IdempotencyKeyReused => "Idempotency key reused",
+            ApiError::IdempotencyKeyInUse => "Idempotency key in use",
+            ApiError::JwksUnavailable => "Identity provider unavailable",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::BadRequest(_) => "Bad request",
             ApiError::RouteNotFound => "Not found",
@@ -120,6 +163,28 @@ impl ApiError {
             ApiError::LinkNotFound => "No such link.".into(),
             ApiError::LinkUsed => "This link has already been used. Request a new one.".into(),
             ApiError::LinkExpired => "This link has expired. Request a new one.".into(),
+            ApiError::LinkRevoked => "This link was revoked. Request a new one.".into(),
+            ApiError::FieldTooLong {
+                field,
+                field_bytes,
+                url_bytes,
+                limit,
+            } => format!(
+                "The FaceAuth URL would be {url_bytes} bytes, over the limit of {limit}; \
+                 the longest field is `{field}` ({field_bytes} bytes)."
+            ),
+            ApiError::RateLimited(status) => {
+                format!("Too many requests; retry in {} seconds.", status.reset_secs)
+            }
+            ApiError::IdempotencyKeyReused => {
+                "This Idempotency-Key was used with a different request body.".into()
+            }
+            ApiError::IdempotencyKeyInUse => {
+                "A request with this Idempotency-Key is still in progress; retry shortly.".into()
+            }
+            ApiError::JwksUnavailable => {
+                "The identity provider's keys cannot be fetched right now. Retry shortly.".into()
+            }
             ApiError::PayloadTooLarge(limit) => {
                 format!("The request body is larger than {limit} bytes.")
             }
@@ -141,11 +206,23 @@ impl ApiError {
             status: self.status_code().as_u16(),
             detail: self.detail(),
             code: self.code(),
+            field: match self {
+                ApiError::FieldTooLong { field, .. } => Some(field),
+                _ => None,
+            },
         }
     }
 
-    /// The response headers this error adds (`WWW-Authenticate`, `Retry-After`, `Allow`).
+    /// The response headers this error adds (`WWW-Authenticate`, `Retry-After`, `Allow`,
+    /// rate-limit fields).
     fn add_headers(&self, res: &mut HttpResponse) {
+        if let ApiError::RateLimited(status) = self {
+            status.add_headers(res.headers_mut());
+            if let Ok(v) = HeaderValue::from_str(&status.reset_secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return;
+        }
         let value = match self {
             ApiError::MissingCredentials => Some((
                 header::WWW_AUTHENTICATE,
@@ -157,7 +234,9 @@ impl ApiError {
                     r#"Bearer realm="faceauth-gateway", error="invalid_token""#,
                 ),
             )),
-            ApiError::StoreUnavailable(_) => {
+            ApiError::StoreUnavailable(_)
+            | ApiError::JwksUnavailable
+            | ApiError::IdempotencyKeyInUse => {
                 Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
             }
             ApiError::MethodNotAllowed(methods) => {
@@ -180,6 +259,14 @@ impl ApiError {
             ApiError::LinkExpired => (
                 "This link has expired",
                 "Go back to the app and start the verification again.",
+            ),
+            ApiError::LinkRevoked => (
+                "This link is no longer valid",
+                "A newer link was requested, or this one was cancelled. Use the newest link or start again from the app.",
+            ),
+            ApiError::RateLimited(_) => (
+                "Too many attempts",
+                "Please wait a moment and try again.",
             ),
             ApiError::LinkNotFound | ApiError::RouteNotFound => (
                 "Link not found",
@@ -207,9 +294,14 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::MissingCredentials | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NoSubmission => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NoSubmission
+            | ApiError::FieldTooLong { .. }
+            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            ApiError::JwksUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LinkNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
-            ApiError::LinkUsed | ApiError::LinkExpired => StatusCode::GONE,
+            ApiError::LinkUsed | ApiError::LinkExpired | ApiError::LinkRevoked => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -237,6 +329,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Missing => ApiError::MissingCredentials,
             AuthError::Invalid(reason) => ApiError::InvalidToken(reason),
+            AuthError::KeysUnavailable => ApiError::JwksUnavailable,
         }
     }
 }
@@ -253,8 +346,39 @@ impl From<LinkError> for ApiError {
             LinkError::NotFound => ApiError::LinkNotFound,
             LinkError::Used => ApiError::LinkUsed,
             LinkError::Expired => ApiError::LinkExpired,
+            LinkError::Revoked => ApiError::LinkRevoked,
+            LinkError::TooLong {
+                field,
+                field_bytes,
+                url_bytes,
+                limit,
+            } => ApiError::FieldTooLong {
+                field,
+                field_bytes,
+                url_bytes,
+                limit,
+            },
             LinkError::Store(StoreError::Conflict) => ApiError::Internal("link id collision"),
             LinkError::Store(e) => ApiError::StoreUnavailable(e),
+        }
+    }
+}
+
+impl From<crate::limits::LimitError> for ApiError {
+    fn from(e: crate::limits::LimitError) -> Self {
+        match e {
+            crate::limits::LimitError::Exceeded(status) => ApiError::RateLimited(status),
+            crate::limits::LimitError::Store(e) => ApiError::StoreUnavailable(e),
+        }
+    }
+}
+
+impl From<crate::idempotency::IdempotencyError> for ApiError {
+    fn from(e: crate::idempotency::IdempotencyError) -> Self {
+        match e {
+            crate::idempotency::IdempotencyError::Reused => ApiError::IdempotencyKeyReused,
+            crate::idempotency::IdempotencyError::InUse => ApiError::IdempotencyKeyInUse,
+            crate::idempotency::IdempotencyError::Store(e) => ApiError::StoreUnavailable(e),
         }
     }
 }

@@ -1,8 +1,15 @@
-//! HTTP layer: routes, the error mapping and pages. Handlers stay a few lines; the work happens
-//! in [`crate::links`] and [`crate::auth`].
+//! HTTP layer: the route table ([`routes`]), the `/v1` API ([`api`]), the link-opening
+//! routes ([`open`]), the single error mapping ([`error`]), pages ([`html`]), client IPs
+//! ([`client_ip`]) and request middleware ([`middleware`]). Handlers stay a few lines; the
+//! work happens in [`crate::links`], [`crate::auth`], [`crate::limits`] and
+//! [`crate::idempotency`].
 
+pub mod api;
+pub mod client_ip;
 pub mod error;
 pub mod html;
+pub mod middleware;
+pub mod open;
 pub mod routes;
 
 pub use error::{ApiError, Problem, PROBLEM_JSON};

@@ -15,12 +15,22 @@
 //!     └──────────────────────────────────────────────┘
 //! ```
 //!
+//! Any state can also become `revoked` (owner's `DELETE`, or a newer link for the same user
+//! while this one was never opened, `links.single_active`); a revoked record is kept
+//! `retention_secs`.
+//!
 //! `expired` is never written: it is derived from `expires_at` and the store's clock. Every
 //! transition happens inside one atomic store operation ([`crate::store::LinkStore::open`]).
+//!
+//! A link minted with the confirm step (`links.confirm_step` or `{"confirm_step": true}`) is
+//! only consumed by `POST /l/{id}`; `GET` shows a page with a button (link scanners and chat
+//! previews fetch URLs with `GET`).
 
 mod service;
 
-pub use service::{utc_from_ms, LinkError, LinkService, LinkStatus, MintedLink, NewLink};
+pub use service::{
+    utc_from_ms, LinkError, LinkOptions, LinkService, LinkStatus, MintedLink, NewLink, Opened,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -106,6 +116,8 @@ pub enum LinkState {
     Used,
     /// Never opened before `unopened_ttl_secs`, or a time window that has ended.
     Expired,
+    /// Revoked by its owner or superseded by a newer link.
+    Revoked,
 }
 
 /// The state as written in the store (`expired` is derived, never written).
@@ -120,6 +132,9 @@ pub enum StoredState {
     /// Used (count-based).
     #[serde(rename = "u")]
     Used,
+    /// Revoked.
+    #[serde(rename = "r")]
+    Revoked,
 }
 
 /// The stored record of one link. Compact field names: the Redis scripts read and write the
@@ -161,6 +176,22 @@ pub struct LinkRecord {
     /// First open.
     #[serde(rename = "oa", default, skip_serializing_if = "Option::is_none")]
     pub opened_at_ms: Option<i64>,
+    /// Only `POST /l/{id}` (the confirm page's button) consumes this link.
+    #[serde(rename = "cs", default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm_step: bool,
+}
+
+/// What one open attempt does to a record (see [`LinkRecord::apply_open`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenStep {
+    /// Allowed; write the record back with this key expiry (milliseconds).
+    Write(u64),
+    /// Allowed without a change (a reopen inside a time window).
+    Unchanged,
+    /// The link has the confirm step and this was not the confirming `POST`: nothing changes.
+    NeedsConfirmation,
+    /// Refused: `Used`, `Expired` or `Revoked`.
+    Refused(LinkState),
 }
 
 impl LinkRecord {
@@ -168,6 +199,7 @@ impl LinkRecord {
     pub fn state_at(&self, now_ms: i64) -> LinkState {
         match self.state {
             StoredState::Used => LinkState::Used,
+            StoredState::Revoked => LinkState::Revoked,
             StoredState::Issued | StoredState::Opened if now_ms >= self.expires_at_ms => {
                 LinkState::Expired
             }
@@ -176,31 +208,43 @@ impl LinkRecord {
         }
     }
 
-    /// Applies one open at `now_ms`. This is the reference for the store backends (the Redis
-    /// Lua script mirrors it; the shared contract tests hold both to it).
-    ///
-    /// Returns `Ok(Some(ttl_ms))` when the record changed and must be written back with a new
-    /// key expiry, `Ok(None)` when the open is allowed without a change (inside a time window),
-    /// and `Err(state)` (`Used` or `Expired`) when the open is refused.
-    pub fn apply_open(&mut self, now_ms: i64, retention_ms: u64) -> Result<Option<u64>, LinkState> {
-        match self.state_at(now_ms) {
+    /// Applies one open at `now_ms`; `confirmed` is true for the confirm page's `POST`. This is
+    /// the reference for the store backends (the Redis Lua script mirrors it; the shared
+    /// contract tests hold both to it). Mutates `self` only for [`OpenStep::Write`].
+    pub fn apply_open(&mut self, now_ms: i64, retention_ms: u64, confirmed: bool) -> OpenStep {
+        let state = self.state_at(now_ms);
+        match state {
+            LinkState::Used | LinkState::Expired | LinkState::Revoked => OpenStep::Refused(state),
+            _ if self.confirm_step && !confirmed => OpenStep::NeedsConfirmation,
+            LinkState::Opened => OpenStep::Unchanged,
             LinkState::Issued => {
                 self.opened_at_ms = Some(now_ms);
                 match self.expiry {
                     Expiry::Count => {
                         self.state = StoredState::Used;
-                        Ok(Some(retention_ms))
+                        OpenStep::Write(retention_ms)
                     }
                     Expiry::Time => {
                         self.state = StoredState::Opened;
                         self.expires_at_ms = now_ms.saturating_add(self.window_ms as i64);
-                        Ok(Some(self.window_ms.saturating_add(retention_ms)))
+                        OpenStep::Write(self.window_ms.saturating_add(retention_ms))
                     }
                 }
             }
-            LinkState::Opened => Ok(None),
-            refused @ (LinkState::Used | LinkState::Expired) => Err(refused),
         }
+    }
+
+    /// Revokes the record (kept `retention_ms` more). With `only_unopened`, only an `issued`,
+    /// unexpired link is revoked (superseding by a newer link). Returns whether it changed.
+    pub fn revoke(&mut self, now_ms: i64, only_unopened: bool) -> bool {
+        if only_unopened && self.state_at(now_ms) != LinkState::Issued {
+            return false;
+        }
+        if self.state == StoredState::Revoked {
+            return false;
+        }
+        self.state = StoredState::Revoked;
+        true
     }
 }
 
@@ -234,6 +278,7 @@ mod tests {
             created_at_ms: 0,
             expires_at_ms: 10_000,
             opened_at_ms: None,
+            confirm_step: false,
         }
     }
 
@@ -253,24 +298,61 @@ mod tests {
     #[test]
     fn count_link_is_used_once() {
         let mut r = record(Expiry::Count);
-        assert_eq!(r.apply_open(5, 100), Ok(Some(100)));
+        assert_eq!(r.apply_open(5, 100, false), OpenStep::Write(100));
         assert_eq!(r.state_at(6), LinkState::Used);
-        assert_eq!(r.apply_open(6, 100), Err(LinkState::Used));
+        assert_eq!(
+            r.apply_open(6, 100, true),
+            OpenStep::Refused(LinkState::Used)
+        );
     }
 
     #[test]
     fn time_link_window_starts_at_first_open() {
         let mut r = record(Expiry::Time);
-        assert_eq!(r.apply_open(5_000, 100), Ok(Some(1_100)));
+        assert_eq!(r.apply_open(5_000, 100, false), OpenStep::Write(1_100));
         assert_eq!(r.expires_at_ms, 6_000);
-        assert_eq!(r.apply_open(5_999, 100), Ok(None));
-        assert_eq!(r.apply_open(6_000, 100), Err(LinkState::Expired));
+        assert_eq!(r.apply_open(5_999, 100, false), OpenStep::Unchanged);
+        assert_eq!(
+            r.apply_open(6_000, 100, false),
+            OpenStep::Refused(LinkState::Expired)
+        );
     }
 
     #[test]
     fn unopened_link_expires() {
         let mut r = record(Expiry::Count);
         assert_eq!(r.state_at(9_999), LinkState::Issued);
-        assert_eq!(r.apply_open(10_000, 100), Err(LinkState::Expired));
+        assert_eq!(
+            r.apply_open(10_000, 100, false),
+            OpenStep::Refused(LinkState::Expired)
+        );
+    }
+
+    #[test]
+    fn confirm_step_needs_the_post() {
+        let mut r = record(Expiry::Count);
+        r.confirm_step = true;
+        assert_eq!(r.apply_open(5, 100, false), OpenStep::NeedsConfirmation);
+        assert_eq!(r.state, StoredState::Issued);
+        assert_eq!(r.apply_open(5, 100, true), OpenStep::Write(100));
+        assert_eq!(
+            r.apply_open(6, 100, false),
+            OpenStep::Refused(LinkState::Used)
+        );
+    }
+
+    #[test]
+    fn revocation() {
+        let mut r = record(Expiry::Time);
+        assert!(r.revoke(5, true));
+        assert_eq!(
+            r.apply_open(6, 100, true),
+            OpenStep::Refused(LinkState::Revoked)
+        );
+        assert!(!r.revoke(7, false), "already revoked");
+        let mut opened = record(Expiry::Time);
+        opened.apply_open(5, 100, false);
+        assert!(!opened.revoke(6, true), "superseding spares opened links");
+        assert!(opened.revoke(6, false), "the owner can revoke it");
     }
 }

@@ -1,13 +1,13 @@
 //! Minting, opening and reading links: the gateway's core, independent of HTTP.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, StoredState};
 use crate::argos::url::{FaceAuthParams, FaceAuthUrlBuilder};
-use crate::store::{LinkStore, OpenResult, StoreError};
+use crate::store::{OpenResult, RevokeResult, Store, StoreError};
 
 /// What a new link is for: resolved server-side from the verified JWT, never from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub struct NewLink {
     pub sid: String,
     /// `authCf1`..`authCf3`.
     pub cf: [Option<String>; 3],
+    /// Only the confirm page's `POST` consumes the link.
+    pub confirm_step: bool,
 }
 
 impl NewLink {
@@ -36,8 +38,37 @@ impl NewLink {
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(policy.unopened_ttl_ms as i64),
             opened_at_ms: None,
+            confirm_step: self.confirm_step,
         }
     }
+
+    /// The longest field sent to FaceAuth, by bytes, as named in the FaceAuth URL.
+    pub fn longest_field(&self) -> (&'static str, usize) {
+        let mut longest = ("sid", self.sid.len());
+        let fields = [
+            ("authUserId", Some(&self.user_id)),
+            ("authCf1", self.cf[0].as_ref()),
+            ("authCf2", self.cf[1].as_ref()),
+            ("authCf3", self.cf[2].as_ref()),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value {
+                if v.len() > longest.1 {
+                    longest = (name, v.len());
+                }
+            }
+        }
+        longest
+    }
+}
+
+/// What opening a link leads to.
+#[derive(Debug)]
+pub enum Opened {
+    /// Redirect to this FaceAuth URL (a secret).
+    Redirect(SecretString),
+    /// Show the confirm page; nothing was consumed.
+    NeedsConfirmation,
 }
 
 /// A freshly minted link.
@@ -67,6 +98,16 @@ pub struct LinkStatus {
     /// First open, if any.
     #[serde(with = "time::serde::rfc3339::option")]
     pub opened_at: Option<OffsetDateTime>,
+    /// Whether only the confirm page's `POST` consumes the link.
+    pub confirm_step: bool,
+}
+
+fn refusal(state: LinkState) -> LinkError {
+    match state {
+        LinkState::Used => LinkError::Used,
+        LinkState::Revoked => LinkError::Revoked,
+        _ => LinkError::Expired,
+    }
 }
 
 /// Converts store milliseconds to a UTC timestamp (clamped to the representable range).
@@ -87,27 +128,76 @@ pub enum LinkError {
     /// Unopened TTL or time window over.
     #[error("link expired")]
     Expired,
+    /// Revoked by its owner or superseded by a newer link.
+    #[error("link revoked")]
+    Revoked,
+    /// The FaceAuth URL would exceed `argos.max_url_bytes`; nothing was minted.
+    #[error("the FaceAuth URL would be {url_bytes} bytes (limit {limit}); longest field {field}")]
+    TooLong {
+        /// Longest field, e.g. `authCf1`.
+        field: &'static str,
+        /// Bytes of that field.
+        field_bytes: usize,
+        /// Bytes the URL would have.
+        url_bytes: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// The store failed; nothing was issued.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Mints and opens links against a [`LinkStore`], building FaceAuth URLs on the way out.
+/// Link behaviour beyond lifetimes (from `links.*` and `argos.max_url_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkOptions {
+    /// Default of the per-link confirm step.
+    pub confirm_step: bool,
+    /// Minting revokes the same user's earlier never-opened links.
+    pub single_active: bool,
+    /// Longest FaceAuth URL accepted, in bytes.
+    pub max_url_bytes: usize,
+}
+
+/// Mints and opens links against a [`Store`], building FaceAuth URLs on the way out.
 #[derive(Clone)]
 pub struct LinkService {
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Store>,
     policy: LinkPolicy,
+    options: LinkOptions,
     urls: FaceAuthUrlBuilder,
 }
 
+/// The store key of a user's index of links (for `single_active`): the user id is hashed so
+/// keys stay short whatever the id; the hash is a Redis Cluster hash tag.
+fn user_index_key(user_id: &str) -> String {
+    format!("u:{{{}}}:links", crate::store::user_tag(user_id))
+}
+
 impl LinkService {
-    /// A service over `store` with lifetimes `policy` and URLs from `urls`.
-    pub fn new(store: Arc<dyn LinkStore>, policy: LinkPolicy, urls: FaceAuthUrlBuilder) -> Self {
+    /// A service over `store` with lifetimes `policy`, behaviour `options` and URLs from `urls`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        policy: LinkPolicy,
+        options: LinkOptions,
+        urls: FaceAuthUrlBuilder,
+    ) -> Self {
         LinkService {
             store,
             policy,
+            options,
             urls,
         }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &LinkOptions {
+        &self.options
+    }
+
+    /// The store (shared with rate limits and idempotency).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The lifetimes in force.
@@ -120,13 +210,17 @@ impl LinkService {
         &self.urls
     }
 
-    /// Mints an `issued` link. Errors: [`LinkError::Store`] (nothing issued).
+    /// Mints an `issued` link. With `single_active`, the same user's earlier never-opened links
+    /// are revoked afterwards.
+    ///
+    /// Errors: [`LinkError::TooLong`] (checked before anything is written),
+    /// [`LinkError::Store`] (no link handed out).
     pub async fn mint(&self, link: &NewLink) -> Result<MintedLink, LinkError> {
         self.create(link, false).await
     }
 
     /// Mints a link and applies its first open in the same store write; returns the FaceAuth
-    /// URL to redirect to (`face-auth/start`). Errors: [`LinkError::Store`].
+    /// URL to redirect to (`face-auth/start`). Errors: as [`LinkService::mint`].
     pub async fn mint_and_open(&self, link: &NewLink) -> Result<SecretString, LinkError> {
         let minted = self.create(link, true).await?;
         Ok(self.faceauth_url(&minted.id, &minted.record))
@@ -136,25 +230,80 @@ impl LinkService {
         // A 122-bit collision is practically impossible; one retry covers it anyway.
         for _ in 0..2 {
             let id = LinkId::random();
-            match self.store.create(&id, link, &self.policy, open_now).await {
-                Ok(record) => return Ok(MintedLink { id, record }),
+            // The URL's length depends only on the values, not on the nonce: measure it before
+            // writing anything.
+            let url_bytes = self
+                .faceauth_url(&id, &link.issued_record(&self.policy, 0))
+                .expose_secret()
+                .len();
+            if url_bytes > self.options.max_url_bytes {
+                let (field, field_bytes) = link.longest_field();
+                return Err(LinkError::TooLong {
+                    field,
+                    field_bytes,
+                    url_bytes,
+                    limit: self.options.max_url_bytes,
+                });
+            }
+            let record = match self.store.create(&id, link, &self.policy, open_now).await {
+                Ok(record) => record,
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
+            };
+            if self.options.single_active {
+                self.supersede(&id, &link.user_id).await?;
             }
+            return Ok(MintedLink { id, record });
         }
         Err(StoreError::Conflict.into())
     }
 
-    /// Opens a link: one atomic check-and-consume, then the FaceAuth URL for it.
+    /// Revokes the user's links minted before `id` that were never opened.
+    async fn supersede(&self, id: &LinkId, user_id: &str) -> Result<(), LinkError> {
+        let older = self
+            .store
+            .supersede(
+                &user_index_key(user_id),
+                &id.to_string(),
+                self.policy.unopened_ttl_ms,
+            )
+            .await?;
+        for other in older.iter().filter_map(|o| o.parse::<LinkId>().ok()) {
+            self.store
+                .revoke(&other, Some(user_id), true, self.policy.retention_ms)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Opens a link: one atomic check-and-consume, then the FaceAuth URL for it. `confirmed` is
+    /// true for the confirm page's `POST`; a `GET` on a confirm-step link consumes nothing.
     ///
     /// Errors: [`LinkError::NotFound`], [`LinkError::Used`], [`LinkError::Expired`],
-    /// [`LinkError::Store`].
-    pub async fn open(&self, id: &LinkId) -> Result<SecretString, LinkError> {
-        match self.store.open(id, self.policy.retention_ms).await? {
-            OpenResult::Opened(record) => Ok(self.faceauth_url(id, &record)),
-            OpenResult::Refused(LinkState::Used) => Err(LinkError::Used),
-            OpenResult::Refused(_) => Err(LinkError::Expired),
+    /// [`LinkError::Revoked`], [`LinkError::Store`].
+    pub async fn open(&self, id: &LinkId, confirmed: bool) -> Result<Opened, LinkError> {
+        match self
+            .store
+            .open(id, self.policy.retention_ms, confirmed)
+            .await?
+        {
+            OpenResult::Opened(record) => Ok(Opened::Redirect(self.faceauth_url(id, &record))),
+            OpenResult::NeedsConfirmation => Ok(Opened::NeedsConfirmation),
+            OpenResult::Refused(state) => Err(refusal(state)),
             OpenResult::NotFound => Err(LinkError::NotFound),
+        }
+    }
+
+    /// Revokes `owner`'s link `id` (any state); it then answers `410 link_revoked`.
+    /// Errors: [`LinkError::NotFound`] (also for another user's link), [`LinkError::Store`].
+    pub async fn revoke(&self, id: &LinkId, owner: &str) -> Result<(), LinkError> {
+        match self
+            .store
+            .revoke(id, Some(owner), false, self.policy.retention_ms)
+            .await?
+        {
+            RevokeResult::Revoked | RevokeResult::Unchanged => Ok(()),
+            RevokeResult::NotFound => Err(LinkError::NotFound),
         }
     }
 
@@ -179,6 +328,7 @@ impl LinkService {
             created_at: utc_from_ms(record.created_at_ms),
             expires_at: utc_from_ms(record.expires_at_ms),
             opened_at: record.opened_at_ms.map(utc_from_ms),
+            confirm_step: record.confirm_step,
         })
     }
 

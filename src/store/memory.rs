@@ -1,21 +1,60 @@
-//! In-process store: a mutex-guarded map with per-entry expiry. Single process only.
+//! In-process store: mutex-guarded maps with per-entry expiry. Single process only.
 
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{LinkStore, OpenResult, Snapshot, StoreError};
-use crate::links::{LinkId, LinkPolicy, LinkRecord, NewLink};
+use super::{KvStore, LinkStore, OpenResult, RevokeResult, Snapshot, StoreError, WindowCount};
+use crate::links::{LinkId, LinkPolicy, LinkRecord, NewLink, OpenStep};
 
-/// Entries are purged lazily: on access, and by a sweep every this many creations.
+/// Entries are purged lazily: on access, and by a sweep every this many writes.
 const SWEEP_EVERY: u64 = 1024;
+
+enum Value {
+    Text(String),
+    Count(u64),
+    Index(Vec<(i64, String)>),
+}
 
 #[derive(Default)]
 struct Inner {
     /// Record and the Unix millisecond at which the entry disappears (the key expiry).
     links: HashMap<LinkId, (LinkRecord, i64)>,
-    creations: u64,
+    kv: HashMap<String, (Value, i64)>,
+    writes: u64,
+}
+
+impl Inner {
+    fn live_link(&mut self, id: &LinkId, now: i64) -> Option<LinkRecord> {
+        match self.links.get(id) {
+            Some((record, evict_at)) if *evict_at > now => Some(record.clone()),
+            Some(_) => {
+                self.links.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn live_kv(&mut self, key: &str, now: i64) -> Option<&mut (Value, i64)> {
+        if self
+            .kv
+            .get(key)
+            .is_some_and(|(_, evict_at)| *evict_at <= now)
+        {
+            self.kv.remove(key);
+        }
+        self.kv.get_mut(key)
+    }
+
+    fn wrote(&mut self, now: i64) {
+        self.writes += 1;
+        if self.writes % SWEEP_EVERY == 0 {
+            self.links.retain(|_, (_, evict_at)| *evict_at > now);
+            self.kv.retain(|_, (_, evict_at)| *evict_at > now);
+        }
+    }
 }
 
 /// Links kept in this process's memory. Used by `demo` and tests; never shared by replicas.
@@ -44,15 +83,8 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn live(inner: &mut Inner, id: &LinkId, now: i64) -> Option<LinkRecord> {
-    match inner.links.get(id) {
-        Some((record, evict_at)) if *evict_at > now => Some(record.clone()),
-        Some(_) => {
-            inner.links.remove(id);
-            None
-        }
-        None => None,
-    }
+fn at(now: i64, ttl_ms: u64) -> i64 {
+    now.saturating_add(ttl_ms as i64)
 }
 
 #[async_trait]
@@ -66,48 +98,69 @@ impl LinkStore for MemoryStore {
     ) -> Result<LinkRecord, StoreError> {
         let now = now_ms();
         let mut inner = self.lock()?;
-        inner.creations += 1;
-        if inner.creations % SWEEP_EVERY == 0 {
-            inner.links.retain(|_, (_, evict_at)| *evict_at > now);
-        }
-        if live(&mut inner, id, now).is_some() {
+        inner.wrote(now);
+        if inner.live_link(id, now).is_some() {
             return Err(StoreError::Conflict);
         }
         let mut record = link.issued_record(policy, now);
         let mut ttl = policy.unopened_ttl_ms.saturating_add(policy.retention_ms);
         if open_now {
-            if let Ok(Some(new_ttl)) = record.apply_open(now, policy.retention_ms) {
+            if let OpenStep::Write(new_ttl) = record.apply_open(now, policy.retention_ms, true) {
                 ttl = new_ttl;
             }
         }
-        inner
-            .links
-            .insert(*id, (record.clone(), now.saturating_add(ttl as i64)));
+        inner.links.insert(*id, (record.clone(), at(now, ttl)));
         Ok(record)
     }
 
-    async fn open(&self, id: &LinkId, retention_ms: u64) -> Result<OpenResult, StoreError> {
+    async fn open(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+    ) -> Result<OpenResult, StoreError> {
         let now = now_ms();
         let mut inner = self.lock()?;
-        let Some(mut record) = live(&mut inner, id, now) else {
+        let Some(mut record) = inner.live_link(id, now) else {
             return Ok(OpenResult::NotFound);
         };
-        match record.apply_open(now, retention_ms) {
-            Ok(Some(ttl)) => {
-                inner
-                    .links
-                    .insert(*id, (record.clone(), now.saturating_add(ttl as i64)));
-                Ok(OpenResult::Opened(record))
+        Ok(match record.apply_open(now, retention_ms, confirmed) {
+            OpenStep::Write(ttl) => {
+                inner.links.insert(*id, (record.clone(), at(now, ttl)));
+                OpenResult::Opened(record)
             }
-            Ok(None) => Ok(OpenResult::Opened(record)),
-            Err(state) => Ok(OpenResult::Refused(state)),
+            OpenStep::Unchanged => OpenResult::Opened(record),
+            OpenStep::NeedsConfirmation => OpenResult::NeedsConfirmation,
+            OpenStep::Refused(state) => OpenResult::Refused(state),
+        })
+    }
+
+    async fn revoke(
+        &self,
+        id: &LinkId,
+        owner: Option<&str>,
+        only_unopened: bool,
+        retention_ms: u64,
+    ) -> Result<RevokeResult, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        let Some(mut record) = inner.live_link(id, now) else {
+            return Ok(RevokeResult::NotFound);
+        };
+        if owner.is_some_and(|o| o != record.user_id) {
+            return Ok(RevokeResult::NotFound);
         }
+        if !record.revoke(now, only_unopened) {
+            return Ok(RevokeResult::Unchanged);
+        }
+        inner.links.insert(*id, (record, at(now, retention_ms)));
+        Ok(RevokeResult::Revoked)
     }
 
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
         let now = now_ms();
         let mut inner = self.lock()?;
-        Ok(live(&mut inner, id, now).map(|record| Snapshot {
+        Ok(inner.live_link(id, now).map(|record| Snapshot {
             record,
             now_ms: now,
         }))
@@ -115,5 +168,104 @@ impl LinkStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
+    }
+}
+
+#[async_trait]
+impl KvStore for MemoryStore {
+    async fn incr_window(&self, key: &str, window_ms: u64) -> Result<WindowCount, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        let (value, evict_at) = match inner.live_kv(key, now) {
+            Some((Value::Count(n), evict_at)) => {
+                *n += 1;
+                (*n, *evict_at)
+            }
+            _ => {
+                let evict_at = at(now, window_ms);
+                inner
+                    .kv
+                    .insert(key.to_string(), (Value::Count(1), evict_at));
+                (1, evict_at)
+            }
+        };
+        Ok(WindowCount {
+            count: value,
+            reset_ms: (evict_at - now).max(0) as u64,
+        })
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        if let Some((Value::Text(existing), _)) = inner.live_kv(key, now) {
+            return Ok(Some(existing.clone()));
+        }
+        inner.kv.insert(
+            key.to_string(),
+            (Value::Text(value.to_string()), at(now, ttl_ms)),
+        );
+        Ok(None)
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        Ok(match inner.live_kv(key, now) {
+            Some((Value::Text(v), _)) => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        inner.kv.insert(
+            key.to_string(),
+            (Value::Text(value.to_string()), at(now, ttl_ms)),
+        );
+        Ok(())
+    }
+
+    async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        if matches!(inner.live_kv(key, now), Some((Value::Text(v), _)) if v == value) {
+            inner.kv.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn supersede(
+        &self,
+        key: &str,
+        member: &str,
+        ttl_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        let mut index = match inner.live_kv(key, now) {
+            Some((Value::Index(entries), _)) => std::mem::take(entries),
+            _ => Vec::new(),
+        };
+        index.retain(|(_, m)| m != member);
+        let me = (now, member.to_string());
+        let (older, newer): (Vec<_>, Vec<_>) = index.into_iter().partition(|e| *e < me);
+        let mut kept = newer;
+        kept.push(me);
+        inner
+            .kv
+            .insert(key.to_string(), (Value::Index(kept), at(now, ttl_ms)));
+        Ok(older.into_iter().map(|(_, m)| m).collect())
     }
 }

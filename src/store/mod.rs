@@ -13,6 +13,13 @@ use async_trait::async_trait;
 
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkState, NewLink};
 
+/// A short, fixed-length tag for a user id in store keys: the first 16 bytes of SHA-256 of
+/// the id, lowercase hex (32 characters). Keeps keys short whatever the id holds.
+pub fn user_tag(user_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(user_id.as_bytes())[..16])
+}
+
 /// Errors from a store. None of them carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +32,9 @@ pub enum StoreError {
     /// A stored record could not be read back (corrupt or written by an incompatible version).
     #[error("stored link record is unreadable: {0}")]
     Corrupt(String),
+    /// The server lacks a version or command the gateway needs (start-up check).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The result of one atomic open.
@@ -32,10 +42,32 @@ pub enum StoreError {
 pub enum OpenResult {
     /// Allowed: the record after the open (state `used` or `opened`).
     Opened(LinkRecord),
-    /// Refused: the link is `Used` or `Expired`.
+    /// The link has the confirm step and this was not the confirming `POST`; nothing changed.
+    NeedsConfirmation,
+    /// Refused: the link is `Used`, `Expired` or `Revoked`.
     Refused(LinkState),
     /// No record: never minted, or deleted after its retention.
     NotFound,
+}
+
+/// The result of one atomic revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeResult {
+    /// The record is now `revoked`.
+    Revoked,
+    /// Nothing changed (already revoked, or not `issued` when only unopened links may go).
+    Unchanged,
+    /// No record, or not this owner's.
+    NotFound,
+}
+
+/// A fixed-window counter after one hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    /// Hits in the current window, this one included.
+    pub count: u64,
+    /// Milliseconds until the window resets.
+    pub reset_ms: u64,
 }
 
 /// A record read with the store's clock.
@@ -67,8 +99,25 @@ pub trait LinkStore: Send + Sync + 'static {
     ) -> Result<LinkRecord, StoreError>;
 
     /// Atomically checks and applies one open (see [`LinkRecord::apply_open`]).
-    /// `retention_ms` is how long a used or expired record stays afterwards.
-    async fn open(&self, id: &LinkId, retention_ms: u64) -> Result<OpenResult, StoreError>;
+    /// `retention_ms` is how long a used or expired record stays afterwards; `confirmed` is
+    /// true for the confirm page's `POST`.
+    async fn open(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+    ) -> Result<OpenResult, StoreError>;
+
+    /// Atomically revokes a link (see [`LinkRecord::revoke`]); `owner`, when given, must match
+    /// the record's user id (else [`RevokeResult::NotFound`]). The record is kept
+    /// `retention_ms` more.
+    async fn revoke(
+        &self,
+        id: &LinkId,
+        owner: Option<&str>,
+        only_unopened: bool,
+        retention_ms: u64,
+    ) -> Result<RevokeResult, StoreError>;
 
     /// Reads a record without changing it (status, `HEAD`). `None` if there is none.
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError>;
@@ -76,3 +125,43 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Checks that the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// Small atomic primitives for rate limits, idempotency and per-user link indexes. Keys are
+/// given without the store's prefix; every key written gets an expiry.
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// Counts one hit in a fixed window of `window_ms` that starts at the first hit.
+    async fn incr_window(&self, key: &str, window_ms: u64) -> Result<WindowCount, StoreError>;
+
+    /// Writes `value` for `ttl_ms` unless the key exists; returns the existing value if it does.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Reads a value.
+    async fn read(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Overwrites `key` with `value` for `ttl_ms`.
+    async fn put(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError>;
+
+    /// Deletes `key` if it still holds `value`; returns whether it did.
+    async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, StoreError>;
+
+    /// Adds `member` to the index at `key` (ordered by the store's clock, then by member) and
+    /// removes and returns every member added before it. The index expires `ttl_ms` after the
+    /// last addition.
+    async fn supersede(
+        &self,
+        key: &str,
+        member: &str,
+        ttl_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// Everything the gateway keeps: links plus the small primitives.
+pub trait Store: LinkStore + KvStore {}
+
+impl<T: LinkStore + KvStore> Store for T {}

@@ -11,7 +11,7 @@ use redis::Script;
 use std::future::Future;
 use std::time::Duration;
 
-use super::{LinkStore, OpenResult, Snapshot, StoreError};
+use super::{KvStore, LinkStore, OpenResult, RevokeResult, Snapshot, StoreError, WindowCount};
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkState, NewLink};
 
 /// Shared Lua: the Redis clock in Unix milliseconds.
@@ -54,19 +54,76 @@ end
 return v
 "#;
 
-/// KEYS[1] link key; ARGV[1] retention ms. Returns {'ok', json} | {'used'} | {'expired'} |
-/// {'none'}.
+/// KEYS[1] link key; ARGV[1] retention ms; ARGV[2] "1" for the confirming POST.
+/// Returns {'ok', json} | {'confirm'} | {'used'} | {'expired'} | {'revoked'} | {'none'}.
 const OPEN_BODY: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return {'none'} end
 local r = cjson.decode(v)
 if r.st == 'u' then return {'used'} end
+if r.st == 'r' then return {'revoked'} end
 if now >= r.ea then return {'expired'} end
+if r.cs and ARGV[2] ~= '1' then return {'confirm'} end
 if r.st == 'o' then return {'ok', v} end
 local px = first_open(r, now, tonumber(ARGV[1]))
 v = cjson.encode(r)
 redis.call('SET', KEYS[1], v, 'PX', px)
 return {'ok', v}
+"#;
+
+/// KEYS[1] link key; ARGV[1] owner ('' = any); ARGV[2] "1" = only an issued, unexpired link;
+/// ARGV[3] retention ms. Returns 'revoked' | 'unchanged' | 'none'.
+const REVOKE_BODY: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return 'none' end
+local r = cjson.decode(v)
+if ARGV[1] ~= '' and r.u ~= ARGV[1] then return 'none' end
+if ARGV[2] == '1' and (r.st ~= 'i' or now >= r.ea) then return 'unchanged' end
+if r.st == 'r' then return 'unchanged' end
+r.st = 'r'
+redis.call('SET', KEYS[1], cjson.encode(r), 'PX', tonumber(ARGV[3]))
+return 'revoked'
+"#;
+
+/// KEYS[1] counter; ARGV[1] window ms. Returns {count, ms until reset}.
+const INCR_WINDOW_LUA: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if n == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}
+"#;
+
+/// KEYS[1]; ARGV[1] value; ARGV[2] ttl ms. Returns the existing value, or nil after writing.
+const PUT_IF_ABSENT_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"#;
+
+/// KEYS[1]; ARGV[1] expected value. Returns 1 if deleted.
+const DELETE_IF_EQUALS_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// KEYS[1] index (sorted set, score = Redis ms clock); ARGV[1] member; ARGV[2] ttl ms.
+/// Adds the member, removes and returns the members added before it.
+const SUPERSEDE_BODY: &str = r#"
+redis.call('ZREM', KEYS[1], ARGV[1])
+local older = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, now)) do
+  if m < ARGV[1] then table.insert(older, m) end
+end
+for _, m in ipairs(older) do redis.call('ZREM', KEYS[1], m) end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return older
 "#;
 
 /// KEYS[1] link key. Returns {now} or {now, json}.
@@ -81,6 +138,10 @@ pub fn open_script_source() -> String {
     format!("{NOW_LUA}{FIRST_OPEN_LUA}{OPEN_BODY}")
 }
 
+/// The oldest Redis the scripts support: 5.0 replicates script effects by default, so a
+/// script may read `TIME` before writing.
+pub const MIN_REDIS_VERSION: (u32, u32) = (5, 0);
+
 /// Links in Redis (standalone). Cheap to clone: one multiplexed connection shared by all
 /// requests, reconnecting by itself.
 #[derive(Clone)]
@@ -90,7 +151,12 @@ pub struct RedisStore {
     timeout: Duration,
     create: Script,
     open: Script,
+    revoke: Script,
     get: Script,
+    incr_window: Script,
+    put_if_absent: Script,
+    delete_if_equals: Script,
+    supersede: Script,
 }
 
 impl RedisStore {
@@ -120,10 +186,66 @@ impl RedisStore {
             timeout,
             create: Script::new(&format!("{NOW_LUA}{FIRST_OPEN_LUA}{CREATE_BODY}")),
             open: Script::new(&open_script_source()),
+            revoke: Script::new(&format!("{NOW_LUA}{REVOKE_BODY}")),
             get: Script::new(&format!("{NOW_LUA}{GET_BODY}")),
+            incr_window: Script::new(INCR_WINDOW_LUA),
+            put_if_absent: Script::new(PUT_IF_ABSENT_LUA),
+            delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
+            supersede: Script::new(&format!("{NOW_LUA}{SUPERSEDE_BODY}")),
         };
         store.ping().await?;
+        store.check_server().await?;
         Ok(store)
+    }
+
+    /// Start-up check: the server is recent enough and accepts every script (this also loads
+    /// them into its script cache). Errors name what is missing.
+    async fn check_server(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let info: String = bounded(
+            self.timeout,
+            redis::cmd("INFO").arg("server").query_async(&mut conn),
+        )
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("INFO server failed ({e})")))?;
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if found < MIN_REDIS_VERSION {
+            return Err(StoreError::Unsupported(format!(
+                "Redis {version} is too old; {}.{} or newer is needed",
+                MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1
+            )));
+        }
+        for script in [
+            &self.create,
+            &self.open,
+            &self.revoke,
+            &self.get,
+            &self.incr_window,
+            &self.put_if_absent,
+            &self.delete_if_equals,
+            &self.supersede,
+        ] {
+            let loaded: Result<String, StoreError> =
+                bounded(self.timeout, script.prepare_invoke().load_async(&mut conn)).await;
+            loaded.map_err(|e| {
+                StoreError::Unsupported(format!(
+                    "Redis refused to load the gateway's Lua scripts (SCRIPT LOAD / EVALSHA \
+                     must be allowed): {e}"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn prefixed(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     /// The Redis key of a link: `<prefix>link:{<id>}`.
@@ -186,13 +308,19 @@ impl LinkStore for RedisStore {
         }
     }
 
-    async fn open(&self, id: &LinkId, retention_ms: u64) -> Result<OpenResult, StoreError> {
+    async fn open(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+    ) -> Result<OpenResult, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = bounded(
             self.timeout,
             self.open
                 .key(self.key(id))
                 .arg(retention_ms)
+                .arg(if confirmed { "1" } else { "0" })
                 .invoke_async(&mut conn),
         )
         .await?;
@@ -201,10 +329,38 @@ impl LinkStore for RedisStore {
                 Some(json) => Ok(OpenResult::Opened(decode(json)?)),
                 None => Err(StoreError::Corrupt("open script returned no record".into())),
             },
+            Some("confirm") => Ok(OpenResult::NeedsConfirmation),
             Some("used") => Ok(OpenResult::Refused(LinkState::Used)),
             Some("expired") => Ok(OpenResult::Refused(LinkState::Expired)),
+            Some("revoked") => Ok(OpenResult::Refused(LinkState::Revoked)),
             Some("none") => Ok(OpenResult::NotFound),
             _ => Err(StoreError::Corrupt("unexpected open script reply".into())),
+        }
+    }
+
+    async fn revoke(
+        &self,
+        id: &LinkId,
+        owner: Option<&str>,
+        only_unopened: bool,
+        retention_ms: u64,
+    ) -> Result<RevokeResult, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: String = bounded(
+            self.timeout,
+            self.revoke
+                .key(self.key(id))
+                .arg(owner.unwrap_or(""))
+                .arg(if only_unopened { "1" } else { "0" })
+                .arg(retention_ms)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        match reply.as_str() {
+            "revoked" => Ok(RevokeResult::Revoked),
+            "unchanged" => Ok(RevokeResult::Unchanged),
+            "none" => Ok(RevokeResult::NotFound),
+            _ => Err(StoreError::Corrupt("unexpected revoke script reply".into())),
         }
     }
 
@@ -236,5 +392,98 @@ impl LinkStore for RedisStore {
         } else {
             Err(StoreError::Unavailable("unexpected PING reply".into()))
         }
+    }
+}
+
+#[async_trait]
+impl KvStore for RedisStore {
+    async fn incr_window(&self, key: &str, window_ms: u64) -> Result<WindowCount, StoreError> {
+        let mut conn = self.conn.clone();
+        let (count, reset_ms): (u64, i64) = bounded(
+            self.timeout,
+            self.incr_window
+                .key(self.prefixed(key))
+                .arg(window_ms)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(WindowCount {
+            count,
+            reset_ms: reset_ms.max(0) as u64,
+        })
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            self.put_if_absent
+                .key(self.prefixed(key))
+                .arg(value)
+                .arg(ttl_ms)
+                .invoke_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            redis::cmd("GET")
+                .arg(self.prefixed(key))
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            redis::cmd("SET")
+                .arg(self.prefixed(key))
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let deleted: i64 = bounded(
+            self.timeout,
+            self.delete_if_equals
+                .key(self.prefixed(key))
+                .arg(value)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn supersede(
+        &self,
+        key: &str,
+        member: &str,
+        ttl_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            self.supersede
+                .key(self.prefixed(key))
+                .arg(member)
+                .arg(ttl_ms)
+                .invoke_async(&mut conn),
+        )
+        .await
     }
 }

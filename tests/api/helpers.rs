@@ -161,6 +161,9 @@ pub fn test_settings() -> Settings {
     s.auth.audience = Some(AUDIENCE.into());
     s.auth.cf_claims.insert("authCf1".into(), "email".into());
     s.auth.cf_claims.insert("authCf3".into(), "dept".into());
+    // Limits are off unless a test turns them on.
+    s.limits.mint_per_user.limit = 0;
+    s.limits.open_per_ip.limit = 0;
     s
 }
 

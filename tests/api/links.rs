@@ -400,12 +400,17 @@ async fn unknown_routes_and_methods_are_problems() {
     let r = app.send(app.client.post(app.url("/healthz"))).await;
     r.assert_problem(405, "method_not_allowed");
     assert_eq!(r.header("allow").as_deref(), Some("GET"));
-    app.send(
-        app.client
-            .post(app.url(&format!("/l/{}", uuid::Uuid::new_v4()))),
-    )
-    .await
-    .assert_problem(405, "method_not_allowed");
+    let r = app
+        .send(
+            app.client
+                .put(app.url(&format!("/l/{}", uuid::Uuid::new_v4()))),
+        )
+        .await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(
+        r.header("allow").as_deref(),
+        Some("GET, HEAD, POST, OPTIONS")
+    );
 }
 
 #[tokio::test]

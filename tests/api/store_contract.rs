@@ -22,6 +22,7 @@ fn new_link() -> NewLink {
         user_id: "user-😀".into(),
         sid: "sid/with\"quotes\\and\nnewline".into(),
         cf: [Some("a@b.test".into()), None, Some("x&y".into())],
+        confirm_step: false,
     }
 }
 
@@ -79,7 +80,7 @@ async fn count_link_opens_once() {
             .create(&id, &new_link(), &policy(Expiry::Count), false)
             .await
             .unwrap();
-        match store.open(&id, 60_000).await.unwrap() {
+        match store.open(&id, 60_000, false).await.unwrap() {
             OpenResult::Opened(r) => {
                 assert_eq!(r.state, StoredState::Used, "{name}");
                 assert!(r.opened_at_ms.is_some());
@@ -87,12 +88,12 @@ async fn count_link_opens_once() {
             other => panic!("{name}: {other:?}"),
         }
         assert_eq!(
-            store.open(&id, 60_000).await.unwrap(),
+            store.open(&id, 60_000, false).await.unwrap(),
             OpenResult::Refused(LinkState::Used),
             "{name}"
         );
         assert_eq!(
-            store.open(&LinkId::random(), 60_000).await.unwrap(),
+            store.open(&LinkId::random(), 60_000, false).await.unwrap(),
             OpenResult::NotFound
         );
     }
@@ -106,7 +107,7 @@ async fn time_link_reopens_inside_its_window_only() {
             .create(&id, &new_link(), &policy(Expiry::Time), false)
             .await
             .unwrap();
-        let first = match store.open(&id, 60_000).await.unwrap() {
+        let first = match store.open(&id, 60_000, false).await.unwrap() {
             OpenResult::Opened(r) => r,
             other => panic!("{name}: {other:?}"),
         };
@@ -117,13 +118,13 @@ async fn time_link_reopens_inside_its_window_only() {
             opened_at + 1_000,
             "{name}: window from first use"
         );
-        match store.open(&id, 60_000).await.unwrap() {
+        match store.open(&id, 60_000, false).await.unwrap() {
             OpenResult::Opened(r) => assert_eq!(r, first, "{name}: a reopen changes nothing"),
             other => panic!("{name}: {other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert_eq!(
-            store.open(&id, 60_000).await.unwrap(),
+            store.open(&id, 60_000, false).await.unwrap(),
             OpenResult::Refused(LinkState::Expired),
             "{name}"
         );
@@ -152,28 +153,31 @@ async fn unopened_links_expire_and_tombstones_go_after_retention() {
             .await
             .unwrap();
         assert!(matches!(
-            store.open(&used, short.retention_ms).await.unwrap(),
+            store.open(&used, short.retention_ms, false).await.unwrap(),
             OpenResult::Opened(_)
         ));
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(
-            store.open(&never_opened, short.retention_ms).await.unwrap(),
+            store
+                .open(&never_opened, short.retention_ms, false)
+                .await
+                .unwrap(),
             OpenResult::Refused(LinkState::Expired),
             "{name}"
         );
         assert_eq!(
-            store.open(&used, short.retention_ms).await.unwrap(),
+            store.open(&used, short.retention_ms, false).await.unwrap(),
             OpenResult::Refused(LinkState::Used),
             "{name}: tombstone kept during retention"
         );
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(
-            store.open(&never_opened, 700).await.unwrap(),
+            store.open(&never_opened, 700, false).await.unwrap(),
             OpenResult::NotFound,
             "{name}"
         );
         assert_eq!(
-            store.open(&used, 700).await.unwrap(),
+            store.open(&used, 700, false).await.unwrap(),
             OpenResult::NotFound,
             "{name}"
         );
@@ -190,7 +194,7 @@ async fn create_with_open_now_is_already_used() {
             .unwrap();
         assert_eq!(r.state, StoredState::Used, "{name}");
         assert_eq!(
-            store.open(&id, 60_000).await.unwrap(),
+            store.open(&id, 60_000, false).await.unwrap(),
             OpenResult::Refused(LinkState::Used)
         );
         let id = LinkId::random();
@@ -215,7 +219,7 @@ async fn concurrent_opens_succeed_exactly_once() {
             let tasks: Vec<_> = (0..50)
                 .map(|_| {
                     let store = store.clone();
-                    tokio::spawn(async move { store.open(&id, 60_000).await.unwrap() })
+                    tokio::spawn(async move { store.open(&id, 60_000, false).await.unwrap() })
                 })
                 .collect();
             let mut opened = 0;
@@ -253,7 +257,7 @@ async fn redis_keys_always_carry_an_expiry() {
             .await
             .unwrap();
         for _ in 0..opens {
-            store.open(&id, 60_000).await.unwrap();
+            store.open(&id, 60_000, false).await.unwrap();
         }
         let pttl: i64 = redis::cmd("PTTL")
             .arg(store.key(&id))

@@ -1,0 +1,380 @@
+//! Verification keys from an identity provider's JWKS (RFC 7517), cached.
+//!
+//! * Keys are chosen by `kid` (a token without `kid` uses the only key of its `alg`).
+//! * An unknown `kid` triggers at most one refetch per `auth.jwks_min_refresh_secs`.
+//! * Keys the gateway cannot use are skipped without breaking the set: `use` other than `sig`,
+//!   no `alg`, an `alg` outside `auth.algorithms`, a `kty`/`crv` that does not fit the `alg`,
+//!   symmetric (`oct`) keys, or anything that does not parse.
+//! * `Cache-Control: max-age` sets the lifetime, bounded by `auth.jwks_min_ttl_secs` and
+//!   `auth.jwks_max_ttl_secs` (`auth.jwks_default_ttl_secs` without one).
+//! * While the IdP is down, cached keys stay usable `auth.jwks_max_stale_secs` after the last
+//!   good fetch; then verification fails with [`KeyError::Unavailable`] (`503`).
+//! * Every fetch has a connect and a total timeout, and only one runs at a time.
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::config::{AuthSettings, ConfigError};
+
+/// Largest JWKS or discovery document accepted, in bytes (1 MiB).
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// Most keys kept from one JWKS.
+pub const MAX_KEYS: usize = 100;
+
+/// Why no key was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// No usable key for this `kid`/`alg` in a current key set (`401`).
+    Unknown(&'static str),
+    /// No current key set: the IdP could not be reached and the cache is too old (`503`).
+    Unavailable,
+}
+
+/// One usable key.
+pub struct KeyEntry {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+impl KeyEntry {
+    /// The verification key.
+    pub fn key(&self) -> &DecodingKey {
+        &self.key
+    }
+}
+
+#[derive(Default)]
+struct Cached {
+    keys: Vec<Arc<KeyEntry>>,
+    fresh_until: Option<Instant>,
+    last_success: Option<Instant>,
+    last_attempt: Option<Instant>,
+}
+
+enum Source {
+    Direct(url::Url),
+    Discovery { issuer: String },
+}
+
+/// Bounds and intervals from `[auth]`.
+struct Timing {
+    min_refresh: Duration,
+    max_stale: Duration,
+    default_ttl: Duration,
+    min_ttl: Duration,
+    max_ttl: Duration,
+}
+
+/// A cached JWKS. Cheap to share behind an `Arc`.
+pub struct JwksCache {
+    client: reqwest::Client,
+    source: Source,
+    allowed: Vec<Algorithm>,
+    timing: Timing,
+    state: RwLock<Cached>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+fn kty_fits(alg: Algorithm, kty: &str, crv: Option<&str>) -> bool {
+    match alg {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => kty == "RSA",
+        Algorithm::ES256 => kty == "EC" && crv == Some("P-256"),
+        Algorithm::ES384 => kty == "EC" && crv == Some("P-384"),
+        Algorithm::EdDSA => kty == "OKP" && crv == Some("Ed25519"),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => false,
+    }
+}
+
+/// Parses a JWKS document, keeping only the keys this gateway can use (see module docs).
+pub fn parse_jwks(doc: &Value, allowed: &[Algorithm]) -> Vec<Arc<KeyEntry>> {
+    let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter_map(|k| {
+            if k.get("use").is_some_and(|u| u != "sig") {
+                return None;
+            }
+            let alg: Algorithm = serde_json::from_value(k.get("alg")?.clone()).ok()?;
+            if !allowed.contains(&alg) {
+                return None;
+            }
+            let kty = k.get("kty")?.as_str()?;
+            if !kty_fits(alg, kty, k.get("crv").and_then(Value::as_str)) {
+                return None;
+            }
+            let jwk: Jwk = serde_json::from_value(k.clone()).ok()?;
+            let key = DecodingKey::from_jwk(&jwk).ok()?;
+            let kid = k.get("kid").and_then(Value::as_str).map(str::to_string);
+            Some(Arc::new(KeyEntry { kid, alg, key }))
+        })
+        .take(MAX_KEYS)
+        .collect()
+}
+
+/// `max-age` of a `Cache-Control` value, if any (`no-store`/`no-cache` count as 0).
+pub fn max_age(cache_control: &str) -> Option<u64> {
+    let mut result = None;
+    for directive in cache_control.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(0);
+        }
+        if let Some(v) = lower.strip_prefix("max-age=") {
+            result = v.trim_matches('"').parse().ok();
+        }
+    }
+    result
+}
+
+impl JwksCache {
+    /// A cache for `auth.jwks_url`, or for discovery from `auth.issuer`.
+    ///
+    /// Errors: a [`ConfigError`] naming the key when neither is usable or the HTTP client
+    /// cannot be built.
+    pub fn from_settings(s: &AuthSettings) -> Result<Option<Self>, ConfigError> {
+        let source = match (&s.jwks_url, s.discovery) {
+            (Some(_), true) => {
+                return Err(ConfigError::new(
+                    "auth.discovery",
+                    "set either auth.jwks_url or auth.discovery, not both",
+                ))
+            }
+            (Some(url), false) => {
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(ConfigError::new("auth.jwks_url", "must be an http(s) URL"));
+                }
+                Source::Direct(url.clone())
+            }
+            (None, true) => {
+                let issuer = s
+                    .issuer
+                    .clone()
+                    .filter(|i| i.starts_with("https://") || i.starts_with("http://"))
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "auth.issuer",
+                            "must be an http(s) URL when auth.discovery = true",
+                        )
+                    })?;
+                Source::Discovery { issuer }
+            }
+            (None, false) => return Ok(None),
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(s.jwks_connect_timeout_ms))
+            .timeout(Duration::from_millis(s.jwks_timeout_ms))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent(concat!("faceauth-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::new("auth.jwks_url", format!("HTTP client: {e}")))?;
+        Ok(Some(JwksCache {
+            client,
+            source,
+            allowed: s.algorithms.clone(),
+            timing: Timing {
+                min_refresh: Duration::from_secs(s.jwks_min_refresh_secs),
+                max_stale: Duration::from_secs(s.jwks_max_stale_secs),
+                default_ttl: Duration::from_secs(s.jwks_default_ttl_secs),
+                min_ttl: Duration::from_secs(s.jwks_min_ttl_secs),
+                max_ttl: Duration::from_secs(s.jwks_max_ttl_secs),
+            },
+            state: RwLock::new(Cached::default()),
+            refresh: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Fetches the key set once (start-up). Errors: a description of the failure.
+    pub async fn warm_up(&self) -> Result<usize, String> {
+        let _guard = self.refresh.lock().await;
+        self.fetch_and_store().await
+    }
+
+    /// The key for a token's `kid` and `alg`, refetching the set when it is stale or the `kid`
+    /// is unknown (at most once per `jwks_min_refresh_secs`).
+    ///
+    /// Errors: [`KeyError::Unknown`] (`401`) or [`KeyError::Unavailable`] (`503`).
+    pub async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<KeyEntry>, KeyError> {
+        let now = Instant::now();
+        let (fresh, found) = self.lookup(kid, alg, now);
+        if let (true, Some(key)) = (fresh, &found) {
+            return Ok(key.clone());
+        }
+        if self.may_fetch(now) {
+            let _guard = self.refresh.lock().await;
+            // Another request may have fetched while this one waited.
+            if self.may_fetch(now) {
+                if let Err(e) = self.fetch_and_store().await {
+                    tracing::warn!(error = %e, "JWKS fetch failed");
+                }
+            }
+        }
+        let now = Instant::now();
+        let (_, found) = self.lookup(kid, alg, now);
+        if !self.usable(now) {
+            return Err(KeyError::Unavailable);
+        }
+        found.ok_or(KeyError::Unknown(match kid {
+            Some(_) => "unknown key id",
+            None => "the token has no kid and no single key fits its alg",
+        }))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cached> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// (the set is fresh, the matching key if any)
+    fn lookup(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: Instant,
+    ) -> (bool, Option<Arc<KeyEntry>>) {
+        let state = self.read();
+        let fresh = state.fresh_until.is_some_and(|t| now < t);
+        let found = match kid {
+            Some(kid) => state
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid) && k.alg == alg)
+                .cloned(),
+            None => {
+                let mut matching = state.keys.iter().filter(|k| k.alg == alg);
+                match (matching.next(), matching.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            }
+        };
+        (fresh, found)
+    }
+
+    fn may_fetch(&self, now: Instant) -> bool {
+        self.read()
+            .last_attempt
+            .is_none_or(|t| now.duration_since(t) >= self.timing.min_refresh)
+    }
+
+    /// A key set exists and its last good fetch is at most `max_stale` old (or it is fresh).
+    fn usable(&self, now: Instant) -> bool {
+        let state = self.read();
+        let fresh = state.fresh_until.is_some_and(|t| now < t);
+        let recent = state.last_success.is_some_and(|t| {
+            let stale_since = state.fresh_until.unwrap_or(t);
+            now.saturating_duration_since(stale_since) <= self.timing.max_stale
+        });
+        fresh || recent
+    }
+
+    async fn fetch_and_store(&self) -> Result<usize, String> {
+        let started = Instant::now();
+        let result = self.fetch().await;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.last_attempt = Some(started);
+        let (keys, ttl) = result?;
+        let count = keys.len();
+        state.keys = keys;
+        state.last_success = Some(started);
+        state.fresh_until = Some(started + ttl);
+        tracing::info!(keys = count, ttl_secs = ttl.as_secs(), "JWKS refreshed");
+        Ok(count)
+    }
+
+    async fn fetch(&self) -> Result<(Vec<Arc<KeyEntry>>, Duration), String> {
+        let jwks_url = match &self.source {
+            Source::Direct(url) => url.clone(),
+            Source::Discovery { issuer } => {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let (doc, _) = self.get_json(&url).await?;
+                let uri = doc
+                    .get("jwks_uri")
+                    .and_then(Value::as_str)
+                    .ok_or("discovery document has no jwks_uri")?;
+                url::Url::parse(uri).map_err(|e| format!("bad jwks_uri: {e}"))?
+            }
+        };
+        let (doc, cache_control) = self.get_json(jwks_url.as_str()).await?;
+        let keys = parse_jwks(&doc, &self.allowed);
+        let ttl = cache_control
+            .as_deref()
+            .and_then(max_age)
+            .map(Duration::from_secs)
+            .unwrap_or(self.timing.default_ttl)
+            .clamp(self.timing.min_ttl, self.timing.max_ttl);
+        Ok((keys, ttl))
+    }
+
+    async fn get_json(&self, url: &str) -> Result<(Value, Option<String>), String> {
+        let mut res = self
+            .client
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !res.status().is_success() {
+            return Err(format!("GET {url}: status {}", res.status()));
+        }
+        let cache_control = res
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!(
+                    "GET {url}: document over {MAX_DOCUMENT_BYTES} bytes"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let doc = serde_json::from_slice(&body).map_err(|e| format!("GET {url}: {e}"))?;
+        Ok((doc, cache_control))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn max_age_parsing() {
+        assert_eq!(max_age("public, max-age=600"), Some(600));
+        assert_eq!(max_age("max-age=\"30\""), Some(30));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped_without_breaking_the_set() {
+        let doc = json!({"keys": [
+            {"kty": "RSA", "use": "enc", "alg": "RS256", "kid": "enc", "n": "AQAB", "e": "AQAB"},
+            {"kty": "RSA", "kid": "no-alg", "n": "AQAB", "e": "AQAB"},
+            {"kty": "oct", "alg": "HS256", "kid": "sym", "k": "c2VjcmV0"},
+            {"kty": "EC", "alg": "RS256", "kid": "mismatch", "crv": "P-256", "x": "AA", "y": "AA"},
+            {"kty": "XYZ", "alg": "RS256", "kid": "weird"},
+            "not an object",
+            {"kty": "RSA", "alg": "RS256", "kid": "good", "n": "sXch", "e": "AQAB"}
+        ]});
+        let keys = parse_jwks(&doc, &[Algorithm::RS256]);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid.as_deref(), Some("good"));
+        assert!(parse_jwks(&json!({"nope": 1}), &[Algorithm::RS256]).is_empty());
+    }
+}

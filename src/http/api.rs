@@ -1,0 +1,234 @@
+//! The `/v1` API for apps and their frontends (bearer JWT).
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use super::routes::AppState;
+use super::ApiError;
+use crate::auth::Principal;
+use crate::idempotency::{self, Begin, StoredResponse};
+use crate::limits::RateStatus;
+use crate::links::{utc_from_ms, Expiry, LinkId, NewLink};
+
+/// Largest accepted request body, in bytes (16 KiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Body of `POST /v1/links`: empty, `{}`, or `{"confirm_step": bool}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintRequest {
+    /// Overrides `links.confirm_step` for this link.
+    #[serde(default)]
+    confirm_step: Option<bool>,
+}
+
+/// Answer of `POST /v1/links`.
+#[derive(Debug, Serialize)]
+struct MintResponse {
+    id: String,
+    url: String,
+    expiry: Expiry,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: time::OffsetDateTime,
+    confirm_step: bool,
+}
+
+/// The link to mint for an authenticated caller: the `sid` comes from the verified token,
+/// never from the request body.
+fn new_link(principal: Principal, confirm_step: bool) -> Result<NewLink, ApiError> {
+    Ok(NewLink {
+        sid: principal.sid.ok_or(ApiError::NoSubmission)?,
+        user_id: principal.user_id,
+        cf: principal.cf,
+        confirm_step,
+    })
+}
+
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::BadRequest(
+            "the request body could not be read".into(),
+        )),
+        Err(_) => Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES)),
+    }
+}
+
+/// An empty body means "no options"; otherwise the body must be one JSON object of type `T`.
+/// Errors: [`ApiError::BadRequest`] naming the offending field or position.
+fn parse_optional_object<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
+}
+
+/// The `Idempotency-Key` header, if sent. Errors: [`ApiError::BadRequest`] if malformed.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|k| idempotency::valid_key(k))
+        .map(|k| Some(k.to_string()))
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })
+}
+
+fn created(stored: &StoredResponse, replayed: bool, rate: Option<RateStatus>) -> HttpResponse {
+    let mut res = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(stored.status)
+            .unwrap_or(actix_web::http::StatusCode::CREATED),
+    )
+    .content_type("application/json")
+    .body(stored.body.clone());
+    if let Some(location) = stored
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
+    if replayed {
+        res.headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    if let Some(rate) = rate {
+        rate.add_headers(res.headers_mut());
+    }
+    res
+}
+
+/// `POST /v1/links`: mint a link for the caller.
+pub async fn create_link(
+    req: HttpRequest,
+    principal: Principal,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    let key = idempotency_key(&req)?;
+    let request: MintRequest = parse_optional_object(&body)?;
+    let claim = match key {
+        Some(key) => match state
+            .idempotency
+            .begin(&principal.user_id, &key, &body)
+            .await?
+        {
+            Begin::Replay(stored) => return Ok(created(&stored, true, None)),
+            Begin::Proceed(claim) => Some(claim),
+        },
+        None => None,
+    };
+    let result = mint(&state, principal, request).await;
+    match (claim, &result) {
+        (Some(claim), Ok((stored, _))) => {
+            if let Err(e) = state.idempotency.complete(claim, stored.clone()).await {
+                tracing::warn!(error = %e, "idempotent response not stored");
+            }
+        }
+        (Some(claim), Err(_)) => state.idempotency.release(claim).await,
+        (None, _) => {}
+    }
+    let (stored, rate) = result?;
+    Ok(created(&stored, false, rate))
+}
+
+async fn mint(
+    state: &AppState,
+    principal: Principal,
+    request: MintRequest,
+) -> Result<(StoredResponse, Option<RateStatus>), ApiError> {
+    let confirm_step = request
+        .confirm_step
+        .unwrap_or(state.links.options().confirm_step);
+    let link = new_link(principal, confirm_step)?;
+    let rate = state.limiter.mint(&link.user_id).await?;
+    let minted = state.links.mint(&link).await?;
+    let id = minted.id.to_string();
+    tracing::info!(
+        expiry = minted.record.expiry.as_str(),
+        confirm_step,
+        "link minted"
+    );
+    let body = serde_json::to_string(&MintResponse {
+        url: format!("{}/l/{id}", state.public_base_url),
+        id: id.clone(),
+        expiry: minted.record.expiry,
+        expires_at: utc_from_ms(minted.record.expires_at_ms),
+        confirm_step,
+    })
+    .map_err(|_| ApiError::Internal("serialising the mint response"))?;
+    Ok((
+        StoredResponse {
+            status: 201,
+            body,
+            location: Some(format!("/v1/links/{id}")),
+        },
+        rate,
+    ))
+}
+
+fn link_id(path: &str) -> Result<LinkId, ApiError> {
+    path.parse().map_err(|_| ApiError::LinkNotFound)
+}
+
+/// `GET /v1/links/{id}`: the owner's view of a link.
+pub async fn link_status(
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let status = state
+        .links
+        .status(&link_id(&path)?, &principal.user_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+/// `DELETE /v1/links/{id}`: the owner revokes a link; it then answers `410 link_revoked`.
+pub async fn revoke_link(
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .links
+        .revoke(&link_id(&path)?, &principal.user_id)
+        .await?;
+    tracing::info!("link revoked by its owner");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /v1/face-auth/start`: mint and open in one step, `302` to FaceAuth. The browser is
+/// already on its way, so there is no confirm step here.
+pub async fn start(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let link = new_link(principal, false)?;
+    state.limiter.mint(&link.user_id).await?;
+    let url = state.links.mint_and_open(&link).await?;
+    tracing::info!("link minted and opened (start)");
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url.expose_secret()))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .finish())
+}

@@ -1,0 +1,124 @@
+//! The client's IP address: the socket peer, unless the peer is a trusted proxy
+//! (`server.trusted_proxies`), in which case `Forwarded` (RFC 7239) or `X-Forwarded-For` is
+//! read right to left and the first address that is not a trusted proxy is the client.
+
+use actix_web::HttpRequest;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+fn trusted(ip: &IpAddr, proxies: &[IpNet]) -> bool {
+    proxies.iter().any(|n| n.contains(ip))
+}
+
+/// Parses one `for=` value of `Forwarded`: `192.0.2.1`, `"192.0.2.1:8080"`,
+/// `"[2001:db8::1]:4711"`. Obfuscated identifiers (`_hidden`, `unknown`) give `None`.
+fn parse_forwarded_for(value: &str) -> Option<IpAddr> {
+    let v = value.trim().trim_matches('"');
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    v.parse()
+        .ok()
+        .or_else(|| v.rsplit_once(':').and_then(|(host, _)| host.parse().ok()))
+}
+
+/// The forwarding chain, client first, as the headers state it.
+fn forwarded_chain(req: &HttpRequest) -> Vec<Option<IpAddr>> {
+    let forwarded: Vec<_> = req
+        .headers()
+        .get_all("forwarded")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse_forwarded_for(v))
+            })
+        })
+        .map(Option::flatten)
+        .collect();
+    if !forwarded.is_empty() {
+        return forwarded;
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(parse_forwarded_for)
+        .collect()
+}
+
+/// The client IP for rate limiting (IPv4-mapped IPv6 addresses are shown as IPv4).
+pub fn client_ip(req: &HttpRequest, proxies: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip().to_canonical();
+    if !trusted(&peer, proxies) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for hop in forwarded_chain(req).into_iter().rev() {
+        match hop.map(|ip| ip.to_canonical()) {
+            Some(ip) if trusted(&ip, proxies) => client = ip,
+            Some(ip) => return Some(ip),
+            // An unreadable hop: stop at the last address we could vouch for.
+            None => return Some(client),
+        }
+    }
+    Some(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn req(peer: &str, headers: &[(&str, &str)]) -> HttpRequest {
+        let mut r = TestRequest::default().peer_addr(format!("{peer}:5000").parse().unwrap());
+        for (k, v) in headers {
+            r = r.insert_header((*k, *v));
+        }
+        r.to_http_request()
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client_whatever_the_headers() {
+        let r = req("203.0.113.9", &[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(
+            client_ip(&r, &nets(&["10.0.0.0/8"])),
+            Some("203.0.113.9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_read_right_to_left() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        let r = req(
+            "10.0.0.2",
+            &[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.1")],
+        );
+        assert_eq!(
+            client_ip(&r, &proxies),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        let r = req(
+            "10.0.0.2",
+            &[(
+                "forwarded",
+                "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
+            )],
+        );
+        assert_eq!(
+            client_ip(&r, &proxies),
+            Some("2001:db8:cafe::17".parse().unwrap())
+        );
+        let r = req("10.0.0.2", &[("x-forwarded-for", "garbage")]);
+        assert_eq!(client_ip(&r, &proxies), Some("10.0.0.2".parse().unwrap()));
+        let r = req("10.0.0.2", &[]);
+        assert_eq!(client_ip(&r, &proxies), Some("10.0.0.2".parse().unwrap()));
+    }
+}
