@@ -240,6 +240,10 @@ impl JwtVerifier {
                 .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
         check_times(&claims, self.leeway_secs as f64, unix_now())?;
+        // RFC 7519 §4.1.1: `iss` is one StringOrURI (jsonwebtoken also accepts an array).
+        if !claims.get("iss").is_some_and(Value::is_string) {
+            return Err(AuthError::Invalid("iss is not a string"));
+        }
         let user_id = claim_string(&claims, &self.user_id_claim).ok_or(AuthError::Invalid(
             "the user id claim is missing or not a string",
         ))?;

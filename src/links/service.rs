@@ -171,7 +171,7 @@ pub struct LinkService {
 /// The store key of a user's index of links (for `single_active`): the user id is hashed so
 /// keys stay short whatever the id; the hash is a Redis Cluster hash tag.
 fn user_index_key(user_id: &str) -> String {
-    format!("u:{{{}}}:links", crate::store::user_tag(user_id))
+    format!("u:{{{}}}:live", crate::store::user_tag(user_id))
 }
 
 impl LinkService {
@@ -258,20 +258,24 @@ impl LinkService {
         Err(StoreError::Conflict.into())
     }
 
-    /// Revokes the user's links minted before `id` that were never opened.
+    /// Makes `id` the user's live link and revokes the one it replaces if that was never
+    /// opened. The index holds one id per user; Redis serialises the swaps, so with concurrent
+    /// mints exactly one link stays live.
     async fn supersede(&self, id: &LinkId, user_id: &str) -> Result<(), LinkError> {
-        let older = self
+        let previous = self
             .store
-            .supersede(
+            .swap(
                 &user_index_key(user_id),
                 &id.to_string(),
                 self.policy.unopened_ttl_ms,
             )
             .await?;
-        for other in older.iter().filter_map(|o| o.parse::<LinkId>().ok()) {
-            self.store
-                .revoke(&other, Some(user_id), true, self.policy.retention_ms)
-                .await?;
+        if let Some(previous) = previous.and_then(|p| p.parse::<LinkId>().ok()) {
+            if previous != *id {
+                self.store
+                    .revoke(&previous, Some(user_id), true, self.policy.retention_ms)
+                    .await?;
+            }
         }
         Ok(())
     }

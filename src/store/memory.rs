@@ -14,7 +14,6 @@ const SWEEP_EVERY: u64 = 1024;
 enum Value {
     Text(String),
     Count(u64),
-    Index(Vec<(i64, String)>),
 }
 
 #[derive(Default)]
@@ -245,27 +244,23 @@ impl KvStore for MemoryStore {
         Ok(false)
     }
 
-    async fn supersede(
+    async fn swap(
         &self,
         key: &str,
-        member: &str,
+        value: &str,
         ttl_ms: u64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let now = now_ms();
         let mut inner = self.lock()?;
         inner.wrote(now);
-        let mut index = match inner.live_kv(key, now) {
-            Some((Value::Index(entries), _)) => std::mem::take(entries),
-            _ => Vec::new(),
+        let previous = match inner.live_kv(key, now) {
+            Some((Value::Text(v), _)) => Some(v.clone()),
+            _ => None,
         };
-        index.retain(|(_, m)| m != member);
-        let me = (now, member.to_string());
-        let (older, newer): (Vec<_>, Vec<_>) = index.into_iter().partition(|e| *e < me);
-        let mut kept = newer;
-        kept.push(me);
-        inner
-            .kv
-            .insert(key.to_string(), (Value::Index(kept), at(now, ttl_ms)));
-        Ok(older.into_iter().map(|(_, m)| m).collect())
+        inner.kv.insert(
+            key.to_string(),
+            (Value::Text(value.to_string()), at(now, ttl_ms)),
+        );
+        Ok(previous)
     }
 }

@@ -150,15 +150,9 @@ pub trait KvStore: Send + Sync + 'static {
     /// Deletes `key` if it still holds `value`; returns whether it did.
     async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, StoreError>;
 
-    /// Adds `member` to the index at `key` (ordered by the store's clock, then by member) and
-    /// removes and returns every member added before it. The index expires `ttl_ms` after the
-    /// last addition.
-    async fn supersede(
-        &self,
-        key: &str,
-        member: &str,
-        ttl_ms: u64,
-    ) -> Result<Vec<String>, StoreError>;
+    /// Writes `value` for `ttl_ms` and returns the value it replaced, in one step.
+    async fn swap(&self, key: &str, value: &str, ttl_ms: u64)
+        -> Result<Option<String>, StoreError>;
 }
 
 /// Everything the gateway keeps: links plus the small primitives.

@@ -112,18 +112,11 @@ end
 return 0
 "#;
 
-/// KEYS[1] index (sorted set, score = Redis ms clock); ARGV[1] member; ARGV[2] ttl ms.
-/// Adds the member, removes and returns the members added before it.
-const SUPERSEDE_BODY: &str = r#"
-redis.call('ZREM', KEYS[1], ARGV[1])
-local older = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, now)) do
-  if m < ARGV[1] then table.insert(older, m) end
-end
-for _, m in ipairs(older) do redis.call('ZREM', KEYS[1], m) end
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return older
+/// KEYS[1]; ARGV[1] value; ARGV[2] ttl ms. Returns the replaced value or nil.
+const SWAP_LUA: &str = r#"
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return old
 "#;
 
 /// KEYS[1] link key. Returns {now} or {now, json}.
@@ -156,7 +149,7 @@ pub struct RedisStore {
     incr_window: Script,
     put_if_absent: Script,
     delete_if_equals: Script,
-    supersede: Script,
+    swap: Script,
 }
 
 impl RedisStore {
@@ -191,7 +184,7 @@ impl RedisStore {
             incr_window: Script::new(INCR_WINDOW_LUA),
             put_if_absent: Script::new(PUT_IF_ABSENT_LUA),
             delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
-            supersede: Script::new(&format!("{NOW_LUA}{SUPERSEDE_BODY}")),
+            swap: Script::new(SWAP_LUA),
         };
         store.ping().await?;
         store.check_server().await?;
@@ -230,7 +223,7 @@ impl RedisStore {
             &self.incr_window,
             &self.put_if_absent,
             &self.delete_if_equals,
-            &self.supersede,
+            &self.swap,
         ] {
             let loaded: Result<String, StoreError> =
                 bounded(self.timeout, script.prepare_invoke().load_async(&mut conn)).await;
@@ -469,18 +462,18 @@ impl KvStore for RedisStore {
         Ok(deleted == 1)
     }
 
-    async fn supersede(
+    async fn swap(
         &self,
         key: &str,
-        member: &str,
+        value: &str,
         ttl_ms: u64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
         bounded(
             self.timeout,
-            self.supersede
+            self.swap
                 .key(self.prefixed(key))
-                .arg(member)
+                .arg(value)
                 .arg(ttl_ms)
                 .invoke_async(&mut conn),
         )

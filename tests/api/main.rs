@@ -3,9 +3,16 @@
 mod cli;
 mod concurrency;
 mod config;
+mod confirm;
 mod crypto_vectors;
 mod helpers;
+mod idempotency;
+mod input_limits;
+mod jwks;
 mod jwt;
+mod limits;
 mod links;
+mod revocation;
+mod robustness;
 mod store_contract;
 mod store_faults;

@@ -110,3 +110,66 @@ async fn a_paused_redis_gives_503_within_the_timeout() {
     assert!(ok, "gateway recovered after the pause");
     drop(redis);
 }
+
+#[tokio::test]
+async fn recovers_after_a_redis_restart_without_500s() {
+    let port = free_port();
+    let mut redis = RedisServer::start_on(port).expect("redis-server is needed");
+    let url = redis.url();
+    let app = spawn_app_with(|s| {
+        s.store.redis_url = Some(SecretString::from(url));
+        s.store.timeout_ms = 400;
+    })
+    .await;
+    let jwt = user_jwt("kai");
+    let before = app.mint_id(&jwt).await;
+    redis.stop();
+    app.mint(&jwt)
+        .await
+        .assert_problem(503, "store_unavailable");
+    // Same port, empty script cache, every connection dropped.
+    let _redis = RedisServer::start_on(port).expect("restart");
+    let mut statuses = Vec::new();
+    let mut recovered = false;
+    for _ in 0..40 {
+        let r = app.mint(&jwt).await;
+        statuses.push(r.status.as_u16());
+        if r.status == 201 {
+            recovered = true;
+            let id = r.json()["id"].as_str().unwrap().to_string();
+            assert_eq!(
+                app.open(&id).await.status,
+                302,
+                "open script reloaded after NOSCRIPT"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "no recovery: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 503),
+        "{statuses:?}"
+    );
+    // The restarted Redis kept nothing: the old link is gone, not double-usable.
+    app.open(&before)
+        .await
+        .assert_problem(404, "link_not_found");
+}
+
+#[tokio::test]
+async fn start_up_refuses_a_redis_without_scripting() {
+    let port = free_port();
+    let _redis = RedisServer::start_with(port, &["--rename-command", "SCRIPT", ""])
+        .expect("redis-server is needed");
+    let mut s = test_settings();
+    s.store.redis_url = Some(SecretString::from(format!("redis://127.0.0.1:{port}/0")));
+    match faceauth_gateway::Application::build(s).await {
+        Err(faceauth_gateway::StartupError::Store(e)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("SCRIPT LOAD"), "{msg}");
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("started against a Redis without SCRIPT"),
+    }
+}
