@@ -36,6 +36,17 @@ const STRING_KEYS: &[&str] = &[
     "auth.user_id_claim",
     "auth.sid_claim",
     "auth.jwks_url",
+    "argos.api_base_url",
+    "argos.idcheck_api_key",
+    "webhooks.path_secret",
+    "callbacks.url",
+    "callbacks.secret",
+    "auth.service.audience",
+    "auth.service.issuer",
+    "auth.service.scope_claim",
+    "auth.service.jwks_url",
+    "auth.service.public_key_pem",
+    "auth.service.hs256_secret",
 ];
 
 /// Longest allowed lifetime for any `links.*_secs` value: 30 days, in seconds.
@@ -86,6 +97,108 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[limits]`
     pub limits: LimitsSettings,
+    /// `[sid]`
+    pub sid: SidSettings,
+    /// `[webhooks]`
+    pub webhooks: WebhookSettings,
+    /// `[verify]`
+    pub verify: VerifySettings,
+    /// `[callbacks]`
+    pub callbacks: CallbackSettings,
+}
+
+/// One place to find a user's submission id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SidSource {
+    /// The user's JWT claim `auth.sid_claim`.
+    Claim,
+    /// The user → sid mapping in the store.
+    Store,
+    /// ARGOS `GET /v3/submission?userid=…`.
+    Argos,
+}
+
+/// `[sid]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SidSettings {
+    /// Sources, tried in order.
+    pub sources: Vec<SidSource>,
+    /// Stored mapping lifetime, seconds.
+    pub store_ttl_secs: u64,
+    /// ARGOS answer cache lifetime, seconds.
+    pub argos_cache_secs: u64,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct WebhookSettings {
+    /// Secret path segment (secret); empty = receiver off.
+    #[serde(default, serialize_with = "redact")]
+    pub path_secret: Option<SecretString>,
+    /// Allowed source networks.
+    pub allowed_ips: Vec<ipnet::IpNet>,
+    /// Redelivery memory, seconds.
+    pub dedup_ttl_secs: u64,
+}
+
+/// `[verify]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct VerifySettings {
+    /// Give up pull-verification after this many seconds.
+    pub deadline_secs: u64,
+    /// Worker poll interval, milliseconds.
+    pub poll_interval_ms: u64,
+    /// Verified result lifetime, seconds.
+    pub result_ttl_secs: u64,
+}
+
+/// `[callbacks]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CallbackSettings {
+    /// Receiver URL; empty = off.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HMAC secret (secret).
+    #[serde(default, serialize_with = "redact")]
+    pub secret: Option<SecretString>,
+    /// Retry horizon, seconds.
+    pub max_age_secs: u64,
+    /// Per-attempt timeout, milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// `[auth.service]`
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct ServiceAuthSettings {
+    /// Required `aud` of service JWTs; empty = no service JWTs.
+    #[serde(default)]
+    pub audience: String,
+    /// Required `iss`; empty = `auth.issuer`.
+    #[serde(default)]
+    pub issuer: String,
+    /// Claim holding scopes.
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+    /// SHA-256 (hex) of static API keys.
+    #[serde(default)]
+    pub api_key_sha256: Vec<String>,
+    /// Own algorithm allow-list (with own keys).
+    #[serde(default)]
+    pub algorithms: Vec<Algorithm>,
+    /// Own JWKS.
+    #[serde(default)]
+    pub jwks_url: Option<url::Url>,
+    /// Own public key.
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    /// Own HMAC secret (secret).
+    #[serde(default, serialize_with = "redact")]
+    pub hs256_secret: Option<SecretString>,
+}
+
+fn default_scope_claim() -> String {
+    "scope".into()
 }
 
 /// One fixed-window limit: `limit` hits per `window_secs`; `limit = 0` disables it.
@@ -162,6 +275,17 @@ pub struct ArgosSettings {
     pub plaintext: PlaintextFormat,
     /// Longest FaceAuth URL, bytes.
     pub max_url_bytes: usize,
+    /// ARGOS REST API base URL.
+    pub api_base_url: url::Url,
+    /// ID Check project API key (secret).
+    #[serde(default, serialize_with = "redact")]
+    pub idcheck_api_key: Option<SecretString>,
+    /// Connect timeout per API attempt, milliseconds.
+    pub api_connect_timeout_ms: u64,
+    /// Total timeout per API attempt, milliseconds.
+    pub api_timeout_ms: u64,
+    /// Retries after the first attempt on timeouts and 5xx.
+    pub api_retries: u32,
 }
 
 /// `[links]`, all in seconds.
@@ -240,6 +364,9 @@ pub struct AuthSettings {
     /// `authCf1..3` → claim name.
     #[serde(default)]
     pub cf_claims: BTreeMap<String, String>,
+    /// `[auth.service]`
+    #[serde(default)]
+    pub service: ServiceAuthSettings,
 }
 
 /// `log.format`
@@ -428,6 +555,107 @@ impl Settings {
             return Err(ConfigError::new(
                 "auth.jwks_min_ttl_secs",
                 "must not exceed auth.jwks_max_ttl_secs",
+            ));
+        }
+        check_http_url("argos.api_base_url", &self.argos.api_base_url)?;
+        if let Some(secret) = &self.webhooks.path_secret {
+            let len = secret.expose_secret().len();
+            if len > 0
+                && (len < 32
+                    || !secret
+                        .expose_secret()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            {
+                return Err(ConfigError::new(
+                    "webhooks.path_secret",
+                    "must be at least 32 characters of A-Z, a-z, 0-9, - or _",
+                ));
+            }
+        }
+        if let Some(url) = self.callbacks.url.as_deref().filter(|u| !u.is_empty()) {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| ConfigError::new("callbacks.url", e.to_string()))?;
+            check_http_url("callbacks.url", &parsed)?;
+            if self
+                .callbacks
+                .secret
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().len() < 32)
+            {
+                return Err(ConfigError::new(
+                    "callbacks.secret",
+                    "required with callbacks.url, at least 32 characters",
+                ));
+            }
+        }
+        if self.sid.sources.is_empty() {
+            return Err(ConfigError::new(
+                "sid.sources",
+                "must list at least one source",
+            ));
+        }
+        if self.sid.sources.contains(&SidSource::Argos)
+            && self
+                .argos
+                .idcheck_api_key
+                .as_ref()
+                .is_none_or(|k| k.expose_secret().trim().is_empty())
+        {
+            return Err(ConfigError::new(
+                "argos.idcheck_api_key",
+                "required when sid.sources contains \"argos\"",
+            ));
+        }
+        for (key, value) in [
+            ("sid.store_ttl_secs", self.sid.store_ttl_secs),
+            ("sid.argos_cache_secs", self.sid.argos_cache_secs),
+            ("webhooks.dedup_ttl_secs", self.webhooks.dedup_ttl_secs),
+            ("verify.deadline_secs", self.verify.deadline_secs),
+            ("verify.result_ttl_secs", self.verify.result_ttl_secs),
+            ("callbacks.max_age_secs", self.callbacks.max_age_secs),
+        ] {
+            if !(1..=400 * 24 * 3600).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    "must be between 1 second and 400 days",
+                ));
+            }
+        }
+        for (key, value) in [
+            ("verify.poll_interval_ms", self.verify.poll_interval_ms),
+            ("callbacks.timeout_ms", self.callbacks.timeout_ms),
+            ("argos.api_timeout_ms", self.argos.api_timeout_ms),
+            (
+                "argos.api_connect_timeout_ms",
+                self.argos.api_connect_timeout_ms,
+            ),
+        ] {
+            if !(1..=60_000).contains(&value) {
+                return Err(ConfigError::new(key, "must be between 1 and 60000 ms"));
+            }
+        }
+        if self.argos.api_retries > 10 {
+            return Err(ConfigError::new("argos.api_retries", "must be at most 10"));
+        }
+        for (i, h) in self.auth.service.api_key_sha256.iter().enumerate() {
+            if h.len() != 64
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(ConfigError::new(
+                    format!("auth.service.api_key_sha256[{i}]"),
+                    "must be 64 lowercase hex characters (SHA-256 of the key)",
+                ));
+            }
+        }
+        if !self.auth.service.audience.is_empty()
+            && Some(self.auth.service.audience.as_str()) == self.auth.audience.as_deref()
+        {
+            return Err(ConfigError::new(
+                "auth.service.audience",
+                "must differ from auth.audience, so user tokens cannot call service routes",
             ));
         }
         if self.auth.leeway_secs > 600 {

@@ -12,6 +12,7 @@
 
 pub mod argos;
 pub mod auth;
+pub mod callbacks;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -19,6 +20,8 @@ pub mod http;
 pub mod idempotency;
 pub mod limits;
 pub mod links;
+pub mod results;
+pub mod sid;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -10,16 +10,23 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::argos::crypto::QueryCipher;
+use crate::argos::client::ArgosClient;
+use crate::argos::crypto::{Encryption, QueryCipher};
 use crate::argos::url::FaceAuthUrlBuilder;
+use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
+use crate::callbacks::Callbacks;
 use crate::config::{ConfigError, Settings, StoreBackend};
 use crate::demo::DemoState;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
+use crate::http::webhooks::WebhookReceiver;
+use crate::http::ApiError;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
 use crate::links::{LinkOptions, LinkService};
+use crate::results::Results;
+use crate::sid::SidResolver;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreError};
@@ -48,6 +55,16 @@ pub struct Components {
     pub limiter: RateLimiter,
     /// `Idempotency-Key` records (same store).
     pub idempotency: Idempotency,
+    /// Service credentials, if configured.
+    pub services: Option<ServiceVerifier>,
+    /// Submission id lookup.
+    pub sid: SidResolver,
+    /// The results loop.
+    pub results: Results,
+    /// Callback delivery, if configured.
+    pub callbacks: Option<Callbacks>,
+    /// Webhook receiver settings.
+    pub webhooks: WebhookReceiver,
 }
 
 impl Components {
@@ -58,6 +75,9 @@ impl Components {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         settings.validate()?;
         let verifier = JwtVerifier::from_settings(&settings.auth)?;
+        let services = ServiceVerifier::from_settings(&settings.auth)?;
+        let argos = ArgosClient::from_settings(&settings.argos)
+            .map_err(|e| ConfigError::new("argos.api_base_url", e))?;
         let api_key = settings
             .argos
             .api_key
@@ -65,6 +85,15 @@ impl Components {
             .ok_or_else(|| ConfigError::new("argos.api_key", "required"))?;
         let cipher = QueryCipher::new(settings.argos.encryption, api_key)
             .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
+        let mut webhook_ciphers = Vec::new();
+        for key in [Some(api_key), settings.argos.idcheck_api_key.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(c) = QueryCipher::new(Encryption::Aes256Cbc, key) {
+                webhook_ciphers.push(c);
+            }
+        }
         let urls = FaceAuthUrlBuilder::new(
             &settings.argos.form_url,
             settings.argos.project_id.as_deref().unwrap_or_default(),
@@ -94,7 +123,31 @@ impl Components {
             single_active: settings.links.single_active,
             max_url_bytes: settings.argos.max_url_bytes,
         };
+        let sid = SidResolver::new(&settings.sid, store.clone(), argos.clone());
+        let callbacks = Callbacks::from_settings(&settings.callbacks, store.clone())
+            .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let results = Results::new(
+            store.clone(),
+            argos,
+            callbacks.clone(),
+            sid.clone(),
+            &settings.verify,
+            &settings.webhooks,
+        );
         Ok(Components {
+            services,
+            sid,
+            results,
+            callbacks,
+            webhooks: WebhookReceiver {
+                path_secret: settings
+                    .webhooks
+                    .path_secret
+                    .clone()
+                    .filter(|s| !s.expose_secret().is_empty()),
+                allowed_ips: settings.webhooks.allowed_ips.clone(),
+                ciphers: webhook_ciphers,
+            },
             limiter: RateLimiter::new(
                 store.clone(),
                 settings.limits.mint_per_user,
@@ -111,6 +164,40 @@ impl Components {
 pub struct Application {
     port: u16,
     server: Server,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Stops a running [`Application`] (server and background workers) from elsewhere.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    workers: Vec<tokio::task::AbortHandle>,
+}
+
+impl StopHandle {
+    /// Stops the workers at once and the server gracefully (in-flight requests finish).
+    pub async fn stop(&self) {
+        for w in &self.workers {
+            w.abort();
+        }
+        self.server.stop(true).await;
+    }
+}
+
+/// Runs `work` every `every` until aborted; failures are logged and retried next round.
+fn spawn_worker<F, Fut>(name: &'static str, every: Duration, work: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<usize, StoreError>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = work().await {
+                tracing::warn!(worker = name, error = %e, "background work failed; retrying");
+            }
+        }
+    })
 }
 
 impl Application {
@@ -143,13 +230,32 @@ impl Application {
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
         components.verifier.warm_up().await;
+        if let Some(services) = &components.services {
+            services.warm_up().await;
+        }
         let port = listener.local_addr()?.port();
+        let every = Duration::from_millis(settings.verify.poll_interval_ms);
+        let mut workers = Vec::new();
+        let results = components.results.clone();
+        workers.push(spawn_worker("verify", every, move || {
+            let results = results.clone();
+            async move { results.run_due().await }
+        }));
+        if let Some(callbacks) = components.callbacks.clone() {
+            workers.push(spawn_worker("callbacks", every, move || {
+                let callbacks = callbacks.clone();
+                async move { callbacks.run_due().await }
+            }));
+        }
         let state = web::Data::new(AppState {
             links: components.links,
             limiter: components.limiter,
             idempotency: components.idempotency,
             trusted_proxies: settings.server.trusted_proxies.clone(),
             faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
+            sid: components.sid,
+            results: components.results,
+            webhooks: components.webhooks,
             public_base_url: settings
                 .server
                 .public_base_url
@@ -158,6 +264,7 @@ impl Application {
                 .to_string(),
         });
         let verifier = web::Data::new(components.verifier);
+        let services = web::Data::new(components.services);
         let demo = demo.map(web::Data::new);
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
@@ -169,6 +276,10 @@ impl Application {
                 )
                 .app_data(state.clone())
                 .app_data(verifier.clone())
+                .app_data(services.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::BadRequest(format!("invalid query: {e}")).into()
+                }))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found));
             if let Some(demo) = &demo {
@@ -184,6 +295,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            workers,
         })
     }
 
@@ -192,8 +304,21 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests get up to 10 s).
+    /// A handle that stops this gateway.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            workers: self.workers.iter().map(|w| w.abort_handle()).collect(),
+        }
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests get up to 10 s), then stops
+    /// the background workers.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        for w in &self.workers {
+            w.abort();
+        }
+        result
     }
 }

@@ -6,6 +6,7 @@
 //! `exp`, `iss` and `aud` are required; `nbf` and `iat` are honoured with `auth.leeway_secs`.
 
 pub mod jwks;
+pub mod service;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
@@ -209,6 +210,25 @@ impl JwtVerifier {
     /// wrong `iss`/`aud`, or a missing user id; [`AuthError::KeysUnavailable`] when the JWKS
     /// cannot be fetched and the cache is too old.
     pub async fn verify(&self, token: &SecretString) -> Result<Principal, AuthError> {
+        let claims = self.verify_claims(token).await?;
+        let user_id = claim_string(&claims, &self.user_id_claim).ok_or(AuthError::Invalid(
+            "the user id claim is missing or not a string",
+        ))?;
+        let sid = claim_string(&claims, &self.sid_claim);
+        let cf = self
+            .cf_claims
+            .clone()
+            .map(|c| c.and_then(|name| claim_string(&claims, &name)));
+        Ok(Principal { user_id, sid, cf })
+    }
+
+    /// Verifies `token` (signature, `alg`, `iss`, `aud`, times) and returns its claims.
+    ///
+    /// Errors: as [`JwtVerifier::verify`], except the user id check.
+    pub async fn verify_claims(
+        &self,
+        token: &SecretString,
+    ) -> Result<Map<String, Value>, AuthError> {
         let header = jsonwebtoken::decode_header(token.expose_secret())
             .map_err(|_| AuthError::Invalid("malformed token"))?;
         if !self.allowed.contains(&header.alg) {
@@ -244,15 +264,7 @@ impl JwtVerifier {
         if !claims.get("iss").is_some_and(Value::is_string) {
             return Err(AuthError::Invalid("iss is not a string"));
         }
-        let user_id = claim_string(&claims, &self.user_id_claim).ok_or(AuthError::Invalid(
-            "the user id claim is missing or not a string",
-        ))?;
-        let sid = claim_string(&claims, &self.sid_claim);
-        let cf = self
-            .cf_claims
-            .clone()
-            .map(|c| c.and_then(|name| claim_string(&claims, &name)));
-        Ok(Principal { user_id, sid, cf })
+        Ok(claims)
     }
 }
 
@@ -355,7 +367,7 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
 
 /// A claim as a non-empty string of at most [`MAX_CLAIM_BYTES`]; integers are accepted and
 /// written in decimal. Anything else (objects, arrays, booleans, empty) counts as absent.
-fn claim_string(claims: &Map<String, Value>, name: &str) -> Option<String> {
+pub(crate) fn claim_string(claims: &Map<String, Value>, name: &str) -> Option<String> {
     let s = match claims.get(name)? {
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::routes::AppState;
 use super::ApiError;
+use crate::auth::service::{Caller, SCOPE_STATUS_READ};
 use crate::auth::Principal;
 use crate::idempotency::{self, Begin, StoredResponse};
 use crate::limits::RateStatus;
-use crate::links::{utc_from_ms, Expiry, LinkId, NewLink};
+use crate::links::{utc_from_ms, Expiry, LinkId, MintedLink, NewLink};
 
 /// Largest accepted request body, in bytes (16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -27,29 +28,63 @@ struct MintRequest {
     confirm_step: Option<bool>,
 }
 
-/// Answer of `POST /v1/links`.
+/// Answer of `POST /v1/links` and `POST /v1/users/{user_id}/links`.
 #[derive(Debug, Serialize)]
-struct MintResponse {
+struct MintResponse<'a> {
     id: String,
     url: String,
     expiry: Expiry,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: time::OffsetDateTime,
     confirm_step: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
 }
 
-/// The link to mint for an authenticated caller: the `sid` comes from the verified token,
-/// never from the request body.
-fn new_link(principal: Principal, confirm_step: bool) -> Result<NewLink, ApiError> {
-    Ok(NewLink {
-        sid: principal.sid.ok_or(ApiError::NoSubmission)?,
-        user_id: principal.user_id,
-        cf: principal.cf,
-        confirm_step,
+/// The `201` body of a minted link, as stored for idempotent replays.
+pub(crate) fn mint_response(
+    state: &AppState,
+    minted: &MintedLink,
+) -> Result<StoredResponse, ApiError> {
+    let id = minted.id.to_string();
+    let body = serde_json::to_string(&MintResponse {
+        url: format!("{}/l/{id}", state.public_base_url),
+        id: id.clone(),
+        expiry: minted.record.expiry,
+        expires_at: utc_from_ms(minted.record.expires_at_ms),
+        confirm_step: minted.record.confirm_step,
+        reference: minted.record.reference.as_deref(),
+    })
+    .map_err(|_| ApiError::Internal("serialising the mint response"))?;
+    Ok(StoredResponse {
+        status: 201,
+        body,
+        location: Some(format!("/v1/links/{id}")),
     })
 }
 
-async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+/// The link to mint for an authenticated user: the `sid` is resolved server-side
+/// (`sid.sources`: the verified token's claim, the store, ARGOS), never from the request.
+async fn new_link(
+    state: &AppState,
+    principal: Principal,
+    confirm_step: bool,
+) -> Result<NewLink, ApiError> {
+    let sid = state
+        .sid
+        .resolve(&principal.user_id, principal.sid.as_deref())
+        .await?
+        .ok_or(ApiError::NoSubmission)?;
+    Ok(NewLink {
+        sid,
+        user_id: principal.user_id,
+        cf: principal.cf,
+        confirm_step,
+        reference: None,
+    })
+}
+
+pub(crate) async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(ApiError::BadRequest(
@@ -61,7 +96,7 @@ async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
 
 /// An empty body means "no options"; otherwise the body must be one JSON object of type `T`.
 /// Errors: [`ApiError::BadRequest`] naming the offending field or position.
-fn parse_optional_object<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn parse_optional_object<T: serde::de::DeserializeOwned + Default>(
     body: &[u8],
 ) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -92,7 +127,11 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         })
 }
 
-fn created(stored: &StoredResponse, replayed: bool, rate: Option<RateStatus>) -> HttpResponse {
+pub(crate) fn created_response(
+    stored: &StoredResponse,
+    replayed: bool,
+    rate: Option<RateStatus>,
+) -> HttpResponse {
     let mut res = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(stored.status)
             .unwrap_or(actix_web::http::StatusCode::CREATED),
@@ -132,7 +171,7 @@ pub async fn create_link(
             .begin(&principal.user_id, &key, &body)
             .await?
         {
-            Begin::Replay(stored) => return Ok(created(&stored, true, None)),
+            Begin::Replay(stored) => return Ok(created_response(&stored, true, None)),
             Begin::Proceed(claim) => Some(claim),
         },
         None => None,
@@ -148,7 +187,7 @@ pub async fn create_link(
         (None, _) => {}
     }
     let (stored, rate) = result?;
-    Ok(created(&stored, false, rate))
+    Ok(created_response(&stored, false, rate))
 }
 
 async fn mint(
@@ -159,47 +198,36 @@ async fn mint(
     let confirm_step = request
         .confirm_step
         .unwrap_or(state.links.options().confirm_step);
-    let link = new_link(principal, confirm_step)?;
+    let link = new_link(state, principal, confirm_step).await?;
     let rate = state.limiter.mint(&link.user_id).await?;
     let minted = state.links.mint(&link).await?;
-    let id = minted.id.to_string();
     tracing::info!(
         expiry = minted.record.expiry.as_str(),
         confirm_step,
         "link minted"
     );
-    let body = serde_json::to_string(&MintResponse {
-        url: format!("{}/l/{id}", state.public_base_url),
-        id: id.clone(),
-        expiry: minted.record.expiry,
-        expires_at: utc_from_ms(minted.record.expires_at_ms),
-        confirm_step,
-    })
-    .map_err(|_| ApiError::Internal("serialising the mint response"))?;
-    Ok((
-        StoredResponse {
-            status: 201,
-            body,
-            location: Some(format!("/v1/links/{id}")),
-        },
-        rate,
-    ))
+    Ok((mint_response(state, &minted)?, rate))
 }
 
 fn link_id(path: &str) -> Result<LinkId, ApiError> {
     path.parse().map_err(|_| ApiError::LinkNotFound)
 }
 
-/// `GET /v1/links/{id}`: the owner's view of a link.
+/// `GET /v1/links/{id}`: a link's status for its owner, or for a service with
+/// `faceauth:status:read`.
 pub async fn link_status(
-    principal: Principal,
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = state
-        .links
-        .status(&link_id(&path)?, &principal.user_id)
-        .await?;
+    let owner = match &caller {
+        Caller::User(p) => Some(p.user_id.as_str()),
+        Caller::Service(s) => {
+            s.require(SCOPE_STATUS_READ)?;
+            None
+        }
+    };
+    let status = state.links.status(&link_id(&path)?, owner).await?;
     Ok(HttpResponse::Ok().json(status))
 }
 
@@ -223,7 +251,7 @@ pub async fn start(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let link = new_link(principal, false)?;
+    let link = new_link(&state, principal, false).await?;
     state.limiter.mint(&link.user_id).await?;
     let url = state.links.mint_and_open(&link).await?;
     tracing::info!("link minted and opened (start)");

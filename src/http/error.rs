@@ -62,6 +62,12 @@ pub enum ApiError {
     /// 503 `jwks_unavailable`: the identity provider's keys cannot be fetched.
     #[error("JWKS unavailable")]
     JwksUnavailable,
+    /// 403 `insufficient_scope`: the service credential lacks this scope.
+    #[error("insufficient scope")]
+    InsufficientScope(&'static str),
+    /// 503 `argos_unavailable`: ARGOS could not be asked (sid lookup).
+    #[error("ARGOS unavailable")]
+    ArgosUnavailable,
     /// 413 `payload_too_large`: body over the limit (bytes).
     #[error("payload too large")]
     PayloadTooLarge(usize),
@@ -117,6 +123,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::JwksUnavailable => "jwks_unavailable",
+            ApiError::InsufficientScope(_) => "insufficient_scope",
+            ApiError::ArgosUnavailable => "argos_unavailable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::RouteNotFound => "not_found",
@@ -141,6 +149,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
             ApiError::IdempotencyKeyInUse => "Idempotency key in use",
             ApiError::JwksUnavailable => "Identity provider unavailable",
+            ApiError::InsufficientScope(_) => "Insufficient scope",
+            ApiError::ArgosUnavailable => "ARGOS unavailable",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::BadRequest(_) => "Bad request",
             ApiError::RouteNotFound => "Not found",
@@ -184,6 +194,12 @@ impl ApiError {
             }
             ApiError::JwksUnavailable => {
                 "The identity provider's keys cannot be fetched right now. Retry shortly.".into()
+            }
+            ApiError::InsufficientScope(scope) => {
+                format!("This credential lacks the scope `{scope}`.")
+            }
+            ApiError::ArgosUnavailable => {
+                "ARGOS could not be asked for the user's submission. Retry shortly.".into()
             }
             ApiError::PayloadTooLarge(limit) => {
                 format!("The request body is larger than {limit} bytes.")
@@ -234,7 +250,15 @@ impl ApiError {
                     r#"Bearer realm="faceauth-gateway", error="invalid_token""#,
                 ),
             )),
+            ApiError::InsufficientScope(scope) => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&format!(
+                    r#"Bearer realm="faceauth-gateway", error="insufficient_scope", scope="{scope}""#
+                ))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer")),
+            )),
             ApiError::StoreUnavailable(_)
+            | ApiError::ArgosUnavailable
             | ApiError::JwksUnavailable
             | ApiError::IdempotencyKeyInUse => {
                 Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
@@ -299,7 +323,10 @@ impl ResponseError for ApiError {
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            ApiError::JwksUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::JwksUnavailable | ApiError::ArgosUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             ApiError::LinkNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::LinkUsed | ApiError::LinkExpired | ApiError::LinkRevoked => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -379,6 +406,18 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
             crate::idempotency::IdempotencyError::Reused => ApiError::IdempotencyKeyReused,
             crate::idempotency::IdempotencyError::InUse => ApiError::IdempotencyKeyInUse,
             crate::idempotency::IdempotencyError::Store(e) => ApiError::StoreUnavailable(e),
+        }
+    }
+}
+
+impl From<crate::sid::SidError> for ApiError {
+    fn from(e: crate::sid::SidError) -> Self {
+        match e {
+            crate::sid::SidError::Store(e) => ApiError::StoreUnavailable(e),
+            crate::sid::SidError::Argos(e) => {
+                tracing::warn!(error = %e, "sid lookup at ARGOS failed");
+                ApiError::ArgosUnavailable
+            }
         }
     }
 }

@@ -11,5 +11,7 @@ pub mod html;
 pub mod middleware;
 pub mod open;
 pub mod routes;
+pub mod service_api;
+pub mod webhooks;
 
 pub use error::{ApiError, Problem, PROBLEM_JSON};

@@ -9,15 +9,22 @@
 //! | `GET /l/{id}` | the id itself | `302` to FaceAuth, the confirm page, or `404`/`410` |
 //! | `POST /l/{id}` | the id itself | `303` to FaceAuth (the confirm page's button) |
 //! | `HEAD`, `OPTIONS /l/{id}` | none | consume nothing, never a `Location` |
+//! | `POST /v1/users/{user_id}/links` | service, `faceauth:links:write` | `201` link for delivery by message |
+//! | `PUT /v1/users/{user_id}/submission` | service, `faceauth:links:write` | `204` records the user's `sid` |
+//! | `GET /v1/users/{user_id}/step-up` | service, `faceauth:status:read` | `200` `{"verified", …}` |
+//! | `POST /v1/webhooks/argos/{path_secret}` | path secret + source IP | `200` after recording |
 //! | `GET /healthz`, `GET /readyz` | none | liveness, store readiness |
 
 use actix_web::{web, HttpResponse};
 use ipnet::IpNet;
 
-use super::{api, open, ApiError};
+use super::webhooks::WebhookReceiver;
+use super::{api, open, service_api, webhooks, ApiError};
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
 use crate::links::LinkService;
+use crate::results::Results;
+use crate::sid::SidResolver;
 
 /// Shared state of the public routes.
 pub struct AppState {
@@ -33,6 +40,12 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// Origin of `argos.form_url` (for the confirm page's `form-action`).
     pub faceauth_origin: String,
+    /// Submission id lookup.
+    pub sid: SidResolver,
+    /// The results loop (webhooks, pull-verification, step-up).
+    pub results: Results,
+    /// Webhook receiver settings.
+    pub webhooks: WebhookReceiver,
 }
 
 /// Registers the public routes.
@@ -60,6 +73,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(open::head))
             .route(web::method(actix_web::http::Method::OPTIONS).to(open::options))
             .default_service(allow(open::ALLOW)),
+    )
+    .service(
+        web::resource("/v1/users/{user_id}/links")
+            .route(web::post().to(service_api::mint_for_user))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/v1/users/{user_id}/submission")
+            .route(web::put().to(service_api::put_submission))
+            .default_service(allow("PUT")),
+    )
+    .service(
+        web::resource("/v1/users/{user_id}/step-up")
+            .route(web::get().to(service_api::step_up))
+            .default_service(allow("GET")),
+    )
+    .service(
+        web::resource("/v1/webhooks/argos/{path_secret}")
+            .route(web::post().to(webhooks::receive))
+            .default_service(web::to(not_found)),
     )
     .service(
         web::resource("/healthz")

@@ -179,6 +179,29 @@ pub struct LinkRecord {
     /// Only `POST /l/{id}` (the confirm page's button) consumes this link.
     #[serde(rename = "cs", default, skip_serializing_if = "std::ops::Not::not")]
     pub confirm_step: bool,
+    /// Opaque reference from the session layer (at most 256 bytes), echoed in results.
+    #[serde(rename = "rf", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Pull-verified FaceAuth result: `approved` or `rejected`.
+    #[serde(rename = "res", default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// ARGOS authentication id of that result.
+    #[serde(rename = "aid", default, skip_serializing_if = "Option::is_none")]
+    pub auth_id: Option<String>,
+    /// When the user did the FaceAuth (ARGOS `create_time`), Unix milliseconds.
+    #[serde(rename = "va", default, skip_serializing_if = "Option::is_none")]
+    pub verified_at_ms: Option<i64>,
+}
+
+/// A pull-verified FaceAuth result for one link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkResult {
+    /// `approved` or `rejected` (ARGOS `auth_status`).
+    pub result: String,
+    /// ARGOS authentication id.
+    pub auth_id: String,
+    /// When the user did the FaceAuth, Unix milliseconds.
+    pub verified_at_ms: i64,
 }
 
 /// What one open attempt does to a record (see [`LinkRecord::apply_open`]).
@@ -279,6 +302,10 @@ mod tests {
             expires_at_ms: 10_000,
             opened_at_ms: None,
             confirm_step: false,
+            reference: None,
+            result: None,
+            auth_id: None,
+            verified_at_ms: None,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct NewLink {
     pub cf: [Option<String>; 3],
     /// Only the confirm page's `POST` consumes the link.
     pub confirm_step: bool,
+    /// Opaque reference from the session layer (at most 256 bytes).
+    pub reference: Option<String>,
 }
 
 impl NewLink {
@@ -39,6 +41,10 @@ impl NewLink {
             expires_at_ms: now_ms.saturating_add(policy.unopened_ttl_ms as i64),
             opened_at_ms: None,
             confirm_step: self.confirm_step,
+            reference: self.reference.clone(),
+            result: None,
+            auth_id: None,
+            verified_at_ms: None,
         }
     }
 
@@ -100,6 +106,16 @@ pub struct LinkStatus {
     pub opened_at: Option<OffsetDateTime>,
     /// Whether only the confirm page's `POST` consumes the link.
     pub confirm_step: bool,
+    /// Pull-verified FaceAuth result: `approved`, `rejected`, or `null` while unknown.
+    pub result: Option<String>,
+    /// ARGOS authentication id of that result.
+    pub auth_id: Option<String>,
+    /// When the user did the FaceAuth, RFC 3339 UTC.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<OffsetDateTime>,
+    /// The session layer's reference, if the link was minted with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 fn refusal(state: LinkState) -> LinkError {
@@ -318,11 +334,11 @@ impl LinkService {
         Ok(snap.record.state_at(snap.now_ms))
     }
 
-    /// The status of `user_id`'s link `id`. Another user's link is [`LinkError::NotFound`].
-    pub async fn status(&self, id: &LinkId, user_id: &str) -> Result<LinkStatus, LinkError> {
+    /// The status of link `id`; with `owner`, another user's link is [`LinkError::NotFound`].
+    pub async fn status(&self, id: &LinkId, owner: Option<&str>) -> Result<LinkStatus, LinkError> {
         let snap = self.store.get(id).await?.ok_or(LinkError::NotFound)?;
         let record = snap.record;
-        if record.user_id != user_id {
+        if owner.is_some_and(|o| o != record.user_id) {
             return Err(LinkError::NotFound);
         }
         Ok(LinkStatus {
@@ -333,6 +349,10 @@ impl LinkService {
             expires_at: utc_from_ms(record.expires_at_ms),
             opened_at: record.opened_at_ms.map(utc_from_ms),
             confirm_step: record.confirm_step,
+            result: record.result,
+            auth_id: record.auth_id,
+            verified_at: record.verified_at_ms.map(utc_from_ms),
+            reference: record.reference,
         })
     }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{KvStore, LinkStore, OpenResult, RevokeResult, Snapshot, StoreError, WindowCount};
-use crate::links::{LinkId, LinkPolicy, LinkRecord, NewLink, OpenStep};
+use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, NewLink, OpenStep};
 
 /// Entries are purged lazily: on access, and by a sweep every this many writes.
 const SWEEP_EVERY: u64 = 1024;
@@ -14,6 +14,8 @@ const SWEEP_EVERY: u64 = 1024;
 enum Value {
     Text(String),
     Count(u64),
+    /// Work queue: (due at ms, member), kept sorted.
+    Queue(Vec<(i64, String)>),
 }
 
 #[derive(Default)]
@@ -126,9 +128,9 @@ impl LinkStore for MemoryStore {
         Ok(match record.apply_open(now, retention_ms, confirmed) {
             OpenStep::Write(ttl) => {
                 inner.links.insert(*id, (record.clone(), at(now, ttl)));
-                OpenResult::Opened(record)
+                OpenResult::Opened(Box::new(record))
             }
-            OpenStep::Unchanged => OpenResult::Opened(record),
+            OpenStep::Unchanged => OpenResult::Opened(Box::new(record)),
             OpenStep::NeedsConfirmation => OpenResult::NeedsConfirmation,
             OpenStep::Refused(state) => OpenResult::Refused(state),
         })
@@ -154,6 +156,26 @@ impl LinkStore for MemoryStore {
         }
         inner.links.insert(*id, (record, at(now, retention_ms)));
         Ok(RevokeResult::Revoked)
+    }
+
+    async fn set_result(
+        &self,
+        id: &LinkId,
+        result: &LinkResult,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        let Some((record, _)) = inner
+            .links
+            .get_mut(id)
+            .filter(|(_, evict_at)| *evict_at > now)
+        else {
+            return Ok(None);
+        };
+        record.result = Some(result.result.clone());
+        record.auth_id = Some(result.auth_id.clone());
+        record.verified_at_ms = Some(result.verified_at_ms);
+        Ok(Some(record.clone()))
     }
 
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
@@ -262,5 +284,56 @@ impl KvStore for MemoryStore {
             (Value::Text(value.to_string()), at(now, ttl_ms)),
         );
         Ok(previous)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.kv.remove(key);
+        Ok(())
+    }
+
+    async fn schedule(
+        &self,
+        queue: &str,
+        member: &str,
+        delay_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        let mut entries = match inner.live_kv(queue, now) {
+            Some((Value::Queue(entries), _)) => std::mem::take(entries),
+            _ => Vec::new(),
+        };
+        entries.retain(|(_, m)| m != member);
+        entries.push((at(now, delay_ms), member.to_string()));
+        entries.sort();
+        inner
+            .kv
+            .insert(queue.to_string(), (Value::Queue(entries), at(now, ttl_ms)));
+        Ok(())
+    }
+
+    async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        Ok(match inner.live_kv(queue, now) {
+            Some((Value::Queue(entries), _)) => entries
+                .iter()
+                .take_while(|(due, _)| *due <= now)
+                .take(limit)
+                .map(|(_, m)| m.clone())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        if let Some((Value::Queue(entries), _)) = inner.live_kv(queue, now) {
+            entries.retain(|(_, m)| m != member);
+        }
+        Ok(())
     }
 }

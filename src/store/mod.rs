@@ -11,7 +11,7 @@ pub mod redis;
 
 use async_trait::async_trait;
 
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkState, NewLink};
+use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
 /// A short, fixed-length tag for a user id in store keys: the first 16 bytes of SHA-256 of
 /// the id, lowercase hex (32 characters). Keeps keys short whatever the id holds.
@@ -41,7 +41,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenResult {
     /// Allowed: the record after the open (state `used` or `opened`).
-    Opened(LinkRecord),
+    Opened(Box<LinkRecord>),
     /// The link has the confirm step and this was not the confirming `POST`; nothing changed.
     NeedsConfirmation,
     /// Refused: the link is `Used`, `Expired` or `Revoked`.
@@ -119,6 +119,14 @@ pub trait LinkStore: Send + Sync + 'static {
         retention_ms: u64,
     ) -> Result<RevokeResult, StoreError>;
 
+    /// Attaches a pull-verified result to a link, keeping its key expiry. Returns the updated
+    /// record, or `None` if the link no longer exists.
+    async fn set_result(
+        &self,
+        id: &LinkId,
+        result: &LinkResult,
+    ) -> Result<Option<LinkRecord>, StoreError>;
+
     /// Reads a record without changing it (status, `HEAD`). `None` if there is none.
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError>;
 
@@ -153,6 +161,25 @@ pub trait KvStore: Send + Sync + 'static {
     /// Writes `value` for `ttl_ms` and returns the value it replaced, in one step.
     async fn swap(&self, key: &str, value: &str, ttl_ms: u64)
         -> Result<Option<String>, StoreError>;
+
+    /// Deletes `key`.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Schedules `member` in the work queue `queue` to be due `delay_ms` from now (store
+    /// clock); rescheduling moves it. The queue expires `ttl_ms` after the last change.
+    async fn schedule(
+        &self,
+        queue: &str,
+        member: &str,
+        delay_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` members of `queue` that are due now, oldest first.
+    async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Removes `member` from `queue`.
+    async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError>;
 }
 
 /// Everything the gateway keeps: links plus the small primitives.

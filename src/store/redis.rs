@@ -12,7 +12,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{KvStore, LinkStore, OpenResult, RevokeResult, Snapshot, StoreError, WindowCount};
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkState, NewLink};
+use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
 /// Shared Lua: the Redis clock in Unix milliseconds.
 const NOW_LUA: &str = r#"
@@ -112,6 +112,35 @@ end
 return 0
 "#;
 
+/// KEYS[1] link key; ARGV[1] result; ARGV[2] auth id; ARGV[3] verified-at ms. Keeps the key's
+/// expiry. Returns the updated JSON or nil.
+const SET_RESULT_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return false end
+local r = cjson.decode(v)
+r.res = ARGV[1]
+r.aid = ARGV[2]
+r.va = tonumber(ARGV[3])
+v = cjson.encode(r)
+redis.call('SET', KEYS[1], v, 'PX', ttl)
+return v
+"#;
+
+/// KEYS[1] queue (sorted set scored by due time, Redis clock); ARGV[1] member; ARGV[2] delay
+/// ms; ARGV[3] queue ttl ms.
+const SCHEDULE_BODY: &str = r#"
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
+/// KEYS[1] queue; ARGV[1] limit. Members due now.
+const DUE_BODY: &str = r#"
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"#;
+
 /// KEYS[1]; ARGV[1] value; ARGV[2] ttl ms. Returns the replaced value or nil.
 const SWAP_LUA: &str = r#"
 local old = redis.call('GET', KEYS[1])
@@ -150,6 +179,9 @@ pub struct RedisStore {
     put_if_absent: Script,
     delete_if_equals: Script,
     swap: Script,
+    set_result: Script,
+    schedule: Script,
+    due: Script,
 }
 
 impl RedisStore {
@@ -185,6 +217,9 @@ impl RedisStore {
             put_if_absent: Script::new(PUT_IF_ABSENT_LUA),
             delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
             swap: Script::new(SWAP_LUA),
+            set_result: Script::new(SET_RESULT_LUA),
+            schedule: Script::new(&format!("{NOW_LUA}{SCHEDULE_BODY}")),
+            due: Script::new(&format!("{NOW_LUA}{DUE_BODY}")),
         };
         store.ping().await?;
         store.check_server().await?;
@@ -224,6 +259,9 @@ impl RedisStore {
             &self.put_if_absent,
             &self.delete_if_equals,
             &self.swap,
+            &self.set_result,
+            &self.schedule,
+            &self.due,
         ] {
             let loaded: Result<String, StoreError> =
                 bounded(self.timeout, script.prepare_invoke().load_async(&mut conn)).await;
@@ -319,7 +357,7 @@ impl LinkStore for RedisStore {
         .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => match reply.get(1) {
-                Some(json) => Ok(OpenResult::Opened(decode(json)?)),
+                Some(json) => Ok(OpenResult::Opened(Box::new(decode(json)?))),
                 None => Err(StoreError::Corrupt("open script returned no record".into())),
             },
             Some("confirm") => Ok(OpenResult::NeedsConfirmation),
@@ -355,6 +393,25 @@ impl LinkStore for RedisStore {
             "none" => Ok(RevokeResult::NotFound),
             _ => Err(StoreError::Corrupt("unexpected revoke script reply".into())),
         }
+    }
+
+    async fn set_result(
+        &self,
+        id: &LinkId,
+        result: &LinkResult,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = bounded(
+            self.timeout,
+            self.set_result
+                .key(self.key(id))
+                .arg(&result.result)
+                .arg(&result.auth_id)
+                .arg(result.verified_at_ms)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        stored.map(|json| decode(&json)).transpose()
     }
 
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
@@ -478,5 +535,63 @@ impl KvStore for RedisStore {
                 .invoke_async(&mut conn),
         )
         .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            redis::cmd("DEL")
+                .arg(self.prefixed(key))
+                .query_async::<i64>(&mut conn),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn schedule(
+        &self,
+        queue: &str,
+        member: &str,
+        delay_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            self.schedule
+                .key(self.prefixed(queue))
+                .arg(member)
+                .arg(delay_ms)
+                .arg(ttl_ms)
+                .invoke_async::<i64>(&mut conn),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            self.due
+                .key(self.prefixed(queue))
+                .arg(limit)
+                .invoke_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.timeout,
+            redis::cmd("ZREM")
+                .arg(self.prefixed(queue))
+                .arg(member)
+                .query_async::<i64>(&mut conn),
+        )
+        .await
+        .map(|_| ())
     }
 }

@@ -23,6 +23,7 @@ fn new_link() -> NewLink {
         sid: "sid/with\"quotes\\and\nnewline".into(),
         cf: [Some("a@b.test".into()), None, Some("x&y".into())],
         confirm_step: false,
+        reference: Some("ref-1".into()),
     }
 }
 

@@ -1,0 +1,263 @@
+//! Typed client for the ARGOS REST API (reference §3, §5): `GET /v3/faceauth?authId=…` with the
+//! Add-on key and `GET /v3/submission?userid=…` with the ID Check project key, both sent as
+//! `x-api-key`. Every attempt has a connect and a total timeout; timeouts, connection errors,
+//! `429` and `5xx` are retried `argos.api_retries` times with exponential backoff.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::config::ArgosSettings;
+
+/// Why an ARGOS call failed. Carries no key material.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ArgosError {
+    /// Not reachable, timed out, or `5xx`/`429` after every retry.
+    #[error("ARGOS unavailable: {0}")]
+    Unavailable(String),
+    /// A `4xx` answer (bad key, unknown project): retrying the same call will not help.
+    #[error("ARGOS refused the request with status {0}")]
+    Refused(u16),
+    /// The answer was not the JSON the docs describe.
+    #[error("unexpected ARGOS answer: {0}")]
+    Malformed(String),
+    /// The key this call needs is not configured.
+    #[error("no {0} configured")]
+    NoKey(&'static str),
+}
+
+/// One FaceAuth record from `GET /v3/faceauth` (fields per reference §3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaceAuthRecord {
+    /// `auth_id`.
+    pub auth_id: String,
+    /// `auth_status`, lowercased: `approved` or `rejected`.
+    pub auth_status: String,
+    /// `kyc_submission_id`: the submission the selfie was compared with.
+    pub kyc_submission_id: Option<String>,
+    /// `create_time` as Unix milliseconds, when it parses as RFC 3339.
+    pub created_at_ms: Option<i64>,
+}
+
+/// Lowercases every object key, recursively (ARGOS's casing drifts between doc versions).
+pub fn lowercase_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), lowercase_keys(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(lowercase_keys).collect()),
+        other => other,
+    }
+}
+
+/// A string or number field as a string.
+pub fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_time_ms(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Finds the record for `auth_id` anywhere in a `GET /v3/faceauth` answer (the newer wrapper
+/// `[{faceAuth_projectId, data: [...]}]`, a bare array, or a single object).
+pub fn find_faceauth(answer: &Value, auth_id: &str) -> Option<FaceAuthRecord> {
+    match answer {
+        Value::Array(items) => items.iter().find_map(|i| find_faceauth(i, auth_id)),
+        Value::Object(map) => {
+            if text(map.get("auth_id")).as_deref() == Some(auth_id) {
+                return Some(FaceAuthRecord {
+                    auth_id: auth_id.to_string(),
+                    auth_status: text(map.get("auth_status"))?.to_ascii_lowercase(),
+                    kyc_submission_id: text(map.get("kyc_submission_id")),
+                    created_at_ms: text(map.get("create_time")).and_then(|t| parse_time_ms(&t)),
+                });
+            }
+            map.values().find_map(|v| find_faceauth(v, auth_id))
+        }
+        _ => None,
+    }
+}
+
+/// The newest approved submission in a `GET /v3/submission` answer (`{"Items": [...]}`):
+/// `kyc.result` compared case-insensitively, newest by `created_at`.
+pub fn newest_approved(answer: &Value) -> Option<String> {
+    let items = answer.get("items")?.as_array()?;
+    items
+        .iter()
+        .filter(|i| {
+            i.get("kyc")
+                .and_then(|k| k.get("result"))
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.eq_ignore_ascii_case("approved"))
+        })
+        .filter_map(|i| {
+            Some((
+                text(i.get("created_at")).unwrap_or_default(),
+                text(i.get("submission_id"))?,
+            ))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, id)| id)
+}
+
+/// The ARGOS REST client. Cheap to clone.
+#[derive(Clone)]
+pub struct ArgosClient {
+    http: reqwest::Client,
+    base: url::Url,
+    addon_key: Option<SecretString>,
+    idcheck_key: Option<SecretString>,
+    retries: u32,
+}
+
+impl std::fmt::Debug for ArgosClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgosClient")
+            .field("base", &self.base.as_str())
+            .field("keys", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl ArgosClient {
+    /// A client for `[argos]`. Errors: a description if the HTTP client cannot be built.
+    pub fn from_settings(s: &ArgosSettings) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(s.api_connect_timeout_ms))
+            .timeout(Duration::from_millis(s.api_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("faceauth-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(ArgosClient {
+            http,
+            base: s.api_base_url.clone(),
+            addon_key: s.api_key.clone(),
+            idcheck_key: s.idcheck_api_key.clone(),
+            retries: s.api_retries,
+        })
+    }
+
+    /// The FaceAuth record `auth_id` from `GET /v3/faceauth?authId=…` (Add-on key), or
+    /// `None` when ARGOS does not list it (yet).
+    /// Errors: [`ArgosError`].
+    pub async fn faceauth(&self, auth_id: &str) -> Result<Option<FaceAuthRecord>, ArgosError> {
+        let key = self
+            .addon_key
+            .as_ref()
+            .ok_or(ArgosError::NoKey("argos.api_key"))?;
+        let answer = self
+            .get("/v3/faceauth", &[("authId", auth_id)], key)
+            .await?;
+        Ok(find_faceauth(&answer, auth_id))
+    }
+
+    /// The newest approved submission id of `user_id` from `GET /v3/submission?userid=…`
+    /// (ID Check project key). Errors: [`ArgosError`].
+    pub async fn approved_submission(&self, user_id: &str) -> Result<Option<String>, ArgosError> {
+        let key = self
+            .idcheck_key
+            .as_ref()
+            .ok_or(ArgosError::NoKey("argos.idcheck_api_key"))?;
+        let answer = self
+            .get(
+                "/v3/submission",
+                &[("userid", user_id), ("request_type", "kyc")],
+                key,
+            )
+            .await?;
+        Ok(newest_approved(&answer))
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        key: &SecretString,
+    ) -> Result<Value, ArgosError> {
+        let mut url = self.base.clone();
+        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
+        url.query_pairs_mut().extend_pairs(query);
+        let mut last = String::new();
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * (1 << (attempt - 1).min(5)))).await;
+            }
+            let sent = self
+                .http
+                .get(url.clone())
+                .header("x-api-key", key.expose_secret())
+                .header("accept", "application/json")
+                .send()
+                .await;
+            let res = match sent {
+                Ok(res) => res,
+                Err(e) => {
+                    last = if e.is_timeout() {
+                        "timeout".into()
+                    } else {
+                        "connection failed".into()
+                    };
+                    continue;
+                }
+            };
+            let status = res.status();
+            if status.is_server_error() || status.as_u16() == 429 {
+                last = format!("status {status}");
+                continue;
+            }
+            if !status.is_success() {
+                return Err(ArgosError::Refused(status.as_u16()));
+            }
+            let body = res
+                .bytes()
+                .await
+                .map_err(|_| ArgosError::Unavailable("body not read".into()))?;
+            let value: Value =
+                serde_json::from_slice(&body).map_err(|e| ArgosError::Malformed(e.to_string()))?;
+            return Ok(lowercase_keys(value));
+        }
+        Err(ArgosError::Unavailable(last))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_records_in_every_documented_shape() {
+        let newer = lowercase_keys(json!([{"faceAuth_projectId": "p", "data": [
+            {"auth_id": "a1", "auth_status": "rejected"},
+            {"auth_id": "a2", "auth_status": "Approved", "kyc_submission_id": "s", "create_time": "2023-08-08T07:04:48.633Z"}
+        ]}]));
+        let r = find_faceauth(&newer, "a2").unwrap();
+        assert_eq!(r.auth_status, "approved");
+        assert_eq!(r.kyc_submission_id.as_deref(), Some("s"));
+        assert_eq!(r.created_at_ms, Some(1_691_478_288_633));
+        let older = lowercase_keys(json!([{"AUTH_ID": "a3", "auth_status": "approved"}]));
+        assert!(find_faceauth(&older, "a3").is_some());
+        assert!(find_faceauth(&older, "zz").is_none());
+    }
+
+    #[test]
+    fn newest_approved_submission() {
+        let answer = lowercase_keys(json!({"Items": [
+            {"submission_id": "old", "created_at": "2024-01-01T00:00:00Z", "kyc": {"result": "approved"}},
+            {"submission_id": "new", "created_at": "2025-01-01T00:00:00Z", "kyc": {"result": "Approved"}},
+            {"submission_id": "newest-rejected", "created_at": "2026-01-01T00:00:00Z", "kyc": {"result": "rejected"}}
+        ]}));
+        assert_eq!(newest_approved(&answer).as_deref(), Some("new"));
+        assert_eq!(newest_approved(&json!({"items": []})), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Service-to-service credentials (the app's session layer): JWTs with their own audience and
+//! scopes, or static API keys configured only as SHA-256 hashes (`X-Api-Key`). A user token
+//! cannot call service routes (its audience differs, which config validation enforces), and a
+//! service token cannot call user routes.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use secrecy::SecretString;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::pin::Pin;
+use subtle::ConstantTimeEq;
+
+use super::{bearer_token, claim_string, AuthError, JwtVerifier, Principal};
+use crate::config::{AuthSettings, ConfigError};
+use crate::http::ApiError;
+
+/// Scope to mint links for users and record their submission ids.
+pub const SCOPE_LINKS_WRITE: &str = "faceauth:links:write";
+/// Scope to read link status and step-up results.
+pub const SCOPE_STATUS_READ: &str = "faceauth:status:read";
+
+/// Header carrying a static service API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// A verified service caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePrincipal {
+    /// `sub` of the service token, or `api-key` for a static key.
+    pub subject: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+}
+
+impl ServicePrincipal {
+    /// Errors: [`ApiError::InsufficientScope`] when `scope` was not granted.
+    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(scope))
+        }
+    }
+}
+
+/// Verifies service credentials. Built once at start-up.
+pub struct ServiceVerifier {
+    jwt: Option<JwtVerifier>,
+    scope_claim: String,
+    api_keys: Vec<[u8; 32]>,
+}
+
+impl ServiceVerifier {
+    /// Builds the service profile from `[auth]` and `[auth.service]`; `None` when neither an
+    /// audience nor an API key is configured.
+    ///
+    /// Errors: a [`ConfigError`] naming the key.
+    pub fn from_settings(auth: &AuthSettings) -> Result<Option<Self>, ConfigError> {
+        let svc = &auth.service;
+        let api_keys = svc
+            .api_key_sha256
+            .iter()
+            .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
+            .collect::<Vec<[u8; 32]>>();
+        let jwt = if svc.audience.is_empty() {
+            None
+        } else {
+            let own_keys = !svc.algorithms.is_empty();
+            let mut s = auth.clone();
+            s.audience = Some(svc.audience.clone());
+            if !svc.issuer.is_empty() {
+                s.issuer = Some(svc.issuer.clone());
+            }
+            if own_keys {
+                s.algorithms = svc.algorithms.clone();
+                s.jwks_url = svc.jwks_url.clone();
+                s.discovery = false;
+                s.public_key_pem = svc.public_key_pem.clone();
+                s.hs256_secret = svc.hs256_secret.clone();
+            }
+            s.cf_claims.clear();
+            s.user_id_claim = "sub".into();
+            Some(JwtVerifier::from_settings(&s).map_err(|e| ConfigError {
+                key: e.key.replacen("auth.", "auth.service.", 1),
+                message: e.message,
+            })?)
+        };
+        if jwt.is_none() && api_keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ServiceVerifier {
+            jwt,
+            scope_claim: svc.scope_claim.clone(),
+            api_keys,
+        }))
+    }
+
+    /// Fetches the service JWKS once, if any.
+    pub async fn warm_up(&self) {
+        if let Some(jwt) = &self.jwt {
+            jwt.warm_up().await;
+        }
+    }
+
+    /// A static API key, compared by SHA-256 in constant time.
+    pub fn verify_api_key(&self, key: &str) -> Result<ServicePrincipal, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found = subtle::Choice::from(0u8);
+        for known in &self.api_keys {
+            found |= known.ct_eq(&digest);
+        }
+        if bool::from(found) {
+            Ok(ServicePrincipal {
+                subject: "api-key".into(),
+                scopes: vec![SCOPE_LINKS_WRITE.into(), SCOPE_STATUS_READ.into()],
+            })
+        } else {
+            Err(AuthError::Invalid("unknown API key"))
+        }
+    }
+
+    /// A service JWT. Errors: [`AuthError`].
+    pub async fn verify_jwt(&self, token: &SecretString) -> Result<ServicePrincipal, AuthError> {
+        let jwt = self
+            .jwt
+            .as_ref()
+            .ok_or(AuthError::Invalid("service tokens are not configured"))?;
+        let claims = jwt.verify_claims(token).await?;
+        let scopes = match claims.get(&self.scope_claim) {
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(ServicePrincipal {
+            subject: claim_string(&claims, "sub").unwrap_or_else(|| "service".into()),
+            scopes,
+        })
+    }
+
+    async fn authenticate(
+        &self,
+        req_key: Option<String>,
+        token: Result<SecretString, AuthError>,
+    ) -> Result<ServicePrincipal, AuthError> {
+        if let Some(key) = req_key {
+            return self.verify_api_key(&key);
+        }
+        self.verify_jwt(&token?).await
+    }
+}
+
+fn api_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+impl FromRequest for ServicePrincipal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let verifier = req
+            .app_data::<web::Data<Option<ServiceVerifier>>>()
+            .cloned();
+        let key = api_key(req);
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let verifier = verifier.ok_or(ApiError::Internal("service verifier missing"))?;
+            let verifier = verifier.as_ref().as_ref().ok_or(ApiError::RouteNotFound)?;
+            Ok(verifier.authenticate(key, token).await?)
+        })
+    }
+}
+
+/// Whoever may read a link: its owner (user JWT) or a service with `faceauth:status:read`.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A user.
+    User(Principal),
+    /// A service.
+    Service(ServicePrincipal),
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let users = req.app_data::<web::Data<JwtVerifier>>().cloned();
+        let services = req
+            .app_data::<web::Data<Option<ServiceVerifier>>>()
+            .cloned();
+        let key = api_key(req);
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let services = services.as_ref().and_then(|s| s.as_ref().as_ref());
+            if let (Some(key), Some(services)) = (key, services) {
+                return Ok(Caller::Service(services.verify_api_key(&key)?));
+            }
+            let token = token?;
+            let users = users.ok_or(ApiError::Internal("JWT verifier missing"))?;
+            let user_error = match users.verify(&token).await {
+                Ok(p) => return Ok(Caller::User(p)),
+                Err(e) => e,
+            };
+            if let Some(services) = services {
+                if let Ok(s) = services.verify_jwt(&token).await {
+                    return Ok(Caller::Service(s));
+                }
+            }
+            Err(user_error.into())
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! Routes for the app's session layer (service credentials, see [`crate::auth::service`]).
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::api::{created_response, mint_response, parse_optional_object, read_body};
+use super::routes::AppState;
+use super::ApiError;
+use crate::auth::service::{ServicePrincipal, SCOPE_LINKS_WRITE, SCOPE_STATUS_READ};
+use crate::links::{utc_from_ms, NewLink};
+
+/// Longest `reference`, in bytes.
+pub const MAX_REFERENCE_BYTES: usize = 256;
+/// Longest user id in a path, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 1024;
+
+fn user_id(path: &str) -> Result<&str, ApiError> {
+    if path.is_empty() || path.len() > MAX_USER_ID_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "the user id must be 1 to {MAX_USER_ID_BYTES} bytes"
+        )));
+    }
+    Ok(path)
+}
+
+/// Body of `POST /v1/users/{user_id}/links`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceMintRequest {
+    #[serde(rename = "authCf1", default)]
+    auth_cf1: Option<String>,
+    #[serde(rename = "authCf2", default)]
+    auth_cf2: Option<String>,
+    #[serde(rename = "authCf3", default)]
+    auth_cf3: Option<String>,
+    /// Defaults to `true` here: these links travel by message.
+    #[serde(default)]
+    confirm_step: Option<bool>,
+    /// Opaque, at most 256 bytes; echoed in results and callbacks.
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+/// `POST /v1/users/{user_id}/links`: mint a link for a user, for delivery by push, SMS or
+/// e-mail (`faceauth:links:write`).
+pub async fn mint_for_user(
+    service: ServicePrincipal,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    service.require(SCOPE_LINKS_WRITE)?;
+    let user_id = user_id(&path)?.to_string();
+    let body = read_body(payload).await?;
+    let request: ServiceMintRequest = parse_optional_object(&body)?;
+    if request
+        .reference
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_REFERENCE_BYTES)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "reference must be at most {MAX_REFERENCE_BYTES} bytes"
+        )));
+    }
+    let sid = state
+        .sid
+        .resolve(&user_id, None)
+        .await?
+        .ok_or(ApiError::NoSubmission)?;
+    let link = NewLink {
+        user_id,
+        sid,
+        cf: [request.auth_cf1, request.auth_cf2, request.auth_cf3],
+        confirm_step: request.confirm_step.unwrap_or(true),
+        reference: request.reference,
+    };
+    let rate = state.limiter.mint(&link.user_id).await?;
+    let minted = state.links.mint(&link).await?;
+    tracing::info!(service = service.subject.as_str(), "link minted for a user");
+    Ok(created_response(
+        &mint_response(&state, &minted)?,
+        false,
+        rate,
+    ))
+}
+
+/// Body of `PUT /v1/users/{user_id}/submission`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmissionRequest {
+    sid: String,
+}
+
+/// `PUT /v1/users/{user_id}/submission`: record the user's approved ID Check submission id
+/// (`faceauth:links:write`). `204`.
+pub async fn put_submission(
+    service: ServicePrincipal,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    service.require(SCOPE_LINKS_WRITE)?;
+    let user_id = user_id(&path)?;
+    let body = read_body(payload).await?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let request: SubmissionRequest = serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    if request.sid.is_empty() || request.sid.len() > crate::auth::MAX_CLAIM_BYTES {
+        return Err(ApiError::BadRequest("sid must be 1 to 1024 bytes".into()));
+    }
+    state.sid.remember(user_id, &request.sid).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Query of `GET /v1/users/{user_id}/step-up`.
+#[derive(Debug, Deserialize)]
+pub struct StepUpQuery {
+    /// Oldest acceptable verification, seconds.
+    max_age_secs: u64,
+}
+
+/// Answer of `GET /v1/users/{user_id}/step-up`.
+#[derive(Debug, Serialize)]
+struct StepUpAnswer {
+    verified: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    verified_at: Option<time::OffsetDateTime>,
+    link_id: Option<String>,
+    auth_id: Option<String>,
+}
+
+/// `GET /v1/users/{user_id}/step-up?max_age_secs=N` (`faceauth:status:read`): `verified` is
+/// true only for an approved, pull-verified FaceAuth at most N seconds old (like OIDC
+/// `max_age` / `auth_time`).
+pub async fn step_up(
+    service: ServicePrincipal,
+    path: web::Path<String>,
+    query: web::Query<StepUpQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    service.require(SCOPE_STATUS_READ)?;
+    let user_id = user_id(&path)?;
+    if query.max_age_secs > 400 * 24 * 3600 {
+        return Err(ApiError::BadRequest("max_age_secs is too large".into()));
+    }
+    let latest = state.results.latest_step_up(user_id).await?;
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let answer = match latest {
+        Some(r) => StepUpAnswer {
+            verified: (now_ms as i64 - r.verified_at_ms) <= query.max_age_secs as i64 * 1000,
+            verified_at: Some(utc_from_ms(r.verified_at_ms)),
+            link_id: Some(r.link_id),
+            auth_id: Some(r.auth_id),
+        },
+        None => StepUpAnswer {
+            verified: false,
+            verified_at: None,
+            link_id: None,
+            auth_id: None,
+        },
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}

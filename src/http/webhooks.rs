@@ -1,0 +1,72 @@
+//! `POST /v1/webhooks/argos/{path_secret}`: the ARGOS webhook receiver.
+//!
+//! ARGOS signs nothing (reference §4.4), so a request is processed only when the path secret
+//! matches (constant-time) and the source IP is in `webhooks.allowed_ips` (peer, or the
+//! trusted-proxy header). Anything else is a plain `404`, as for an unknown route. The `200` is
+//! sent only after the event is recorded in the store; results are pull-verified later.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::client_ip::client_ip;
+use super::routes::AppState;
+use super::ApiError;
+use crate::argos::crypto::QueryCipher;
+use crate::argos::webhook;
+
+/// Largest webhook body, in bytes (1 MiB).
+pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
+
+/// Receiver settings.
+pub struct WebhookReceiver {
+    /// Path secret; `None` = receiver off.
+    pub path_secret: Option<SecretString>,
+    /// Allowed source networks.
+    pub allowed_ips: Vec<ipnet::IpNet>,
+    /// AES-256-CBC ciphers for Secure Data Transfer bodies (Add-on key, ID Check key).
+    pub ciphers: Vec<QueryCipher>,
+}
+
+fn authorised(req: &HttpRequest, path: &str, state: &AppState) -> bool {
+    let hooks = &state.webhooks;
+    let Some(secret) = hooks.path_secret.as_ref() else {
+        return false;
+    };
+    let expected = secret.expose_secret().as_bytes();
+    let path_ok: bool = (path.len() == expected.len()
+        && bool::from(path.as_bytes().ct_eq(expected)))
+        && !expected.is_empty();
+    let ip_ok = client_ip(req, &state.trusted_proxies)
+        .is_some_and(|ip| hooks.allowed_ips.iter().any(|n| n.contains(&ip)));
+    path_ok && ip_ok
+}
+
+/// The receiver.
+pub async fn receive(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !authorised(&req, &path, &state) {
+        tracing::warn!("webhook refused (path secret or source address)");
+        return Err(ApiError::RouteNotFound);
+    }
+    let body = match payload.to_bytes_limited(MAX_WEBHOOK_BYTES).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(ApiError::BadRequest("the body could not be read".into())),
+        Err(_) => return Err(ApiError::PayloadTooLarge(MAX_WEBHOOK_BYTES)),
+    };
+    let ciphers: Vec<&QueryCipher> = state.webhooks.ciphers.iter().collect();
+    let event = webhook::parse(&body, &ciphers).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let kind = match &event {
+        webhook::WebhookEvent::FaceAuth { .. } => "faceauth",
+        webhook::WebhookEvent::TokenExpired { .. } => "token_expired",
+        webhook::WebhookEvent::Approved { .. } => "approved",
+        webhook::WebhookEvent::Other { .. } => "other",
+    };
+    let outcome = state.results.accept(event).await?;
+    tracing::info!(kind, outcome = ?outcome, "webhook");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": outcome })))
+}
