@@ -343,7 +343,7 @@ pub struct AuthSettings {
     pub discovery: bool,
     /// Minimum seconds between refetches for unknown `kid`s.
     pub jwks_min_refresh_secs: u64,
-    /// Seconds cached keys stay usable after the last good fetch while the IdP is down.
+    /// Seconds cached keys stay usable after their cache lifetime ended while the IdP is down.
     pub jwks_max_stale_secs: u64,
     /// Cache lifetime without `Cache-Control: max-age`, seconds.
     pub jwks_default_ttl_secs: u64,

@@ -21,6 +21,19 @@ pub const PENDING_TTL_MS: u64 = 30_000;
 /// How long a concurrent request waits for the first one before `409`.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// SHA-256 (hex) of the body's meaning: an empty body counts as `{}`, and a JSON body is
+/// re-serialised (object keys sorted, no white space), so `{ }` and `{}` are the same request.
+fn fingerprint(body: &[u8]) -> String {
+    let canonical = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".to_vec()
+    } else {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .and_then(|v| serde_json::to_vec(&v))
+            .unwrap_or_else(|_| body.to_vec())
+    };
+    hex::encode(Sha256::digest(canonical))
+}
+
 /// The header value is 1–255 visible ASCII characters.
 pub fn valid_key(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
@@ -105,7 +118,7 @@ impl Idempotency {
             user_tag(user_id),
             hex::encode(&Sha256::digest(key.as_bytes())[..16])
         );
-        let fp = hex::encode(Sha256::digest(body));
+        let fp = fingerprint(body);
         let pending = serde_json::to_string(&Entry {
             fp: fp.clone(),
             nonce: uuid::Uuid::new_v4().to_string(),

@@ -7,8 +7,8 @@
 //!   symmetric (`oct`) keys, or anything that does not parse.
 //! * `Cache-Control: max-age` sets the lifetime, bounded by `auth.jwks_min_ttl_secs` and
 //!   `auth.jwks_max_ttl_secs` (`auth.jwks_default_ttl_secs` without one).
-//! * While the IdP is down, cached keys stay usable `auth.jwks_max_stale_secs` after the last
-//!   good fetch; then verification fails with [`KeyError::Unavailable`] (`503`).
+//! * While the IdP is down, cached keys stay usable `auth.jwks_max_stale_secs` after the cached
+//!   set's lifetime ended; then verification fails with [`KeyError::Unavailable`] (`503`).
 //! * Every fetch has a connect and a total timeout, and only one runs at a time.
 
 use jsonwebtoken::jwk::Jwk;
@@ -196,7 +196,15 @@ impl JwksCache {
     /// Fetches the key set once (start-up). Errors: a description of the failure.
     pub async fn warm_up(&self) -> Result<usize, String> {
         let _guard = self.refresh.lock().await;
-        self.fetch_and_store().await
+        let result = self.fetch_and_store().await;
+        if result.is_err() {
+            // A failure at start-up must not hold off the first requests' retry.
+            self.state
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .last_attempt = None;
+        }
+        result
     }
 
     /// The key for a token's `kid` and `alg`, refetching the set when it is stale or the `kid`

@@ -39,7 +39,8 @@ fn forwarded_chain(req: &HttpRequest) -> Vec<Option<IpAddr>> {
         })
         .map(Option::flatten)
         .collect();
-    if !forwarded.is_empty() {
+    // A `Forwarded` header without any `for=` (e.g. only `proto=`) says nothing about clients.
+    if forwarded.iter().any(Option::is_some) {
         return forwarded;
     }
     req.headers()

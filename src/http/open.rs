@@ -56,8 +56,8 @@ fn redirect(status: StatusCode, url: &SecretString) -> HttpResponse {
 }
 
 fn confirm_page(state: &AppState) -> HttpResponse {
-    let body = "<p>You are about to verify your identity with a selfie. This link works once: \
-continue when you are ready.</p>\n<form method=\"post\"><button type=\"submit\">Continue to \
+    let body = "<p>You are about to verify your identity with a selfie. Continue when you are \
+ready.</p>\n<form method=\"post\"><button type=\"submit\">Continue to \
 face verification</button></form>";
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

@@ -257,14 +257,14 @@ impl LinkRecord {
         }
     }
 
-    /// Revokes the record (kept `retention_ms` more). With `only_unopened`, only an `issued`,
-    /// unexpired link is revoked (superseding by a newer link). Returns whether it changed.
+    /// Revokes a live (`issued` or `opened`) link; a used, expired or revoked one stays as it
+    /// is. With `only_unopened`, only an `issued` link is revoked (superseding by a newer
+    /// link). Returns whether it changed.
     pub fn revoke(&mut self, now_ms: i64, only_unopened: bool) -> bool {
-        if only_unopened && self.state_at(now_ms) != LinkState::Issued {
-            return false;
-        }
-        if self.state == StoredState::Revoked {
-            return false;
+        match self.state_at(now_ms) {
+            LinkState::Issued => {}
+            LinkState::Opened if !only_unopened => {}
+            _ => return false,
         }
         self.state = StoredState::Revoked;
         true

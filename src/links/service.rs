@@ -91,7 +91,7 @@ pub struct MintedLink {
 pub struct LinkStatus {
     /// Link id.
     pub id: String,
-    /// `issued` | `opened` | `used` | `expired`.
+    /// `issued` | `opened` | `used` | `expired` | `revoked`.
     pub state: LinkState,
     /// `count` | `time`.
     pub expiry: Expiry,
@@ -314,7 +314,8 @@ impl LinkService {
         }
     }
 
-    /// Revokes `owner`'s link `id` (any state); it then answers `410 link_revoked`.
+    /// Revokes `owner`'s live link `id`; it then answers `410 link_revoked`. A used or expired
+    /// link keeps its state (and still answers `410`).
     /// Errors: [`LinkError::NotFound`] (also for another user's link), [`LinkError::Store`].
     pub async fn revoke(&self, id: &LinkId, owner: &str) -> Result<(), LinkError> {
         match self

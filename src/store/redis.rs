@@ -1,9 +1,13 @@
-//! Redis store: one key per link, `<prefix>link:{<id>}` (the braces are a Redis Cluster hash
-//! tag), holding the compact JSON of [`LinkRecord`]. Every key is written with `PX`.
+//! Redis store. A link is one key, `<prefix>link:{<id>}` (the braces are a Redis Cluster hash
+//! tag), holding the compact JSON of [`LinkRecord`]; the small primitives ([`KvStore`]) use
+//! keys named by their callers (rate limits, idempotency, queues). Every key is written with an
+//! expiry.
 //!
-//! Create and open are Lua scripts run with `EVALSHA` (falling back to `EVAL` on `NOSCRIPT`):
-//! each reads the Redis clock (`TIME`), decides and writes in one atomic step, so replicas with
-//! skewed clocks agree and a count-based link opens at most once. Never GET-then-SET.
+//! Every operation that decides something is a Lua script run with `EVALSHA` (the scripts are
+//! loaded at start-up; on `NOSCRIPT`, e.g. after a Redis restart, the client loads them again
+//! and retries): each reads the Redis clock (`TIME`) where it needs one, decides and writes in
+//! one atomic step, so replicas with skewed clocks agree and a count-based link opens at most
+//! once. Never GET-then-SET.
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -72,14 +76,15 @@ return {'ok', v}
 "#;
 
 /// KEYS[1] link key; ARGV[1] owner ('' = any); ARGV[2] "1" = only an issued, unexpired link;
-/// ARGV[3] retention ms. Returns 'revoked' | 'unchanged' | 'none'.
+/// ARGV[3] retention ms. Returns 'revoked' | 'unchanged' | 'none'. A used or expired link
+/// stays as it is (mirrors `LinkRecord::revoke`).
 const REVOKE_BODY: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return 'none' end
 local r = cjson.decode(v)
 if ARGV[1] ~= '' and r.u ~= ARGV[1] then return 'none' end
-if ARGV[2] == '1' and (r.st ~= 'i' or now >= r.ea) then return 'unchanged' end
-if r.st == 'r' then return 'unchanged' end
+if r.st == 'r' or r.st == 'u' or now >= r.ea then return 'unchanged' end
+if ARGV[2] == '1' and r.st ~= 'i' then return 'unchanged' end
 r.st = 'r'
 redis.call('SET', KEYS[1], cjson.encode(r), 'PX', tonumber(ARGV[3]))
 return 'revoked'
@@ -155,7 +160,8 @@ if not v then return {tostring(now)} end
 return {tostring(now), v}
 "#;
 
-/// The Lua source of the open script, as the store runs it (for `redis-benchmark` in `bench/`).
+/// The Lua source of the open script, as the store runs it (for load tests with
+/// `redis-benchmark`).
 pub fn open_script_source() -> String {
     format!("{NOW_LUA}{FIRST_OPEN_LUA}{OPEN_BODY}")
 }

@@ -174,6 +174,7 @@ pub fn test_settings() -> Settings {
 }
 
 pub struct TestApp {
+    pub stop: faceauth_gateway::startup::StopHandle,
     pub address: String,
     pub api_key: String,
     pub prefix: String,
@@ -237,6 +238,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
         .await
         .expect("gateway failed to build");
     let port = app.port();
+    let stop = app.stop_handle();
     tokio::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
@@ -245,6 +247,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
         .unwrap();
     use secrecy::ExposeSecret;
     TestApp {
+        stop,
         address,
         api_key: settings
             .argos
@@ -266,6 +269,11 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the server and its background workers.
+    pub async fn stop(&self) {
+        self.stop.stop().await;
+    }
+
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
         let res = req.send().await.expect("request failed");
         let status = res.status();

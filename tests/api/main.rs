@@ -12,6 +12,7 @@ mod jwks;
 mod jwt;
 mod limits;
 mod links;
+mod results;
 mod revocation;
 mod robustness;
 mod store_contract;

@@ -1,0 +1,740 @@
+//! The results loop against a fake ARGOS (wiremock): webhooks, pull-verification, service
+//! routes, sid sources, signed callbacks.
+
+use crate::helpers::*;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const PATH_SECRET: &str = "wh_0123456789abcdefghijklmnopqrstuvwxyz";
+const SERVICE_AUDIENCE: &str = "faceauth-service";
+const CALLBACK_SECRET: &str = "cb-secret-0123456789-0123456789-0123456789";
+
+struct Env {
+    app: TestApp,
+    argos: MockServer,
+    receiver: MockServer,
+}
+
+async fn env_with(tweak: impl FnOnce(&mut faceauth_gateway::Settings)) -> Env {
+    let argos = MockServer::start().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let argos_uri = argos.uri();
+    let hook = format!("{}/hook", receiver.uri());
+    let app = spawn_app_with(|s| {
+        s.argos.api_base_url = argos_uri.parse().unwrap();
+        s.argos.api_retries = 0;
+        s.argos.idcheck_api_key = Some(SecretString::from("idcheck-key-for-tests"));
+        s.webhooks.path_secret = Some(SecretString::from(PATH_SECRET));
+        s.webhooks.allowed_ips = vec!["127.0.0.1/32".parse().unwrap()];
+        s.verify.poll_interval_ms = 100;
+        s.callbacks.url = Some(hook);
+        s.callbacks.secret = Some(SecretString::from(CALLBACK_SECRET));
+        s.auth.service.audience = SERVICE_AUDIENCE.into();
+        s.auth.service.api_key_sha256 =
+            vec![hex::encode(openssl::sha::sha256(b"static-service-key"))];
+        tweak(s);
+    })
+    .await;
+    Env {
+        app,
+        argos,
+        receiver,
+    }
+}
+
+async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+fn service_jwt(scopes: &str) -> String {
+    let mut c = claims("session-layer");
+    c["aud"] = SERVICE_AUDIENCE.into();
+    c["scope"] = scopes.into();
+    c.as_object_mut().unwrap().remove("argos_sid");
+    sign_hs256(&c)
+}
+
+fn rfc3339_ago(secs: i64) -> String {
+    (time::OffsetDateTime::now_utc() - time::Duration::seconds(secs))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// ARGOS answers GET /v3/faceauth?authId=<auth_id> in the newer wrapped shape.
+async fn argos_says(argos: &MockServer, auth_id: &str, status: &str, sid: &str, ago_secs: i64) {
+    Mock::given(method("GET"))
+        .and(path("/v3/faceauth"))
+        .and(query_param("authId", auth_id))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "faceAuth_projectId": PROJECT_ID,
+            "data": [{
+                "auth_id": auth_id, "auth_status": status, "create_time": rfc3339_ago(ago_secs),
+                "submit_type": "form", "kyc_submission_id": sid, "policy": {}, "delete_check": false
+            }]
+        }])))
+        .mount(argos)
+        .await;
+}
+
+async fn post_webhook(app: &TestApp, body: &[u8]) -> Resp {
+    app.send(
+        app.client
+            .post(app.url(&format!("/v1/webhooks/argos/{PATH_SECRET}")))
+            .header("content-type", "application/json")
+            .body(body.to_vec()),
+    )
+    .await
+}
+
+fn shape_c(auth_id: &str, token: &str) -> Vec<u8> {
+    format!(
+        r#"{{"webhook_trigger":"faceAuth","data":{{"Submission_id":"x","Auth_Status":"approved","Create_Time":"2026-11-29T00:00:00Z","Auth_User_id":"u","Token_id":"{token}","reference":{{"userid":"u"}},"Authentication_id":"{auth_id}"}}}}"#
+    )
+    .into_bytes()
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn link_status(app: &TestApp, jwt: &str, id: &str) -> Value {
+    app.send(
+        app.client
+            .get(app.url(&format!("/v1/links/{id}")))
+            .bearer_auth(jwt),
+    )
+    .await
+    .json()
+}
+
+async fn step_up(app: &TestApp, user: &str, max_age: u64) -> Value {
+    let r = app
+        .send(
+            app.client
+                .get(app.url(&format!("/v1/users/{user}/step-up?max_age_secs={max_age}")))
+                .bearer_auth(service_jwt("faceauth:status:read")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn verify_callback_signature(header: &str, body: &[u8]) {
+    // An independent HMAC (OpenSSL), not the crate's helper.
+    let t = header
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .unwrap();
+    let v1 = header
+        .split(',')
+        .find_map(|p| p.strip_prefix("v1="))
+        .unwrap();
+    let key = openssl::pkey::PKey::hmac(CALLBACK_SECRET.as_bytes()).unwrap();
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    signer.update(t.as_bytes()).unwrap();
+    signer.update(b".").unwrap();
+    signer.update(body).unwrap();
+    assert_eq!(hex::encode(signer.sign_to_vec().unwrap()), v1);
+    let t: i64 = t.parse().unwrap();
+    assert!((now_secs() - t).abs() < 300);
+    // The crate's public helper agrees.
+    faceauth_gateway::callbacks::verify_signature(
+        CALLBACK_SECRET.as_bytes(),
+        header,
+        body,
+        300,
+        now_secs() as u64,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn webhook_pull_verification_step_up_and_signed_callback() {
+    let Env {
+        app,
+        argos,
+        receiver,
+    } = env().await;
+    let jwt = user_jwt("amelie");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    assert!(link_status(&app, &jwt, &id).await["result"].is_null());
+    argos_says(&argos, "auth-1", "approved", "sid-of-amelie", 30).await;
+
+    let r = post_webhook(&app, &shape_c("auth-1", &id)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "accepted");
+
+    eventually("the result is verified", || async {
+        link_status(&app, &jwt, &id).await["result"] == "approved"
+    })
+    .await;
+    let st = link_status(&app, &jwt, &id).await;
+    assert_eq!(st["auth_id"], "auth-1");
+    assert!(st["verified_at"].as_str().unwrap().ends_with('Z'));
+
+    let su = step_up(&app, "amelie", 300).await;
+    assert_eq!(su["verified"], true);
+    assert_eq!(su["link_id"], id.as_str());
+    assert_eq!(su["auth_id"], "auth-1");
+    assert_eq!(
+        step_up(&app, "amelie", 10).await["verified"],
+        false,
+        "older than max_age"
+    );
+    assert_eq!(step_up(&app, "nobody", 300).await["verified"], false);
+
+    eventually("the callback arrives", || async {
+        !receiver
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    })
+    .await;
+    let calls = receiver.received_requests().await.unwrap();
+    let call = &calls[0];
+    let header = call
+        .headers
+        .get("faceauth-signature")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    verify_callback_signature(header, &call.body);
+    let event: Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(event["type"], "step_up.completed");
+    assert_eq!(event["user_id"], "amelie");
+    assert_eq!(event["link_id"], id.as_str());
+    assert_eq!(event["result"], "approved");
+    assert_eq!(event["auth_id"], "auth-1");
+    assert!(event["id"].as_str().unwrap().starts_with("evt_"));
+    assert!(event["created"].is_i64());
+    app.assert_every_key_expires().await;
+}
+
+#[tokio::test]
+async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
+    let Env { app, argos, .. } = env().await;
+    let jwt = user_jwt("bruno");
+    let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, make) in [
+        // (a) older shape: trigger and auth_id at the top level (no token: not correlated).
+        |a: &str, _t: &str| format!(r#"{{"webhook_trigger":"faceAuth","auth_id":"{a}","data":{{"submission_id":"s","auth_status":"approved","user_id":"u"}}}}"#).into_bytes(),
+        // (b) intermediate shape, odd spacing and casing.
+        |a: &str, t: &str| format!("{{ \"Authentication_id\" :\n\t\"{a}\" , \"data\" : {{ \"Submission_id\":\"s\", \"Auth_Status\":\"approved\", \"TOKEN_ID\" : \"{t}\" }} }}").into_bytes(),
+        // (c) current shape with unicode escapes in the values.
+        |a: &str, t: &str| {
+            let escaped: String = t.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+            format!(r#"{{"webhook_trigger":"face\u0041uth","data":{{"Token_id":"{escaped}","Authentication_id":"{a}","Auth_Status":"approved"}}}}"#).into_bytes()
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = app.mint_id(&jwt).await;
+        let auth = format!("shape-{i}");
+        argos_says(&argos, &auth, "approved", "sid-of-bruno", 5).await;
+        bodies.push((id.clone(), make(&auth, &id)));
+    }
+    // Encrypted envelopes (AES-256-CBC, key SHA-256(API key), zero IV) made with OpenSSL.
+    for (i, wrap) in [
+        |b64: &str| format!(r#"{{"data":"{b64}"}}"#),
+        |b64: &str| format!(r#"{{"response":{{"body":"{b64}"}}}}"#),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = app.mint_id(&jwt).await;
+        let auth = format!("enc-{i}");
+        argos_says(&argos, &auth, "approved", "sid-of-bruno", 5).await;
+        let key = openssl::sha::sha256(app.api_key.as_bytes());
+        let ct = openssl::symm::encrypt(
+            openssl::symm::Cipher::aes_256_cbc(),
+            &key,
+            Some(&[0u8; 16]),
+            &shape_c(&auth, &id),
+        )
+        .unwrap();
+        bodies.push((id, wrap(&openssl::base64::encode_block(&ct)).into_bytes()));
+    }
+    for (id, body) in &bodies {
+        let r = post_webhook(&app, body).await;
+        assert_eq!(
+            r.status,
+            200,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            r.text()
+        );
+        assert_eq!(r.json()["status"], "accepted");
+        let _ = id;
+    }
+    // (a) carries no token: nothing to correlate. The others get their result.
+    for (i, (id, _)) in bodies.iter().enumerate().skip(1) {
+        eventually(&format!("body {i} verified"), || async {
+            link_status(&app, &jwt, id).await["result"] == "approved"
+        })
+        .await;
+    }
+    assert!(link_status(&app, &jwt, &bodies[0].0).await["result"].is_null());
+
+    // Malformed and undecryptable bodies are 400, unknown triggers are acknowledged.
+    post_webhook(&app, b"not json")
+        .await
+        .assert_problem(400, "bad_request");
+    post_webhook(&app, br#"{"data":"AAAAAAAAAAAAAAAAAAAAAA=="}"#)
+        .await
+        .assert_problem(400, "bad_request");
+    let r = post_webhook(
+        &app,
+        br#"{"webhook_trigger":"aml_monitor","submission_id":"s"}"#,
+    )
+    .await;
+    assert_eq!(r.json()["status"], "ignored");
+    let r = post_webhook(
+        &app,
+        br#"{"webhook_trigger":"token_expired","token_id":"t","expired_condition":"count","service":"faceAuth","expired_at":"2026-11-29T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn redelivery_changes_nothing_and_the_api_decides() {
+    let Env { app, argos, .. } = env().await;
+    let jwt = user_jwt("carla");
+    // The webhook claims approved; ARGOS's API says rejected.
+    let id = app.mint_id(&jwt).await;
+    argos_says(&argos, "auth-r", "rejected", "sid-of-carla", 5).await;
+    assert_eq!(
+        post_webhook(&app, &shape_c("auth-r", &id)).await.json()["status"],
+        "accepted"
+    );
+    eventually("rejected", || async {
+        link_status(&app, &jwt, &id).await["result"] == "rejected"
+    })
+    .await;
+    assert_eq!(step_up(&app, "carla", 3600).await["verified"], false);
+
+    // Redelivery: 200, nothing fetched again, nothing changes.
+    let fetched = argos.received_requests().await.unwrap().len();
+    for _ in 0..3 {
+        let r = post_webhook(&app, &shape_c("auth-r", &id)).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["status"], "duplicate");
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(argos.received_requests().await.unwrap().len(), fetched);
+    assert_eq!(link_status(&app, &jwt, &id).await["result"], "rejected");
+
+    // ARGOS approved, but against another submission than the link's sid: not a pass.
+    let other = app.mint_id(&jwt).await;
+    argos_says(&argos, "auth-x", "approved", "someone-elses-sid", 5).await;
+    post_webhook(&app, &shape_c("auth-x", &other)).await;
+    eventually("mismatch rejected", || async {
+        link_status(&app, &jwt, &other).await["result"] == "rejected"
+    })
+    .await;
+    assert_eq!(step_up(&app, "carla", 3600).await["verified"], false);
+}
+
+#[tokio::test]
+async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
+    let Env { app, argos, .. } = env().await;
+    let jwt = user_jwt("dora");
+    let id = app.mint_id(&jwt).await;
+    Mock::given(method("GET"))
+        .and(path("/v3/faceauth"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&argos)
+        .await;
+    assert_eq!(
+        post_webhook(&app, &shape_c("auth-d", &id)).await.status,
+        200
+    );
+    eventually("ARGOS asked", || async {
+        !argos
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    })
+    .await;
+    assert!(
+        link_status(&app, &jwt, &id).await["result"].is_null(),
+        "null while unverified"
+    );
+    assert!(
+        app.keys().await.iter().any(|k| k.contains("pv:")),
+        "the pending work is in Redis"
+    );
+
+    // The gateway stops; a new one (same Redis) starts while ARGOS recovers.
+    app.stop().await;
+    argos.reset().await;
+    argos_says(&argos, "auth-d", "approved", "sid-of-dora", 5).await;
+    let prefix = app.prefix.clone();
+    let api_key = app.api_key.clone();
+    let argos_uri = argos.uri();
+    let restarted = spawn_app_with(|s| {
+        s.store.key_prefix = prefix;
+        s.argos.api_key = Some(SecretString::from(api_key));
+        s.argos.api_base_url = argos_uri.parse().unwrap();
+        s.argos.api_retries = 0;
+        s.verify.poll_interval_ms = 100;
+    })
+    .await;
+    eventually("verified after restart", || async {
+        link_status(&restarted, &jwt, &id).await["result"] == "approved"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn webhook_receiver_refuses_wrong_secret_source_and_size() {
+    let Env { app, .. } = env().await;
+    let id = app.mint_id(&user_jwt("emil")).await;
+    let body = shape_c("auth-w", &id);
+    for secret in [
+        "wrong",
+        &PATH_SECRET[..PATH_SECRET.len() - 1],
+        &format!("{PATH_SECRET}x"),
+    ] {
+        let r = app
+            .send(
+                app.client
+                    .post(app.url(&format!("/v1/webhooks/argos/{secret}")))
+                    .body(body.clone()),
+            )
+            .await;
+        r.assert_problem(404, "not_found");
+    }
+    let r = app
+        .send(
+            app.client
+                .get(app.url(&format!("/v1/webhooks/argos/{PATH_SECRET}"))),
+        )
+        .await;
+    r.assert_problem(404, "not_found");
+    let big = vec![b' '; 1024 * 1024 + 10];
+    post_webhook(&app, &big)
+        .await
+        .assert_problem(413, "payload_too_large");
+    assert!(!app
+        .keys()
+        .await
+        .iter()
+        .any(|k| k.contains("pv:") || k.contains("wh:")));
+
+    // The documented ARGOS address only (the default): a local sender is refused.
+    let strict = env_with(|s| {
+        s.webhooks.allowed_ips = vec!["52.78.194.237/32".parse().unwrap()];
+    })
+    .await;
+    post_webhook(&strict.app, &body)
+        .await
+        .assert_problem(404, "not_found");
+    // Behind a trusted proxy, the forwarded ARGOS address is accepted.
+    let proxied = env_with(|s| {
+        s.webhooks.allowed_ips = vec!["52.78.194.237/32".parse().unwrap()];
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let r = proxied
+        .app
+        .send(
+            proxied
+                .app
+                .client
+                .post(
+                    proxied
+                        .app
+                        .url(&format!("/v1/webhooks/argos/{PATH_SECRET}")),
+                )
+                .header("x-forwarded-for", "52.78.194.237")
+                .body(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn service_routes_scopes_and_credential_separation() {
+    let Env { app, .. } = env_with(|s| {
+        s.sid.sources = vec![faceauth_gateway::config::SidSource::Store];
+    })
+    .await;
+    let write = service_jwt("faceauth:links:write");
+    let read = service_jwt("faceauth:status:read");
+    let user = user_jwt("fritz");
+
+    // No sid yet for this user.
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/v1/users/fritz/links"))
+                .bearer_auth(&write),
+        )
+        .await;
+    r.assert_problem(422, "no_submission");
+    // Record it, then mint with cf values, default confirm step and a reference.
+    let r = app
+        .send(
+            app.client
+                .put(app.url("/v1/users/fritz/submission"))
+                .bearer_auth(&write)
+                .json(&json!({"sid": "sid-fritz-77"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/v1/users/fritz/links"))
+                .bearer_auth(&write)
+                .json(&json!({"authCf2": "sms", "reference": "order-42"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let minted = r.json();
+    assert_eq!(
+        minted["confirm_step"], true,
+        "message delivery defaults to the confirm step"
+    );
+    assert_eq!(minted["reference"], "order-42");
+    let id = minted["id"].as_str().unwrap();
+    let post = app
+        .send(app.client.post(app.url(&format!("/l/{id}"))))
+        .await;
+    assert_eq!(post.status, 303);
+    let params = decrypt_location(&app, &post.location());
+    assert_eq!(get(&params, "sid"), Some("sid-fritz-77"));
+    assert_eq!(get(&params, "authUserId"), Some("fritz"));
+    assert_eq!(get(&params, "authCf2"), Some("sms"));
+
+    // Status: the service (read scope) and the owner; not the write-only service.
+    let by_service = app
+        .send(
+            app.client
+                .get(app.url(&format!("/v1/links/{id}")))
+                .bearer_auth(&read),
+        )
+        .await;
+    assert_eq!(by_service.status, 200);
+    assert_eq!(by_service.json()["reference"], "order-42");
+    app.send(
+        app.client
+            .get(app.url(&format!("/v1/links/{id}")))
+            .bearer_auth(&write),
+    )
+    .await
+    .assert_problem(403, "insufficient_scope");
+    let by_owner = app
+        .send(
+            app.client
+                .get(app.url(&format!("/v1/links/{id}")))
+                .bearer_auth(user_jwt("fritz")),
+        )
+        .await;
+    assert_eq!(by_owner.status, 200);
+
+    // Credentials do not cross: user tokens on service routes, service tokens on user routes.
+    app.send(
+        app.client
+            .post(app.url("/v1/users/fritz/links"))
+            .bearer_auth(&user),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+    app.send(app.client.post(app.url("/v1/links")).bearer_auth(&write))
+        .await
+        .assert_problem(401, "invalid_token");
+    app.send(
+        app.client
+            .get(app.url("/v1/users/fritz/step-up?max_age_secs=60"))
+            .bearer_auth(&write),
+    )
+    .await
+    .assert_problem(403, "insufficient_scope");
+    let r = app
+        .send(
+            app.client
+                .get(app.url("/v1/users/fritz/step-up?max_age_secs=60"))
+                .bearer_auth(&read),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["verified"], false);
+    app.send(
+        app.client
+            .get(app.url("/v1/users/fritz/step-up"))
+            .bearer_auth(&read),
+    )
+    .await
+    .assert_problem(400, "bad_request");
+    app.send(
+        app.client
+            .get(app.url("/v1/users/fritz/step-up?max_age_secs=-1"))
+            .bearer_auth(&read),
+    )
+    .await
+    .assert_problem(400, "bad_request");
+
+    // Static API key (stored only as its SHA-256) grants both scopes; a wrong one does not.
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/v1/users/fritz/links"))
+                .header("x-api-key", "static-service-key"),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    app.send(
+        app.client
+            .post(app.url("/v1/users/fritz/links"))
+            .header("x-api-key", "static-service-kez"),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+
+    // Bad bodies.
+    let long_ref = "r".repeat(257);
+    app.send(
+        app.client
+            .post(app.url("/v1/users/fritz/links"))
+            .bearer_auth(&write)
+            .json(&json!({"reference": long_ref})),
+    )
+    .await
+    .assert_problem(400, "bad_request");
+    app.send(
+        app.client
+            .post(app.url("/v1/users/fritz/links"))
+            .bearer_auth(&write)
+            .json(&json!({"sid": "client-chosen"})),
+    )
+    .await
+    .assert_problem(400, "bad_request");
+}
+
+#[tokio::test]
+async fn sid_from_argos_is_cached_and_approved_webhooks_feed_the_store() {
+    let Env { app, argos, .. } = env_with(|s| {
+        s.sid.sources = vec![
+            faceauth_gateway::config::SidSource::Store,
+            faceauth_gateway::config::SidSource::Argos,
+        ];
+    })
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/submission"))
+        .and(query_param("userid", "gina"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Items": [
+            {"submission_id": "sub-old", "created_at": "2025-01-01T00:00:00Z", "kyc": {"result": "approved"}},
+            {"submission_id": "sub-new", "created_at": "2026-01-01T00:00:00Z", "kyc": {"result": "Approved"}},
+            {"submission_id": "sub-rej", "created_at": "2026-06-01T00:00:00Z", "kyc": {"result": "rejected"}}
+        ]})))
+        .expect(1)
+        .mount(&argos)
+        .await;
+    let mut c = claims("gina");
+    c.as_object_mut().unwrap().remove("argos_sid");
+    let jwt = sign_hs256(&c);
+    for _ in 0..2 {
+        let id = app.mint_id(&jwt).await;
+        let params = decrypt_location(&app, &app.open(&id).await.location());
+        assert_eq!(get(&params, "sid"), Some("sub-new"));
+    }
+    let requests = argos.received_requests().await.unwrap();
+    let lookup = requests
+        .iter()
+        .find(|r| r.url.path() == "/v3/submission")
+        .unwrap();
+    assert_eq!(
+        lookup.headers.get("x-api-key").unwrap().to_str().unwrap(),
+        "idcheck-key-for-tests",
+        "the ID Check project key"
+    );
+
+    // An ID Check `approved` webhook maps a user to a submission.
+    let r = post_webhook(
+        &app,
+        br#"{"webhook_trigger":"approved","submission_id":"sub-hook","userid":"hans","kyc_result":{"status":"approved"}}"#,
+    )
+    .await;
+    assert_eq!(r.json()["status"], "accepted");
+    let mut c = claims("hans");
+    c.as_object_mut().unwrap().remove("argos_sid");
+    let id = app.mint_id(&sign_hs256(&c)).await;
+    let params = decrypt_location(&app, &app.open(&id).await.location());
+    assert_eq!(get(&params, "sid"), Some("sub-hook"));
+}
+
+#[tokio::test]
+async fn callbacks_are_retried_until_delivered() {
+    let Env {
+        app,
+        argos,
+        receiver,
+    } = env().await;
+    receiver.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let jwt = user_jwt("ines");
+    let id = app.mint_id(&jwt).await;
+    argos_says(&argos, "auth-cb", "approved", "sid-of-ines", 5).await;
+    post_webhook(&app, &shape_c("auth-cb", &id)).await;
+    eventually("delivered on the second attempt", || async {
+        receiver.received_requests().await.unwrap_or_default().len() >= 2
+    })
+    .await;
+    let calls = receiver.received_requests().await.unwrap();
+    assert_eq!(
+        calls[0].body, calls[1].body,
+        "the same event, byte for byte"
+    );
+    for call in &calls {
+        verify_callback_signature(
+            call.headers
+                .get("faceauth-signature")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            &call.body,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.received_requests().await.unwrap().len(),
+        2,
+        "no more after success"
+    );
+}
