@@ -118,10 +118,7 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
     crate::telemetry::init(settings.log.format);
     let app = match Application::build(settings).await {
         Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %e, "gateway did not start");
-            return fail(startup_exit_code(&e), &e.to_string());
-        }
+        Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
     };
     tracing::info!(port = app.port(), "faceauth-gateway listening");
     match app.run_until_stopped().await {
@@ -149,7 +146,10 @@ fn crypt(args: CryptoArgs, encrypt: bool) -> ExitCode {
         _ => {
             return fail(
                 2,
-                &format!("environment variable {} is not set", args.api_key_env),
+                &format!(
+                    "environment variable {} is not set or empty",
+                    args.api_key_env
+                ),
             )
         }
     };

@@ -82,6 +82,7 @@ fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S:
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// `[server]`
     pub server: ServerSettings,
@@ -121,6 +122,7 @@ pub enum SidSource {
 
 /// `[sid]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SidSettings {
     /// Sources, tried in order.
     pub sources: Vec<SidSource>,
@@ -132,6 +134,7 @@ pub struct SidSettings {
 
 /// `[webhooks]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Secret path segment (secret); empty = receiver off.
     #[serde(default, serialize_with = "redact")]
@@ -144,6 +147,7 @@ pub struct WebhookSettings {
 
 /// `[verify]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerifySettings {
     /// Give up pull-verification after this many seconds.
     pub deadline_secs: u64,
@@ -155,6 +159,7 @@ pub struct VerifySettings {
 
 /// `[callbacks]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct CallbackSettings {
     /// Receiver URL; empty = off.
     #[serde(default)]
@@ -170,6 +175,7 @@ pub struct CallbackSettings {
 
 /// `[auth.service]`
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceAuthSettings {
     /// Required `aud` of service JWTs; empty = no service JWTs.
     #[serde(default)]
@@ -203,6 +209,7 @@ fn default_scope_claim() -> String {
 
 /// One fixed-window limit: `limit` hits per `window_secs`; `limit = 0` disables it.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Limit {
     /// Hits allowed per window.
     pub limit: u32,
@@ -212,6 +219,7 @@ pub struct Limit {
 
 /// `[limits]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsSettings {
     /// Mints per user.
     pub mint_per_user: Limit,
@@ -221,6 +229,7 @@ pub struct LimitsSettings {
 
 /// `[server]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Listen address, `host:port`.
     pub bind: SocketAddr,
@@ -246,6 +255,7 @@ pub enum StoreBackend {
 
 /// `[store]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// `redis` or `memory`.
     pub backend: StoreBackend,
@@ -260,6 +270,7 @@ pub struct StoreSettings {
 
 /// `[argos]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ArgosSettings {
     /// FaceAuth form URL.
     pub form_url: url::Url,
@@ -290,6 +301,7 @@ pub struct ArgosSettings {
 
 /// `[links]`, all in seconds.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinksSettings {
     /// `count` or `time`.
     pub expiry: Expiry,
@@ -319,6 +331,7 @@ impl LinksSettings {
 
 /// `[auth]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Allowed JWT algorithms (one family).
     #[serde(default)]
@@ -381,6 +394,7 @@ pub enum LogFormat {
 
 /// `[log]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// `text` or `json`.
     pub format: LogFormat,
@@ -405,7 +419,7 @@ impl Settings {
             if !path.is_file() {
                 return Err(ConfigError::new(
                     "--config",
-                    format!("file `{}` does not exist", path.display()),
+                    format!("`{}` is not a readable file", path.display()),
                 ));
             }
             figment = figment.merge(Toml::file_exact(path));
@@ -454,6 +468,19 @@ impl Settings {
                 "store.redis_url",
                 "required when store.backend = \"redis\"",
             ));
+        }
+        if let Some(url) = self.store.redis_url.as_ref() {
+            if self.store.backend == StoreBackend::Redis
+                && redis::Client::open(url.expose_secret()).is_err()
+            {
+                return Err(ConfigError::new(
+                    "store.redis_url",
+                    "not a usable Redis URL (redis://[:password@]host:port/db; TLS is not built in)",
+                ));
+            }
+        }
+        if self.server.workers > 256 {
+            return Err(ConfigError::new("server.workers", "must be at most 256"));
         }
         if self.store.key_prefix.is_empty() {
             return Err(ConfigError::new("store.key_prefix", "must not be empty"));
@@ -709,6 +736,16 @@ fn figment_error(e: figment::Error) -> ConfigError {
             format!(
                 "unknown value `{v}`, expected one of {}",
                 expected.join(", ")
+            )
+        }
+        figment::error::Kind::UnknownField(field, _) => {
+            return ConfigError::new(
+                if e.path.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{key}.{field}")
+                },
+                "unknown setting (check the spelling against config/default.toml)",
             )
         }
         figment::error::Kind::InvalidType(actual, expected) => {

@@ -231,6 +231,10 @@ impl JwtVerifier {
     ) -> Result<Map<String, Value>, AuthError> {
         let header = jsonwebtoken::decode_header(token.expose_secret())
             .map_err(|_| AuthError::Invalid("malformed token"))?;
+        if has_crit(token.expose_secret()) {
+            // RFC 7515 §4.1.11: no extension is understood here, so `crit` must be refused.
+            return Err(AuthError::Invalid("unsupported crit header"));
+        }
         if !self.allowed.contains(&header.alg) {
             return Err(AuthError::Invalid("algorithm not allowed"));
         }
@@ -303,6 +307,21 @@ fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError>
             })?
         }
     })
+}
+
+/// Whether the JOSE header carries `crit`.
+fn has_crit(token: &str) -> bool {
+    use base64::Engine as _;
+    token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .is_some_and(|h| h.contains_key("crit"))
 }
 
 fn unix_now() -> f64 {

@@ -84,14 +84,42 @@ async fn new_link(
     })
 }
 
-pub(crate) async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(ApiError::BadRequest(
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a body of at most `limit` bytes within [`BODY_TIMEOUT`]. A declared
+/// `Content-Length` over the limit is refused before reading.
+///
+/// Errors: [`ApiError::PayloadTooLarge`], [`ApiError::RequestTimeout`], [`ApiError::BadRequest`].
+pub(crate) async fn read_body_limited(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(limit)).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+        Ok(Ok(Err(_))) => Err(ApiError::BadRequest(
             "the request body could not be read".into(),
         )),
-        Err(_) => Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES)),
+        Ok(Err(_)) => Err(ApiError::PayloadTooLarge(limit)),
     }
+}
+
+/// [`read_body_limited`] with [`MAX_BODY_BYTES`].
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Bytes, ApiError> {
+    read_body_limited(req, payload, MAX_BODY_BYTES).await
 }
 
 /// An empty body means "no options"; otherwise the body must be one JSON object of type `T`.
@@ -162,7 +190,7 @@ pub async fn create_link(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload).await?;
+    let body = read_body(&req, payload).await?;
     let key = idempotency_key(&req)?;
     let request: MintRequest = parse_optional_object(&body)?;
     let claim = match key {

@@ -71,6 +71,9 @@ pub enum ApiError {
     /// 413 `payload_too_large`: body over the limit (bytes).
     #[error("payload too large")]
     PayloadTooLarge(usize),
+    /// 408 `request_timeout`: the body did not arrive in time.
+    #[error("request timeout")]
+    RequestTimeout,
     /// 400 `bad_request` with a client-facing detail.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::ArgosUnavailable => "argos_unavailable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::StoreUnavailable(_) => "store_unavailable",
@@ -153,6 +157,7 @@ impl ApiError {
             ApiError::ArgosUnavailable => "ARGOS unavailable",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::BadRequest(_) => "Bad request",
+            ApiError::RequestTimeout => "Request timeout",
             ApiError::RouteNotFound => "Not found",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::StoreUnavailable(_) => "Service unavailable",
@@ -205,6 +210,7 @@ impl ApiError {
                 format!("The request body is larger than {limit} bytes.")
             }
             ApiError::BadRequest(detail) => detail.clone(),
+            ApiError::RequestTimeout => "The request body did not arrive in time.".into(),
             ApiError::RouteNotFound => "No such route.".into(),
             ApiError::MethodNotAllowed(_) => "This method is not allowed on this route.".into(),
             ApiError::StoreUnavailable(_) => {
@@ -331,6 +337,7 @@ impl ResponseError for ApiError {
             ApiError::LinkUsed | ApiError::LinkExpired | ApiError::LinkRevoked => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -363,7 +370,14 @@ impl From<AuthError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::StoreUnavailable(e)
+        match e {
+            // Retrying will not help with an unreadable record: a bug, not an outage.
+            StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "unreadable store record");
+                ApiError::Internal("unreadable store record")
+            }
+            e => ApiError::StoreUnavailable(e),
+        }
     }
 }
 
@@ -386,7 +400,7 @@ impl From<LinkError> for ApiError {
                 limit,
             },
             LinkError::Store(StoreError::Conflict) => ApiError::Internal("link id collision"),
-            LinkError::Store(e) => ApiError::StoreUnavailable(e),
+            LinkError::Store(e) => e.into(),
         }
     }
 }
@@ -395,7 +409,7 @@ impl From<crate::limits::LimitError> for ApiError {
     fn from(e: crate::limits::LimitError) -> Self {
         match e {
             crate::limits::LimitError::Exceeded(status) => ApiError::RateLimited(status),
-            crate::limits::LimitError::Store(e) => ApiError::StoreUnavailable(e),
+            crate::limits::LimitError::Store(e) => e.into(),
         }
     }
 }
@@ -405,7 +419,7 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
         match e {
             crate::idempotency::IdempotencyError::Reused => ApiError::IdempotencyKeyReused,
             crate::idempotency::IdempotencyError::InUse => ApiError::IdempotencyKeyInUse,
-            crate::idempotency::IdempotencyError::Store(e) => ApiError::StoreUnavailable(e),
+            crate::idempotency::IdempotencyError::Store(e) => e.into(),
         }
     }
 }
@@ -413,7 +427,7 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
 impl From<crate::sid::SidError> for ApiError {
     fn from(e: crate::sid::SidError) -> Self {
         match e {
-            crate::sid::SidError::Store(e) => ApiError::StoreUnavailable(e),
+            crate::sid::SidError::Store(e) => e.into(),
             crate::sid::SidError::Argos(e) => {
                 tracing::warn!(error = %e, "sid lookup at ARGOS failed");
                 ApiError::ArgosUnavailable

@@ -58,10 +58,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/links/{id}")
             .route(web::get().to(api::link_status))
+            .route(web::head().to(api::link_status))
             .route(web::delete().to(api::revoke_link))
-            .default_service(allow("GET, DELETE")),
+            .default_service(allow("GET, HEAD, DELETE")),
     )
     .service(
+        // No HEAD: a HEAD must not mint and open a link.
         web::resource("/v1/face-auth/start")
             .route(web::get().to(api::start))
             .default_service(allow("GET")),
@@ -87,7 +89,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/users/{user_id}/step-up")
             .route(web::get().to(service_api::step_up))
-            .default_service(allow("GET")),
+            .route(web::head().to(service_api::step_up))
+            .default_service(allow("GET, HEAD")),
     )
     .service(
         web::resource("/v1/webhooks/argos/{path_secret}")
@@ -97,12 +100,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/healthz")
             .route(web::get().to(healthz))
-            .default_service(allow("GET")),
+            .route(web::head().to(healthz))
+            .default_service(allow("GET, HEAD")),
     )
     .service(
         web::resource("/readyz")
             .route(web::get().to(readyz))
-            .default_service(allow("GET")),
+            .route(web::head().to(readyz))
+            .default_service(allow("GET, HEAD")),
     );
 }
 

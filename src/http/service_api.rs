@@ -1,6 +1,6 @@
 //! Routes for the app's session layer (service credentials, see [`crate::auth::service`]).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::api::{created_response, mint_response, parse_optional_object, read_body};
@@ -44,6 +44,7 @@ struct ServiceMintRequest {
 /// `POST /v1/users/{user_id}/links`: mint a link for a user, for delivery by push, SMS or
 /// e-mail (`faceauth:links:write`).
 pub async fn mint_for_user(
+    req: HttpRequest,
     service: ServicePrincipal,
     path: web::Path<String>,
     payload: web::Payload,
@@ -51,7 +52,7 @@ pub async fn mint_for_user(
 ) -> Result<HttpResponse, ApiError> {
     service.require(SCOPE_LINKS_WRITE)?;
     let user_id = user_id(&path)?.to_string();
-    let body = read_body(payload).await?;
+    let body = read_body(&req, payload).await?;
     let request: ServiceMintRequest = parse_optional_object(&body)?;
     if request
         .reference
@@ -94,6 +95,7 @@ struct SubmissionRequest {
 /// `PUT /v1/users/{user_id}/submission`: record the user's approved ID Check submission id
 /// (`faceauth:links:write`). `204`.
 pub async fn put_submission(
+    req: HttpRequest,
     service: ServicePrincipal,
     path: web::Path<String>,
     payload: web::Payload,
@@ -101,7 +103,7 @@ pub async fn put_submission(
 ) -> Result<HttpResponse, ApiError> {
     service.require(SCOPE_LINKS_WRITE)?;
     let user_id = user_id(&path)?;
-    let body = read_body(payload).await?;
+    let body = read_body(&req, payload).await?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     let request: SubmissionRequest = serde_json::from_value(value)

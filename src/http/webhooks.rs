@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use super::api::read_body_limited;
 use super::client_ip::client_ip;
 use super::routes::AppState;
 use super::ApiError;
@@ -53,11 +54,7 @@ pub async fn receive(
         tracing::warn!("webhook refused (path secret or source address)");
         return Err(ApiError::RouteNotFound);
     }
-    let body = match payload.to_bytes_limited(MAX_WEBHOOK_BYTES).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return Err(ApiError::BadRequest("the body could not be read".into())),
-        Err(_) => return Err(ApiError::PayloadTooLarge(MAX_WEBHOOK_BYTES)),
-    };
+    let body = read_body_limited(&req, payload, MAX_WEBHOOK_BYTES).await?;
     let ciphers: Vec<&QueryCipher> = state.webhooks.ciphers.iter().collect();
     let event = webhook::parse(&body, &ciphers).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let kind = match &event {

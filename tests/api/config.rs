@@ -100,6 +100,8 @@ fn parse_errors_name_the_key() {
             "[\"XX999\"]",
             "auth.algorithms",
         ),
+        ("FACEAUTH__STORE__KEY_PREFX", "typo:", "store.key_prefx"),
+        ("FACEAUTH__NOPE__X", "1", "nope"),
     ] {
         let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
         assert!(e.key.starts_with(key), "{var}: got key {} ({e})", e.key);
@@ -183,6 +185,17 @@ async fn serve_refuses_to_start_naming_the_key() {
     assert_eq!(
         startup_error(|s| s.links.window_secs = 0).await,
         "links.window_secs"
+    );
+    assert_eq!(
+        startup_error(|s| {
+            s.store.redis_url = Some(SecretString::from("rediss://127.0.0.1:6379/0"))
+        })
+        .await,
+        "store.redis_url"
+    );
+    assert_eq!(
+        startup_error(|s| s.server.workers = 100_000).await,
+        "server.workers"
     );
     assert_eq!(
         startup_error(|s| s.argos.form_url = "ftp://x.test/".parse().unwrap()).await,

@@ -101,3 +101,26 @@ async fn malformed_keys_are_400_and_failures_release_the_key() {
         201
     );
 }
+
+#[tokio::test]
+async fn equivalent_bodies_are_the_same_request() {
+    let app = spawn_app().await;
+    let jwt = user_jwt("yuki");
+    let send = |body: &'static str| {
+        app.send(
+            app.client
+                .post(app.url("/v1/links"))
+                .bearer_auth(&jwt)
+                .header("idempotency-key", "same-meaning")
+                .body(body),
+        )
+    };
+    let first = send("").await;
+    assert_eq!(first.status, 201);
+    for body in ["{}", "{ }", " \n{}\n"] {
+        let r = send(body).await;
+        assert_eq!(r.status, 201, "{body:?}: {}", r.text());
+        assert_eq!(r.json()["id"], first.json()["id"]);
+    }
+    assert_eq!(link_count(&app).await, 1);
+}

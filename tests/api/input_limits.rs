@@ -125,3 +125,84 @@ async fn oversized_and_malformed_bodies() {
     );
     assert!(app.keys().await.is_empty());
 }
+
+#[tokio::test]
+async fn declared_oversize_is_refused_at_once_and_slow_bodies_time_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let jwt = user_jwt("bea");
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let ask = |content_length: &str, body: &str| {
+        format!(
+            "POST /v1/links HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {jwt}\r\nContent-Length: {content_length}\r\nConnection: close\r\n\r\n{body}"
+        )
+    };
+    // Declared 100 GB: 413 without waiting for a byte of it.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(ask("100000000000", "").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        s.read_to_string(&mut answer),
+    )
+    .await
+    .expect("answered at once")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // Declared 100 bytes, 2 sent, then silence: 408 after the body timeout, not a hang.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(ask("100", "{}").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        s.read_to_string(&mut answer),
+    )
+    .await
+    .expect("no hang")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"));
+    assert!(app.keys().await.is_empty());
+}
+
+#[tokio::test]
+async fn head_works_wherever_get_does_except_start() {
+    let app = spawn_app().await;
+    let jwt = user_jwt("cid");
+    let id = app.mint_id(&jwt).await;
+    for path in ["/healthz", "/readyz"] {
+        let r = app.send(app.client.head(app.url(path))).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body.is_empty());
+    }
+    let r = app
+        .send(
+            app.client
+                .head(app.url(&format!("/v1/links/{id}")))
+                .bearer_auth(&jwt),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = app
+        .send(
+            app.client
+                .head(app.url("/v1/face-auth/start"))
+                .bearer_auth(&jwt),
+        )
+        .await;
+    assert_eq!(r.status, 405, "HEAD never mints");
+    assert!(r.header("location").is_none());
+    assert_eq!(
+        app.keys()
+            .await
+            .iter()
+            .filter(|k| k.contains("link:"))
+            .count(),
+        1
+    );
+}

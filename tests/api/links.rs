@@ -399,7 +399,7 @@ async fn unknown_routes_and_methods_are_problems() {
     assert_eq!(r.header("allow").as_deref(), Some("POST"));
     let r = app.send(app.client.post(app.url("/healthz"))).await;
     r.assert_problem(405, "method_not_allowed");
-    assert_eq!(r.header("allow").as_deref(), Some("GET"));
+    assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD"));
     let r = app
         .send(
             app.client

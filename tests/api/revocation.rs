@@ -118,3 +118,21 @@ async fn owner_revokes_with_delete() {
     .await
     .assert_problem(404, "link_not_found");
 }
+
+#[tokio::test]
+async fn deleting_a_used_link_keeps_it_used() {
+    let app = spawn_app().await;
+    let jwt = user_jwt("uli");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    let r = app
+        .send(
+            app.client
+                .delete(app.url(&format!("/v1/links/{id}")))
+                .bearer_auth(&jwt),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(state_of(&app, &jwt, &id).await, "used");
+    app.open(&id).await.assert_problem(410, "link_used");
+}

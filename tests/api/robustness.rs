@@ -217,6 +217,32 @@ async fn hostile_jwt_table_never_5xx() {
             401,
         ),
         ("header not JSON", "bm90LWpzb24.e30.c2ln".to_string(), 401),
+        (
+            "crit header",
+            {
+                let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+                h.typ = Some("JWT".into());
+                let signed = jsonwebtoken::encode(
+                    &h,
+                    &base,
+                    &jsonwebtoken::EncodingKey::from_secret(HS_SECRET.as_bytes()),
+                )
+                .unwrap();
+                // Re-sign with a header that names a critical extension.
+                use base64::Engine;
+                let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let header = e.encode(r#"{"alg":"HS256","crit":["exp"],"exp":1}"#);
+                let payload = signed.split('.').nth(1).unwrap();
+                let input = format!("{header}.{payload}");
+                let key = openssl::pkey::PKey::hmac(HS_SECRET.as_bytes()).unwrap();
+                let mut signer =
+                    openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)
+                        .unwrap();
+                signer.update(input.as_bytes()).unwrap();
+                format!("{input}.{}", e.encode(signer.sign_to_vec().unwrap()))
+            },
+            401,
+        ),
         ("empty", "..".to_string(), 401),
     ];
     for (why, jwt, expected) in cases {
