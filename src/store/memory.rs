@@ -51,7 +51,7 @@ impl Inner {
 
     fn wrote(&mut self, now: i64) {
         self.writes += 1;
-        if self.writes % SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
             self.links.retain(|_, (_, evict_at)| *evict_at > now);
             self.kv.retain(|_, (_, evict_at)| *evict_at > now);
         }
