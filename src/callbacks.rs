@@ -215,6 +215,7 @@ impl Callbacks {
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if now_ms() - job.created_ms > self.max_age_ms as i64 {
             tracing::warn!(event = id, attempts = job.attempts, "callback given up");
+            count("gave_up");
             self.store.unschedule(QUEUE, id).await?;
             return self.store.delete(&key).await;
         }
@@ -235,6 +236,7 @@ impl Callbacks {
         match sent {
             Ok(res) if res.status().is_success() => {
                 tracing::info!(event = id, "callback delivered");
+                count("delivered");
                 self.store.unschedule(QUEUE, id).await?;
                 self.store.delete(&key).await
             }
@@ -249,6 +251,7 @@ impl Callbacks {
                     delay_ms = delay,
                     "callback retry"
                 );
+                count("retry");
                 let json =
                     serde_json::to_string(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let ttl = self.max_age_ms + 3_600_000;
@@ -259,6 +262,13 @@ impl Callbacks {
             }
         }
     }
+}
+
+fn count(outcome: &str) {
+    crate::metrics::METRICS
+        .callbacks
+        .with_label_values(&[outcome])
+        .inc();
 }
 
 #[cfg(test)]

@@ -132,8 +132,17 @@ async fn check_config(config: Option<PathBuf>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, &e.to_string()),
     };
-    if let Err(e) = Components::build(&settings).await {
-        return fail(startup_exit_code(&e), &e.to_string());
+    let components = match Components::build(&settings).await {
+        Ok(c) => c,
+        Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
+    };
+    if let Err(e) = components.verifier.check_keys().await {
+        return fail(1, &format!("auth.jwks_url: {e}"));
+    }
+    if let Some(services) = &components.services {
+        if let Err(e) = services.check_keys().await {
+            return fail(1, &format!("auth.service.jwks_url: {e}"));
+        }
     }
     print!("{}", settings.redacted_toml());
     eprintln!("configuration OK");

@@ -241,6 +241,33 @@ pub struct ServerSettings {
     /// Proxies whose forwarding headers are believed (CIDR).
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Metrics listener `ip:port`; empty = off.
+    #[serde(default)]
+    pub metrics_bind: String,
+    /// Seconds `/readyz` reports 503 before the listener closes on shutdown.
+    #[serde(default)]
+    pub drain_secs: u64,
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_shutdown_timeout() -> u64 {
+    10
+}
+
+impl ServerSettings {
+    /// The metrics listener address, if on. Errors: a [`ConfigError`] for `server.metrics_bind`.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.metrics_bind.trim().is_empty() {
+            return Ok(None);
+        }
+        self.metrics_bind
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::new("server.metrics_bind", "must be ip:port or empty"))
+    }
 }
 
 /// `store.backend`
@@ -478,6 +505,20 @@ impl Settings {
                     "not a usable Redis URL (redis://[:password@]host:port/db; TLS is not built in)",
                 ));
             }
+        }
+        if let Some(metrics) = self.server.metrics_addr()? {
+            if metrics == self.server.bind && metrics.port() != 0 {
+                return Err(ConfigError::new(
+                    "server.metrics_bind",
+                    "must differ from server.bind (metrics stay off the public port)",
+                ));
+            }
+        }
+        if self.server.drain_secs > 300 || !(1..=300).contains(&self.server.shutdown_timeout_secs) {
+            return Err(ConfigError::new(
+                "server.shutdown_timeout_secs",
+                "drain_secs and shutdown_timeout_secs must be at most 300 (timeout at least 1)",
+            ));
         }
         if self.server.workers > 256 {
             return Err(ConfigError::new("server.workers", "must be at most 256"));

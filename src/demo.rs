@@ -181,6 +181,7 @@ pub async fn run(bind: SocketAddr) -> Result<(), StartupError> {
     settings.server.bind = addr;
     settings.server.public_base_url = parse_url(&base)?;
     settings.store.backend = StoreBackend::Memory;
+    settings.server.metrics_bind = String::new();
     // Generous limits: one person presses the button many times.
     settings.limits.mint_per_user.limit = 100;
     settings.argos.form_url = parse_url(&format!("{base}/demo/form"))?;

@@ -20,6 +20,7 @@ pub mod http;
 pub mod idempotency;
 pub mod limits;
 pub mod links;
+pub mod metrics;
 pub mod results;
 pub mod sid;
 pub mod startup;

@@ -187,6 +187,7 @@ impl Results {
                 attempts = job.attempts,
                 "pull-verification gave up at the deadline"
             );
+            count("gave_up");
             return self.finish(&job_key, auth_id).await;
         }
         let record = match self.argos.faceauth(auth_id).await {
@@ -208,10 +209,12 @@ impl Results {
             .and_then(|t| t.parse::<LinkId>().ok())
         else {
             tracing::info!("verified FaceAuth result without a gateway token: not attached");
+            count("orphan");
             return self.finish(&job_key, auth_id).await;
         };
         let Some(snapshot) = self.store.get(&link_id).await? else {
             tracing::info!("verified FaceAuth result for a link that no longer exists");
+            count("orphan");
             return self.finish(&job_key, auth_id).await;
         };
         let mut result = record.auth_status.clone();
@@ -260,6 +263,11 @@ impl Results {
                 .await?;
         }
         tracing::info!(result = result.as_str(), "FaceAuth result verified");
+        count(if result == "approved" {
+            "approved"
+        } else {
+            "rejected"
+        });
         self.finish(&job_key, auth_id).await
     }
 
@@ -272,6 +280,7 @@ impl Results {
             why,
             "pull-verification retry"
         );
+        count("retry");
         let ttl = self.deadline_ms + 3_600_000;
         self.store
             .put(job_key, &serde_json::to_string(&job).map_err(corrupt)?, ttl)
@@ -287,6 +296,13 @@ impl Results {
             None => Ok(None),
         }
     }
+}
+
+fn count(outcome: &str) {
+    crate::metrics::METRICS
+        .verifications
+        .with_label_values(&[outcome])
+        .inc();
 }
 
 fn step_up_key(user_id: &str) -> String {

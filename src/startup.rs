@@ -7,6 +7,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ pub enum StartupError {
     #[error("store.redis_url: {0}")]
     Store(#[from] StoreError),
     /// Binding the listener failed.
-    #[error("server.bind: cannot listen: {0}")]
+    #[error("server.bind / server.metrics_bind: cannot listen: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -164,23 +165,64 @@ impl Components {
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(Server, u16)>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    draining: Arc<AtomicBool>,
+    drain: Duration,
 }
 
 /// Stops a running [`Application`] (server and background workers) from elsewhere.
 #[derive(Clone)]
 pub struct StopHandle {
     server: actix_web::dev::ServerHandle,
+    metrics: Option<actix_web::dev::ServerHandle>,
     workers: Vec<tokio::task::AbortHandle>,
+    draining: Arc<AtomicBool>,
+    drain: Duration,
 }
 
 impl StopHandle {
-    /// Stops the workers at once and the server gracefully (in-flight requests finish).
+    /// Graceful stop: `/readyz` turns 503 at once; after `server.drain_secs` the listener
+    /// stops accepting, in-flight requests get `server.shutdown_timeout_secs`; background
+    /// workers stop.
     pub async fn stop(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        tracing::info!(drain_secs = self.drain.as_secs(), "shutting down: draining");
+        tokio::time::sleep(self.drain).await;
         for w in &self.workers {
             w.abort();
         }
         self.server.stop(true).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.stop(true).await;
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -234,6 +276,7 @@ impl Application {
             services.warm_up().await;
         }
         let port = listener.local_addr()?.port();
+        let draining = Arc::new(AtomicBool::new(false));
         let every = Duration::from_millis(settings.verify.poll_interval_ms);
         let mut workers = Vec::new();
         let results = components.results.clone();
@@ -256,6 +299,7 @@ impl Application {
             sid: components.sid,
             results: components.results,
             webhooks: components.webhooks,
+            draining: draining.clone(),
             public_base_url: settings
                 .server
                 .public_base_url
@@ -288,14 +332,34 @@ impl Application {
             app
         })
         .listen(listener)?
-        .shutdown_timeout(10);
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
+        let metrics = match settings.server.metrics_addr()? {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)?;
+                let port = listener.local_addr()?.port();
+                let server = HttpServer::new(|| {
+                    App::new().route("/metrics", web::get().to(crate::metrics::metrics_handler))
+                })
+                .listen(listener)?
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .run();
+                Some((server, port))
+            }
+            None => None,
+        };
         Ok(Application {
             port,
             server: server.run(),
+            metrics,
             workers,
+            draining,
+            drain: Duration::from_secs(settings.server.drain_secs),
         })
     }
 
@@ -304,20 +368,38 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, if it is on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, p)| *p)
+    }
+
     /// A handle that stops this gateway.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
             server: self.server.handle(),
+            metrics: self.metrics.as_ref().map(|(s, _)| s.handle()),
             workers: self.workers.iter().map(|w| w.abort_handle()).collect(),
+            draining: self.draining.clone(),
+            drain: self.drain,
         }
     }
 
-    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests get up to 10 s), then stops
-    /// the background workers.
+    /// Serves until stopped: on SIGTERM/SIGINT it drains and stops gracefully (see
+    /// [`StopHandle::stop`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stop = self.stop_handle();
+        let on_signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.stop().await;
+        });
+        let metrics = self.metrics.map(|(server, _)| tokio::spawn(server));
         let result = self.server.await;
+        on_signal.abort();
         for w in &self.workers {
             w.abort();
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         result
     }

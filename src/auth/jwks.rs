@@ -287,6 +287,10 @@ impl JwksCache {
     async fn fetch_and_store(&self) -> Result<usize, String> {
         let started = Instant::now();
         let result = self.fetch().await;
+        crate::metrics::METRICS
+            .jwks_refreshes
+            .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
+            .inc();
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.last_attempt = Some(started);
         let (keys, ttl) = result?;

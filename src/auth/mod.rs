@@ -203,6 +203,19 @@ impl JwtVerifier {
         }
     }
 
+    /// For `check-config`: fetches the JWKS (if one is configured) and reports failure.
+    ///
+    /// Errors: a description of why the key set did not load, or that it holds no usable key.
+    pub async fn check_keys(&self) -> Result<(), String> {
+        match &self.keys {
+            KeySource::Static(..) => Ok(()),
+            KeySource::Jwks(cache) => match cache.warm_up().await? {
+                0 => Err("the JWKS holds no key usable with auth.algorithms".into()),
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// Verifies `token` and extracts the principal.
     ///
     /// Errors: [`AuthError::Invalid`] for a bad signature, an `alg` outside the allow-list or

@@ -96,6 +96,15 @@ impl ServiceVerifier {
         }))
     }
 
+    /// For `check-config`: the service JWKS (if any) loads.
+    /// Errors: as [`JwtVerifier::check_keys`].
+    pub async fn check_keys(&self) -> Result<(), String> {
+        match &self.jwt {
+            Some(jwt) => jwt.check_keys().await,
+            None => Ok(()),
+        }
+    }
+
     /// Fetches the service JWKS once, if any.
     pub async fn warm_up(&self) {
         if let Some(jwt) = &self.jwt {

@@ -229,6 +229,10 @@ async fn mint(
     let link = new_link(state, principal, confirm_step).await?;
     let rate = state.limiter.mint(&link.user_id).await?;
     let minted = state.links.mint(&link).await?;
+    crate::metrics::METRICS
+        .links_minted
+        .with_label_values(&[minted.record.expiry.as_str()])
+        .inc();
     tracing::info!(
         expiry = minted.record.expiry.as_str(),
         confirm_step,
@@ -282,6 +286,11 @@ pub async fn start(
     let link = new_link(&state, principal, false).await?;
     state.limiter.mint(&link.user_id).await?;
     let url = state.links.mint_and_open(&link).await?;
+    let m = &crate::metrics::METRICS;
+    m.links_minted
+        .with_label_values(&[state.links.policy().expiry.as_str()])
+        .inc();
+    m.link_opens.with_label_values(&["redirected"]).inc();
     tracing::info!("link minted and opened (start)");
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url.expose_secret()))

@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 503 `jwks_unavailable`: the identity provider's keys cannot be fetched.
     #[error("JWKS unavailable")]
     JwksUnavailable,
+    /// 503 `shutting_down`: this instance is draining (readiness only).
+    #[error("shutting down")]
+    ShuttingDown,
     /// 403 `insufficient_scope`: the service credential lacks this scope.
     #[error("insufficient scope")]
     InsufficientScope(&'static str),
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::JwksUnavailable => "jwks_unavailable",
             ApiError::InsufficientScope(_) => "insufficient_scope",
+            ApiError::ShuttingDown => "shutting_down",
             ApiError::ArgosUnavailable => "argos_unavailable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
@@ -154,6 +158,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInUse => "Idempotency key in use",
             ApiError::JwksUnavailable => "Identity provider unavailable",
             ApiError::InsufficientScope(_) => "Insufficient scope",
+            ApiError::ShuttingDown => "Shutting down",
             ApiError::ArgosUnavailable => "ARGOS unavailable",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::BadRequest(_) => "Bad request",
@@ -203,6 +208,7 @@ impl ApiError {
             ApiError::InsufficientScope(scope) => {
                 format!("This credential lacks the scope `{scope}`.")
             }
+            ApiError::ShuttingDown => "This instance is shutting down.".into(),
             ApiError::ArgosUnavailable => {
                 "ARGOS could not be asked for the user's submission. Retry shortly.".into()
             }
@@ -329,7 +335,7 @@ impl ResponseError for ApiError {
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            ApiError::JwksUnavailable | ApiError::ArgosUnavailable => {
+            ApiError::JwksUnavailable | ApiError::ArgosUnavailable | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,

@@ -30,6 +30,7 @@ pub async fn observe(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
@@ -42,7 +43,13 @@ pub async fn observe(
         res.headers_mut().insert(X_REQUEST_ID, v);
     }
     let status = res.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_ms = elapsed * 1000.0;
+    let status_label = status.to_string();
+    let labels = [method.as_str(), route.as_str(), status_label.as_str()];
+    let m = &crate::metrics::METRICS;
+    m.http_requests.with_label_values(&labels).inc();
+    m.http_duration.with_label_values(&labels).observe(elapsed);
     span.in_scope(|| tracing::info!(status, elapsed_ms, "request finished"));
     Ok(res)
 }

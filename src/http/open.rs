@@ -82,6 +82,10 @@ fn answer(
 ) -> HttpResponse {
     match result {
         Ok(Opened::Redirect(url)) => {
+            crate::metrics::METRICS
+                .link_opens
+                .with_label_values(&["redirected"])
+                .inc();
             tracing::info!(outcome = "redirected", "link opened");
             let status = if confirmed {
                 StatusCode::SEE_OTHER
@@ -91,10 +95,18 @@ fn answer(
             redirect(status, &url)
         }
         Ok(Opened::NeedsConfirmation) => {
+            crate::metrics::METRICS
+                .link_opens
+                .with_label_values(&["confirm_page"])
+                .inc();
             tracing::info!(outcome = "confirm_page", "link shown");
             confirm_page(state)
         }
         Err(e) => {
+            crate::metrics::METRICS
+                .link_opens
+                .with_label_values(&[crate::metrics::open_outcome(e.code())])
+                .inc();
             tracing::info!(outcome = e.code(), "link open refused");
             if wants_html(req) {
                 e.html_response()

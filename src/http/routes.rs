@@ -46,6 +46,8 @@ pub struct AppState {
     pub results: Results,
     /// Webhook receiver settings.
     pub webhooks: WebhookReceiver,
+    /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
+    pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Registers the public routes.
@@ -121,6 +123,9 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::ShuttingDown);
+    }
     state.links.ready().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }

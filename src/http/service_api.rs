@@ -77,6 +77,10 @@ pub async fn mint_for_user(
     };
     let rate = state.limiter.mint(&link.user_id).await?;
     let minted = state.links.mint(&link).await?;
+    crate::metrics::METRICS
+        .links_minted
+        .with_label_values(&[minted.record.expiry.as_str()])
+        .inc();
     tracing::info!(service = service.subject.as_str(), "link minted for a user");
     Ok(created_response(
         &mint_response(&state, &minted)?,

@@ -63,7 +63,18 @@ pub async fn receive(
         webhook::WebhookEvent::Approved { .. } => "approved",
         webhook::WebhookEvent::Other { .. } => "other",
     };
-    let outcome = state.results.accept(event).await?;
-    tracing::info!(kind, outcome = ?outcome, "webhook");
+    let outcome = state.results.accept(event).await;
+    let label = match &outcome {
+        Ok(crate::results::Accepted::Accepted) => "accepted",
+        Ok(crate::results::Accepted::Duplicate) => "duplicate",
+        Ok(crate::results::Accepted::Ignored) => "ignored",
+        Err(_) => "store_unavailable",
+    };
+    crate::metrics::METRICS
+        .webhook_events
+        .with_label_values(&[kind, label])
+        .inc();
+    let outcome = outcome?;
+    tracing::info!(kind, outcome = label, "webhook");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": outcome })))
 }

@@ -207,7 +207,7 @@ impl RedisStore {
             .set_response_timeout(timeout)
             .set_number_of_retries(1)
             .set_max_delay(timeout.as_millis() as u64);
-        let conn = bounded(timeout, async {
+        let conn = bounded("connect", timeout, async {
             ConnectionManager::new_with_config(client, config).await
         })
         .await?;
@@ -237,6 +237,7 @@ impl RedisStore {
     async fn check_server(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let info: String = bounded(
+            "check_server",
             self.timeout,
             redis::cmd("INFO").arg("server").query_async(&mut conn),
         )
@@ -269,8 +270,12 @@ impl RedisStore {
             &self.schedule,
             &self.due,
         ] {
-            let loaded: Result<String, StoreError> =
-                bounded(self.timeout, script.prepare_invoke().load_async(&mut conn)).await;
+            let loaded: Result<String, StoreError> = bounded(
+                "check_server",
+                self.timeout,
+                script.prepare_invoke().load_async(&mut conn),
+            )
+            .await;
             loaded.map_err(|e| {
                 StoreError::Unsupported(format!(
                     "Redis refused to load the gateway's Lua scripts (SCRIPT LOAD / EVALSHA \
@@ -299,17 +304,28 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     })
 }
 
+/// Runs one store command with the timeout, recording its latency and errors under `op`.
 async fn bounded<T>(
+    op: &'static str,
     timeout: Duration,
     fut: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, fut).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(timeout, fut).await {
         Ok(result) => result.map_err(unavailable),
         Err(_) => Err(StoreError::Unavailable(format!(
             "no answer within {} ms",
             timeout.as_millis()
         ))),
+    };
+    let m = &crate::metrics::METRICS;
+    m.store_duration
+        .with_label_values(&[op])
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        m.store_errors.with_label_values(&[op]).inc();
     }
+    result
 }
 
 fn decode(json: &str) -> Result<LinkRecord, StoreError> {
@@ -329,6 +345,7 @@ impl LinkStore for RedisStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn.clone();
         let stored: Option<String> = bounded(
+            "create",
             self.timeout,
             self.create
                 .key(self.key(id))
@@ -353,6 +370,7 @@ impl LinkStore for RedisStore {
     ) -> Result<OpenResult, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = bounded(
+            "open",
             self.timeout,
             self.open
                 .key(self.key(id))
@@ -384,6 +402,7 @@ impl LinkStore for RedisStore {
     ) -> Result<RevokeResult, StoreError> {
         let mut conn = self.conn.clone();
         let reply: String = bounded(
+            "revoke",
             self.timeout,
             self.revoke
                 .key(self.key(id))
@@ -408,6 +427,7 @@ impl LinkStore for RedisStore {
     ) -> Result<Option<LinkRecord>, StoreError> {
         let mut conn = self.conn.clone();
         let stored: Option<String> = bounded(
+            "set_result",
             self.timeout,
             self.set_result
                 .key(self.key(id))
@@ -423,6 +443,7 @@ impl LinkStore for RedisStore {
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = bounded(
+            "get",
             self.timeout,
             self.get.key(self.key(id)).invoke_async(&mut conn),
         )
@@ -442,7 +463,12 @@ impl LinkStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let pong: String = bounded(self.timeout, redis::cmd("PING").query_async(&mut conn)).await?;
+        let pong: String = bounded(
+            "ping",
+            self.timeout,
+            redis::cmd("PING").query_async(&mut conn),
+        )
+        .await?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -456,6 +482,7 @@ impl KvStore for RedisStore {
     async fn incr_window(&self, key: &str, window_ms: u64) -> Result<WindowCount, StoreError> {
         let mut conn = self.conn.clone();
         let (count, reset_ms): (u64, i64) = bounded(
+            "incr_window",
             self.timeout,
             self.incr_window
                 .key(self.prefixed(key))
@@ -477,6 +504,7 @@ impl KvStore for RedisStore {
     ) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "put_if_absent",
             self.timeout,
             self.put_if_absent
                 .key(self.prefixed(key))
@@ -490,6 +518,7 @@ impl KvStore for RedisStore {
     async fn read(&self, key: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "read",
             self.timeout,
             redis::cmd("GET")
                 .arg(self.prefixed(key))
@@ -501,6 +530,7 @@ impl KvStore for RedisStore {
     async fn put(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "put",
             self.timeout,
             redis::cmd("SET")
                 .arg(self.prefixed(key))
@@ -515,6 +545,7 @@ impl KvStore for RedisStore {
     async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let deleted: i64 = bounded(
+            "delete_if_equals",
             self.timeout,
             self.delete_if_equals
                 .key(self.prefixed(key))
@@ -533,6 +564,7 @@ impl KvStore for RedisStore {
     ) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "swap",
             self.timeout,
             self.swap
                 .key(self.prefixed(key))
@@ -546,6 +578,7 @@ impl KvStore for RedisStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "delete",
             self.timeout,
             redis::cmd("DEL")
                 .arg(self.prefixed(key))
@@ -564,6 +597,7 @@ impl KvStore for RedisStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "schedule",
             self.timeout,
             self.schedule
                 .key(self.prefixed(queue))
@@ -579,6 +613,7 @@ impl KvStore for RedisStore {
     async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "due",
             self.timeout,
             self.due
                 .key(self.prefixed(queue))
@@ -591,6 +626,7 @@ impl KvStore for RedisStore {
     async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         bounded(
+            "unschedule",
             self.timeout,
             redis::cmd("ZREM")
                 .arg(self.prefixed(queue))

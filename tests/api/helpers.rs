@@ -151,6 +151,7 @@ pub fn test_settings() -> Settings {
     let mut s = Settings::load_from(None, std::iter::empty()).unwrap();
     s.server.bind = "127.0.0.1:0".parse().unwrap();
     s.server.workers = 2;
+    s.server.metrics_bind = "127.0.0.1:0".into();
     s.server.public_base_url = "https://gw.test/base/".parse().unwrap();
     s.store.backend = StoreBackend::Redis;
     s.store.redis_url = Some(SecretString::from(redis_url()));
@@ -175,6 +176,7 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub stop: faceauth_gateway::startup::StopHandle,
+    pub metrics_port: Option<u16>,
     pub address: String,
     pub api_key: String,
     pub prefix: String,
@@ -239,6 +241,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
         .expect("gateway failed to build");
     let port = app.port();
     let stop = app.stop_handle();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
@@ -248,6 +251,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
     use secrecy::ExposeSecret;
     TestApp {
         stop,
+        metrics_port,
         address,
         api_key: settings
             .argos

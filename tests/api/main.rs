@@ -12,6 +12,7 @@ mod jwks;
 mod jwt;
 mod limits;
 mod links;
+mod operations;
 mod results;
 mod revocation;
 mod robustness;

@@ -1,0 +1,164 @@
+//! Prometheus metrics, served on their own listener (`server.metrics_bind`), never on the
+//! public port. Label values are fixed vocabularies (route templates, outcomes, kinds): never
+//! ids, user ids or secrets.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use std::sync::LazyLock;
+
+/// Every metric of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    /// `faceauth_http_requests_total{method, route, status}`.
+    pub http_requests: IntCounterVec,
+    /// `faceauth_http_request_duration_seconds{method, route, status}`.
+    pub http_duration: HistogramVec,
+    /// `faceauth_links_minted_total{expiry}`.
+    pub links_minted: IntCounterVec,
+    /// `faceauth_link_opens_total{outcome}`: redirected, confirm_page, used, expired, revoked,
+    /// not_found, rate_limited, store_unavailable, other.
+    pub link_opens: IntCounterVec,
+    /// `faceauth_webhook_events_total{type, outcome}`.
+    pub webhook_events: IntCounterVec,
+    /// `faceauth_store_command_duration_seconds{op}`.
+    pub store_duration: HistogramVec,
+    /// `faceauth_store_errors_total{op}`.
+    pub store_errors: IntCounterVec,
+    /// `faceauth_jwks_refreshes_total{outcome}`: ok, error.
+    pub jwks_refreshes: IntCounterVec,
+    /// `faceauth_verifications_total{outcome}`: approved, rejected, retry, gave_up, orphan.
+    pub verifications: IntCounterVec,
+    /// `faceauth_callbacks_total{outcome}`: delivered, retry, gave_up.
+    pub callbacks: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
+    registry
+        .register(Box::new(c.clone()))
+        .unwrap_or_else(|e| unreachable!("metric {name} registered twice: {e}"));
+    c
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
+    registry
+        .register(Box::new(h.clone()))
+        .unwrap_or_else(|e| unreachable!("metric {name} registered twice: {e}"));
+    h
+}
+
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The process-wide metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    Metrics {
+        http_requests: counter(
+            &registry,
+            "faceauth_http_requests_total",
+            "HTTP requests",
+            &["method", "route", "status"],
+        ),
+        http_duration: histogram(
+            &registry,
+            "faceauth_http_request_duration_seconds",
+            "HTTP request latency",
+            &["method", "route", "status"],
+            LATENCY_BUCKETS.to_vec(),
+        ),
+        links_minted: counter(
+            &registry,
+            "faceauth_links_minted_total",
+            "Links minted",
+            &["expiry"],
+        ),
+        link_opens: counter(
+            &registry,
+            "faceauth_link_opens_total",
+            "Link opens by outcome",
+            &["outcome"],
+        ),
+        webhook_events: counter(
+            &registry,
+            "faceauth_webhook_events_total",
+            "ARGOS webhook events",
+            &["type", "outcome"],
+        ),
+        store_duration: histogram(
+            &registry,
+            "faceauth_store_command_duration_seconds",
+            "Store command latency",
+            &["op"],
+            LATENCY_BUCKETS.to_vec(),
+        ),
+        store_errors: counter(
+            &registry,
+            "faceauth_store_errors_total",
+            "Store command errors",
+            &["op"],
+        ),
+        jwks_refreshes: counter(
+            &registry,
+            "faceauth_jwks_refreshes_total",
+            "JWKS fetches",
+            &["outcome"],
+        ),
+        verifications: counter(
+            &registry,
+            "faceauth_verifications_total",
+            "Pull-verification outcomes",
+            &["outcome"],
+        ),
+        callbacks: counter(
+            &registry,
+            "faceauth_callbacks_total",
+            "Callback delivery outcomes",
+            &["outcome"],
+        ),
+        registry,
+    }
+});
+
+/// The text exposition (Prometheus format 0.0.4).
+pub fn render() -> String {
+    let mut out = Vec::new();
+    if TextEncoder::new()
+        .encode(&METRICS.registry.gather(), &mut out)
+        .is_err()
+    {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The `/l/{id}` outcome label for an error code.
+pub fn open_outcome(code: &str) -> &'static str {
+    match code {
+        "link_used" => "used",
+        "link_expired" => "expired",
+        "link_revoked" => "revoked",
+        "link_not_found" => "not_found",
+        "rate_limited" => "rate_limited",
+        "store_unavailable" => "store_unavailable",
+        _ => "other",
+    }
+}
+
+/// The metrics listener's only route.
+pub async fn metrics_handler() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(render())
+}

@@ -1,0 +1,339 @@
+//! Operations: metrics on their own listener, secret-free logs of a real process, graceful
+//! shutdown of a real process, and check-config's live checks.
+
+use crate::helpers::*;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
+
+#[tokio::test]
+async fn metrics_are_on_their_own_port_without_ids_or_secrets() {
+    let app = spawn_app().await;
+    let jwt = user_jwt("mia");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    app.open(&id).await.assert_problem(410, "link_used");
+    app.mint("garbage")
+        .await
+        .assert_problem(401, "invalid_token");
+    app.send(app.client.get(app.url("/metrics")))
+        .await
+        .assert_problem(404, "not_found");
+    let port = app.metrics_port.expect("metrics listener on");
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"faceauth_http_requests_total{method="POST",route="/v1/links",status="201"}"#,
+        r#"faceauth_http_requests_total{method="GET",route="/l/{id}",status="302"}"#,
+        r#"faceauth_links_minted_total{expiry="count"}"#,
+        r#"faceauth_link_opens_total{outcome="redirected"}"#,
+        r#"faceauth_link_opens_total{outcome="used"}"#,
+        "faceauth_http_request_duration_seconds_bucket",
+        r#"faceauth_store_command_duration_seconds_count{op="open"}"#,
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+    assert!(!text.contains(&id), "no link ids as labels");
+    assert!(!text.contains("mia"), "no user ids as labels");
+    assert!(!text.contains(&app.api_key));
+}
+
+struct Gateway {
+    child: Child,
+    port: u16,
+}
+
+impl Gateway {
+    fn start(extra: &[(&str, String)]) -> (Gateway, String, String) {
+        let port = free_port();
+        let api_key = format!("ak_proc_{}", uuid::Uuid::new_v4().simple());
+        let prefix = random_prefix();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env("RUST_LOG", "debug")
+            .env("FACEAUTH__LOG__FORMAT", "json")
+            .env("FACEAUTH__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "FACEAUTH__SERVER__METRICS_BIND",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env("FACEAUTH__STORE__REDIS_URL", redis_url())
+            .env("FACEAUTH__STORE__KEY_PREFIX", &prefix)
+            .env("FACEAUTH__ARGOS__PROJECT_ID", PROJECT_ID)
+            .env("FACEAUTH__ARGOS__FORM_URL", FORM_URL)
+            .env("FACEAUTH__ARGOS__API_KEY", &api_key)
+            .env("FACEAUTH__AUTH__ALGORITHMS", "[\"HS256\"]")
+            .env("FACEAUTH__AUTH__HS256_SECRET", HS_SECRET)
+            .env("FACEAUTH__AUTH__ISSUER", ISSUER)
+            .env("FACEAUTH__AUTH__AUDIENCE", AUDIENCE)
+            .env(
+                "FACEAUTH__WEBHOOKS__PATH_SECRET",
+                "webhook_path_secret_0123456789_abcdef",
+            )
+            .env("FACEAUTH__WEBHOOKS__ALLOWED_IPS", "[\"127.0.0.1/32\"]")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "gateway did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (Gateway { child, port }, api_key, prefix)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// Waits for exit; returns (exit code, stderr).
+    fn wait(mut self, within: Duration) -> (Option<i32>, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (status.code(), err);
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("gateway did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[tokio::test]
+async fn logs_of_a_full_flow_hold_no_secrets() {
+    let (gw, api_key, _) = Gateway::start(&[]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let jwt = user_jwt("lena");
+    let minted: serde_json::Value = client
+        .post(gw.url("/v1/links"))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = minted["id"].as_str().unwrap().to_string();
+    let res = client
+        .get(gw.url(&format!("/l/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let encrypted_pct = location.split("encrypted=").nth(1).unwrap().to_string();
+    let encrypted = percent_encoding::percent_decode_str(&encrypted_pct)
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    // Failures too.
+    assert_eq!(
+        client
+            .get(gw.url(&format!("/l/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        410
+    );
+    assert_eq!(
+        client
+            .post(gw.url("/v1/links"))
+            .bearer_auth("x.y.z")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let mut expired = claims("lena");
+    expired["exp"] = serde_json::json!(now_secs() - 1000);
+    let expired_jwt = sign_hs256(&expired);
+    assert_eq!(
+        client
+            .post(gw.url("/v1/links"))
+            .bearer_auth(&expired_jwt)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .post(gw.url("/v1/webhooks/argos/wrong-secret"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let hook = client
+        .post(gw.url("/v1/webhooks/argos/webhook_path_secret_0123456789_abcdef"))
+        .body(format!(r#"{{"webhook_trigger":"faceAuth","data":{{"Authentication_id":"a","Token_id":"{id}"}}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 200);
+    gw.signal("TERM");
+    let (code, logs) = gw.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0));
+    assert!(logs.contains("link minted"), "the flow was logged");
+    assert!(
+        logs.contains("\"route\":\"/l/{id}\""),
+        "route templates are logged"
+    );
+    for (what, secret) in [
+        ("API key", api_key.as_str()),
+        ("JWT", jwt.as_str()),
+        ("expired JWT", expired_jwt.as_str()),
+        ("encrypted value", encrypted.as_str()),
+        ("encrypted value (percent-encoded)", encrypted_pct.as_str()),
+        ("FaceAuth URL", location.as_str()),
+        ("link id", id.as_str()),
+        (
+            "webhook path secret",
+            "webhook_path_secret_0123456789_abcdef",
+        ),
+        ("HMAC secret", HS_SECRET),
+    ] {
+        assert!(!logs.contains(secret), "{what} leaked into the logs");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_readiness_finishes_in_flight_and_exits_zero() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (gw, _, _) = Gateway::start(&[
+        ("FACEAUTH__SERVER__DRAIN_SECS", "2".into()),
+        ("FACEAUTH__SERVER__SHUTDOWN_TIMEOUT_SECS", "10".into()),
+    ]);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client.get(gw.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+    // An in-flight request whose body is still arriving when the signal comes.
+    let jwt = user_jwt("otto");
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    slow.write_all(
+        format!(
+            "POST /v1/links HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {jwt}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = client.get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "readiness turns 503 at once");
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["code"], "shutting_down");
+    assert_eq!(
+        client
+            .get(gw.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Finish the in-flight request after the signal: it completes.
+    slow.write_all(b"}").await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let port = gw.port;
+    let (code, _) = gw.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "exit 0 after a graceful stop");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "listener closed"
+    );
+}
+
+#[test]
+fn check_config_checks_redis_and_the_jwks() {
+    let base = |extra: &[(&str, String)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("check-config")
+            .env("FACEAUTH__ARGOS__PROJECT_ID", "p")
+            .env("FACEAUTH__ARGOS__API_KEY", "k")
+            .env("FACEAUTH__AUTH__ISSUER", ISSUER)
+            .env("FACEAUTH__AUTH__AUDIENCE", AUDIENCE)
+            .env("FACEAUTH__STORE__REDIS_URL", redis_url())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let hs = [
+        ("FACEAUTH__AUTH__ALGORITHMS", "[\"HS256\"]".to_string()),
+        ("FACEAUTH__AUTH__HS256_SECRET", HS_SECRET.to_string()),
+    ];
+    let (code, err) = base(&hs);
+    assert_eq!(code, Some(0), "{err}");
+    let mut no_redis = hs.to_vec();
+    no_redis.push((
+        "FACEAUTH__STORE__REDIS_URL",
+        format!("redis://127.0.0.1:{}/0", free_port()),
+    ));
+    let (code, err) = base(&no_redis);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("store.redis_url"), "{err}");
+    let jwks = [
+        ("FACEAUTH__AUTH__ALGORITHMS", "[\"RS256\"]".to_string()),
+        (
+            "FACEAUTH__AUTH__JWKS_URL",
+            format!("http://127.0.0.1:{}/jwks", free_port()),
+        ),
+    ];
+    let (code, err) = base(&jwks);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("auth.jwks_url"), "{err}");
+}
