@@ -5,6 +5,7 @@ mod concurrency;
 mod config;
 mod confirm;
 mod crypto_vectors;
+mod deploy;
 mod helpers;
 mod idempotency;
 mod input_limits;
