@@ -39,6 +39,8 @@ pub enum Command {
     Encrypt(CryptoArgs),
     /// Decrypt an `encrypted` value from stdin (percent-encoded or not); prints the plaintext.
     Decrypt(CryptoArgs),
+    /// Print the OpenAPI 3.1 description (what `docs/openapi.json` holds).
+    Openapi,
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig {
         /// TOML file layered over config/default.toml.
@@ -94,6 +96,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Encrypt(args) => crypt(args, true),
         Command::Decrypt(args) => crypt(args, false),
         Command::CheckConfig { config } => check_config(config).await,
+        Command::Openapi => {
+            println!("{}", crate::http::openapi::json());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use super::routes::AppState;
 use super::ApiError;
 use crate::auth::service::{Caller, SCOPE_STATUS_READ};
 use crate::auth::Principal;
+use crate::http::Problem;
 use crate::idempotency::{self, Begin, StoredResponse};
 use crate::limits::RateStatus;
 use crate::links::{utc_from_ms, Expiry, LinkId, MintedLink, NewLink};
@@ -20,24 +21,31 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Body of `POST /v1/links`: empty, `{}`, or `{"confirm_step": bool}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MintRequest {
+pub struct MintRequest {
     /// Overrides `links.confirm_step` for this link.
     #[serde(default)]
     confirm_step: Option<bool>,
 }
 
 /// Answer of `POST /v1/links` and `POST /v1/users/{user_id}/links`.
-#[derive(Debug, Serialize)]
-struct MintResponse<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MintResponse<'a> {
+    /// Link id (UUID v4), also the FaceAuth `token`.
     id: String,
+    /// `<public_base_url>/l/<id>`.
     url: String,
+    /// `count` or `time`.
     expiry: Expiry,
+    /// End of the unopened TTL, RFC 3339 UTC.
     #[serde(with = "time::serde::rfc3339")]
     expires_at: time::OffsetDateTime,
+    /// Whether only the confirm page's POST consumes the link.
     confirm_step: bool,
+    /// The session layer's reference (service-minted links).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     reference: Option<&'a str>,
 }
 
@@ -184,6 +192,18 @@ pub(crate) fn created_response(
 }
 
 /// `POST /v1/links`: mint a link for the caller.
+#[utoipa::path(post, path = "/v1/links", tag = "links",
+    request_body(content = Option<MintRequest>, description = "Empty, `{}` or `{\"confirm_step\": bool}`"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; replays the first response for 24 h")),
+    responses(
+        (status = 201, description = "Minted", body = MintResponse,
+            headers(("Location" = String, description = "`/v1/links/{id}`"),
+                    ("RateLimit-Policy" = String), ("RateLimit" = String))),
+        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`no_submission`, `field_too_long` or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn create_link(
     req: HttpRequest,
     principal: Principal,
@@ -247,6 +267,10 @@ fn link_id(path: &str) -> Result<LinkId, ApiError> {
 
 /// `GET /v1/links/{id}`: a link's status for its owner, or for a service with
 /// `faceauth:status:read`.
+#[utoipa::path(get, path = "/v1/links/{id}", tag = "links",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "Status", body = crate::links::LinkStatus), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("api_key" = [])))]
 pub async fn link_status(
     caller: Caller,
     path: web::Path<String>,
@@ -264,6 +288,10 @@ pub async fn link_status(
 }
 
 /// `DELETE /v1/links/{id}`: the owner revokes a link; it then answers `410 link_revoked`.
+#[utoipa::path(delete, path = "/v1/links/{id}", tag = "links",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 204, description = "Revoked (a used or expired link keeps its state)"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn revoke_link(
     principal: Principal,
     path: web::Path<String>,
@@ -279,6 +307,10 @@ pub async fn revoke_link(
 
 /// `GET /v1/face-auth/start`: mint and open in one step, `302` to FaceAuth. The browser is
 /// already on its way, so there is no confirm step here.
+#[utoipa::path(get, path = "/v1/face-auth/start", tag = "links",
+    responses((status = 302, description = "To the FaceAuth URL (a secret)", headers(("Location" = String))),
+        (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`no_submission` or `field_too_long`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn start(
     principal: Principal,
     state: web::Data<AppState>,

@@ -94,8 +94,58 @@ pub enum ApiError {
     Internal(&'static str),
 }
 
+/// Every `code` a problem body can carry (the OpenAPI schema of `Problem.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    /// 401
+    MissingCredentials,
+    /// 401
+    InvalidToken,
+    /// 403
+    InsufficientScope,
+    /// 422
+    NoSubmission,
+    /// 404
+    LinkNotFound,
+    /// 410
+    LinkUsed,
+    /// 410
+    LinkExpired,
+    /// 410
+    LinkRevoked,
+    /// 422
+    FieldTooLong,
+    /// 429
+    RateLimited,
+    /// 422
+    IdempotencyKeyReused,
+    /// 409
+    IdempotencyKeyInUse,
+    /// 413
+    PayloadTooLarge,
+    /// 408
+    RequestTimeout,
+    /// 400
+    BadRequest,
+    /// 404
+    NotFound,
+    /// 405
+    MethodNotAllowed,
+    /// 503
+    StoreUnavailable,
+    /// 503
+    JwksUnavailable,
+    /// 503
+    ArgosUnavailable,
+    /// 503
+    ShuttingDown,
+    /// 500
+    Internal,
+}
+
 /// The RFC 9457 body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Problem type URI: `urn:faceauth-gateway:problem:<code>`.
     #[serde(rename = "type")]
@@ -107,6 +157,7 @@ pub struct Problem {
     /// Explanation for this occurrence (never a secret).
     pub detail: String,
     /// Stable machine-readable code.
+    #[schema(value_type = ProblemCode)]
     pub code: &'static str,
     /// For `field_too_long`: the longest field.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -438,6 +489,59 @@ impl From<crate::sid::SidError> for ApiError {
                 tracing::warn!(error = %e, "sid lookup at ARGOS failed");
                 ApiError::ArgosUnavailable
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_in_the_openapi_enum() {
+        let status = crate::limits::RateStatus {
+            limit: 1,
+            remaining: 0,
+            reset_secs: 1,
+            window_secs: 1,
+        };
+        let all = [
+            ApiError::MissingCredentials,
+            ApiError::InvalidToken("x"),
+            ApiError::InsufficientScope("s"),
+            ApiError::NoSubmission,
+            ApiError::LinkNotFound,
+            ApiError::LinkUsed,
+            ApiError::LinkExpired,
+            ApiError::LinkRevoked,
+            ApiError::FieldTooLong {
+                field: "sid",
+                field_bytes: 1,
+                url_bytes: 2,
+                limit: 1,
+            },
+            ApiError::RateLimited(status),
+            ApiError::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyInUse,
+            ApiError::PayloadTooLarge(1),
+            ApiError::RequestTimeout,
+            ApiError::BadRequest("x".into()),
+            ApiError::RouteNotFound,
+            ApiError::MethodNotAllowed("GET"),
+            ApiError::StoreUnavailable(StoreError::Conflict),
+            ApiError::JwksUnavailable,
+            ApiError::ArgosUnavailable,
+            ApiError::ShuttingDown,
+            ApiError::Internal("x"),
+        ];
+        let schema =
+            serde_json::to_value(<ProblemCode as utoipa::PartialSchema>::schema()).unwrap();
+        let listed = schema["enum"].as_array().unwrap();
+        assert_eq!(listed.len(), all.len());
+        for e in &all {
+            assert!(listed.iter().any(|c| c == e.code()), "{} missing", e.code());
+            let body = serde_json::to_value(e.problem()).unwrap();
+            assert_eq!(body["status"], e.status_code().as_u16());
         }
     }
 }

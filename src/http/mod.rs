@@ -10,8 +10,9 @@ pub mod error;
 pub mod html;
 pub mod middleware;
 pub mod open;
+pub mod openapi;
 pub mod routes;
 pub mod service_api;
 pub mod webhooks;
 
-pub use error::{ApiError, Problem, PROBLEM_JSON};
+pub use error::{ApiError, Problem, ProblemCode, PROBLEM_JSON};

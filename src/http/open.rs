@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::client_ip::client_ip;
 use super::routes::AppState;
-use super::{html, ApiError};
+use super::{html, ApiError, Problem};
 use crate::links::{LinkId, LinkState, Opened};
 
 /// Methods `/l/{id}` answers.
@@ -118,6 +118,12 @@ fn answer(
 }
 
 /// `GET /l/{id}`.
+#[utoipa::path(get, path = "/l/{id}", tag = "open",
+    params(("id" = String, Path, description = "Link id: the capability")),
+    responses(
+        (status = 302, description = "Consumed: to the FaceAuth URL", headers(("Location" = String), ("Referrer-Policy" = String))),
+        (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed", content_type = "text/html"),
+        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     req: HttpRequest,
     path: web::Path<String>,
@@ -128,6 +134,10 @@ pub async fn get(
 }
 
 /// `POST /l/{id}`: the confirm page's button (works on any link).
+#[utoipa::path(post, path = "/l/{id}", tag = "open",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 303, description = "Consumed: to the FaceAuth URL", headers(("Location" = String))),
+        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
 pub async fn post(
     req: HttpRequest,
     path: web::Path<String>,
@@ -138,6 +148,9 @@ pub async fn post(
 }
 
 /// `HEAD /l/{id}`: whether the link would open; consumes nothing.
+#[utoipa::path(head, path = "/l/{id}", tag = "open",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "Would open; never a Location"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
 pub async fn head(
     req: HttpRequest,
     path: web::Path<String>,
@@ -154,6 +167,9 @@ pub async fn head(
 }
 
 /// `OPTIONS /l/{id}`: `204` with `Allow`; consumes nothing.
+#[utoipa::path(options, path = "/l/{id}", tag = "open",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 204, description = "Allowed methods", headers(("Allow" = String)))))]
 pub async fn options(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -100,6 +100,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_found)),
     )
     .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(super::openapi::handler))
+            .default_service(allow("GET")),
+    )
+    .service(
         web::resource("/healthz")
             .route(web::get().to(healthz))
             .route(web::head().to(healthz))
@@ -118,11 +123,17 @@ pub fn allow(methods: &'static str) -> actix_web::Route {
     web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(methods)) })
 }
 
-async fn healthz() -> HttpResponse {
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Readiness: the store answers and the instance is not draining.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready"),
+        (status = 503, description = "`store_unavailable` or `shutting_down`", body = super::Problem, content_type = "application/problem+json")))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::ShuttingDown);
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{created_response, mint_response, parse_optional_object, read_body};
 use super::routes::AppState;
-use super::ApiError;
+use super::{ApiError, Problem};
 use crate::auth::service::{ServicePrincipal, SCOPE_LINKS_WRITE, SCOPE_STATUS_READ};
 use crate::links::{utc_from_ms, NewLink};
 
@@ -24,9 +24,9 @@ fn user_id(path: &str) -> Result<&str, ApiError> {
 }
 
 /// Body of `POST /v1/users/{user_id}/links`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ServiceMintRequest {
+pub struct ServiceMintRequest {
     #[serde(rename = "authCf1", default)]
     auth_cf1: Option<String>,
     #[serde(rename = "authCf2", default)]
@@ -43,6 +43,12 @@ struct ServiceMintRequest {
 
 /// `POST /v1/users/{user_id}/links`: mint a link for a user, for delivery by push, SMS or
 /// e-mail (`faceauth:links:write`).
+#[utoipa::path(post, path = "/v1/users/{user_id}/links", tag = "service",
+    params(("user_id" = String, Path, description = "The app's user id")),
+    request_body(content = Option<ServiceMintRequest>),
+    responses((status = 201, description = "Minted", body = crate::http::api::MintResponse),
+        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`no_submission` or `field_too_long`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn mint_for_user(
     req: HttpRequest,
     service: ServicePrincipal,
@@ -90,14 +96,20 @@ pub async fn mint_for_user(
 }
 
 /// Body of `PUT /v1/users/{user_id}/submission`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmissionRequest {
+pub struct SubmissionRequest {
+    /// The user's approved ID Check submission id.
     sid: String,
 }
 
 /// `PUT /v1/users/{user_id}/submission`: record the user's approved ID Check submission id
 /// (`faceauth:links:write`). `204`.
+#[utoipa::path(put, path = "/v1/users/{user_id}/submission", tag = "service",
+    params(("user_id" = String, Path, description = "The app's user id")),
+    request_body(content = SubmissionRequest),
+    responses((status = 204, description = "Recorded"), (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn put_submission(
     req: HttpRequest,
     service: ServicePrincipal,
@@ -120,25 +132,34 @@ pub async fn put_submission(
 }
 
 /// Query of `GET /v1/users/{user_id}/step-up`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StepUpQuery {
     /// Oldest acceptable verification, seconds.
     max_age_secs: u64,
 }
 
 /// Answer of `GET /v1/users/{user_id}/step-up`.
-#[derive(Debug, Serialize)]
-struct StepUpAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StepUpAnswer {
+    /// An approved, pull-verified FaceAuth at most `max_age_secs` old.
     verified: bool,
+    /// When the user did that FaceAuth (ARGOS `create_time`), RFC 3339 UTC.
     #[serde(with = "time::serde::rfc3339::option")]
     verified_at: Option<time::OffsetDateTime>,
+    /// Its link.
     link_id: Option<String>,
+    /// ARGOS authentication id.
     auth_id: Option<String>,
 }
 
 /// `GET /v1/users/{user_id}/step-up?max_age_secs=N` (`faceauth:status:read`): `verified` is
 /// true only for an approved, pull-verified FaceAuth at most N seconds old (like OIDC
 /// `max_age` / `auth_time`).
+#[utoipa::path(get, path = "/v1/users/{user_id}/step-up", tag = "service",
+    params(("user_id" = String, Path, description = "The app's user id"), StepUpQuery),
+    responses((status = 200, description = "Latest step-up", body = StepUpAnswer), (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn step_up(
     service: ServicePrincipal,
     path: web::Path<String>,

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use super::api::read_body_limited;
 use super::client_ip::client_ip;
 use super::routes::AppState;
-use super::ApiError;
+use super::{ApiError, Problem};
 use crate::argos::crypto::QueryCipher;
 use crate::argos::webhook;
 
@@ -44,6 +44,12 @@ fn authorised(req: &HttpRequest, path: &str, state: &AppState) -> bool {
 }
 
 /// The receiver.
+#[utoipa::path(post, path = "/v1/webhooks/argos/{path_secret}", tag = "webhooks",
+    params(("path_secret" = String, Path, description = "`webhooks.path_secret`")),
+    request_body(content = Object, description = "ARGOS webhook body (any documented shape, optionally an encrypted envelope)"),
+    responses((status = 200, description = "Recorded: `{\"status\": \"accepted\"|\"duplicate\"|\"ignored\"}`"),
+        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Wrong path secret or source address (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
 pub async fn receive(
     req: HttpRequest,
     path: web::Path<String>,

@@ -84,7 +84,7 @@ impl FromStr for LinkId {
 
 /// Which expiry rule a link follows; must match the FaceAuth project's "token expiration
 /// condition" (reference §2.3). Config values: `count` (default) or `time`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Expiry {
     /// Count-based: the token is spent by its first use.
@@ -105,7 +105,7 @@ impl Expiry {
 }
 
 /// The state of a link as callers see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkState {
     /// Minted, never opened.

@@ -87,7 +87,7 @@ pub struct MintedLink {
 }
 
 /// The public view of a link (`GET /v1/links/{id}`). Times are RFC 3339 UTC.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LinkStatus {
     /// Link id.
     pub id: String,

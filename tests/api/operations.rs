@@ -337,3 +337,55 @@ fn check_config_checks_redis_and_the_jwks() {
     assert_eq!(code, Some(1));
     assert!(err.contains("auth.jwks_url"), "{err}");
 }
+
+#[tokio::test]
+async fn openapi_is_served_and_matches_the_committed_copy() {
+    let app = spawn_app().await;
+    let served = app.send(app.client.get(app.url("/openapi.json"))).await;
+    assert_eq!(served.status, 200);
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        served.text().trim_end(),
+        committed.trim_end(),
+        "docs/openapi.json is stale: run `cargo run -- openapi > docs/openapi.json`"
+    );
+    let doc = served.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v1/links", "post"),
+        ("/v1/links/{id}", "get"),
+        ("/v1/links/{id}", "delete"),
+        ("/v1/face-auth/start", "get"),
+        ("/l/{id}", "get"),
+        ("/l/{id}", "post"),
+        ("/l/{id}", "head"),
+        ("/l/{id}", "options"),
+        ("/v1/users/{user_id}/links", "post"),
+        ("/v1/users/{user_id}/submission", "put"),
+        ("/v1/users/{user_id}/step-up", "get"),
+        ("/v1/webhooks/argos/{path_secret}", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ] {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} undocumented"
+        );
+    }
+    let codes = doc["components"]["schemas"]["ProblemCode"]["enum"]
+        .as_array()
+        .unwrap();
+    for code in [
+        "link_used",
+        "rate_limited",
+        "insufficient_scope",
+        "request_timeout",
+        "shutting_down",
+    ] {
+        assert!(codes.iter().any(|c| c == code), "{code}");
+    }
+}

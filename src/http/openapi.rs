@@ -1,0 +1,95 @@
+//! The OpenAPI 3.1 description, generated from the handlers' annotations (utoipa), served at
+//! `GET /openapi.json`; a committed copy lives in `docs/openapi.json` (a test keeps the two
+//! identical; regenerate with `cargo run -- openapi > docs/openapi.json`).
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{api, open, routes, service_api, webhooks};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A user's JWT from the app's identity provider"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "service_bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A service JWT (audience auth.service.audience, scopes)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "A static service key (configured as its SHA-256)",
+            ))),
+        );
+    }
+}
+
+/// The gateway's API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "faceauth-gateway",
+        description = "Issues single-use ARGOS FaceAuth step-up links. Errors are RFC 9457 problem details (application/problem+json) with a stable `code`."
+    ),
+    paths(
+        api::create_link,
+        api::link_status,
+        api::revoke_link,
+        api::start,
+        open::get,
+        open::post,
+        open::head,
+        open::options,
+        service_api::mint_for_user,
+        service_api::put_submission,
+        service_api::step_up,
+        webhooks::receive,
+        routes::healthz,
+        routes::readyz,
+    ),
+    components(schemas(super::error::ProblemCode)),
+    modifiers(&Security),
+    tags(
+        (name = "links", description = "Minting and managing links (user JWT)"),
+        (name = "open", description = "The link a user opens (the id is the capability)"),
+        (name = "service", description = "The app's session layer (service credentials)"),
+        (name = "webhooks", description = "ARGOS webhooks"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The description as pretty JSON (what `docs/openapi.json` holds).
+pub fn json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// `GET /openapi.json`.
+pub async fn handler() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json())
+}
