@@ -514,10 +514,24 @@ impl Settings {
                 ));
             }
         }
-        if self.server.drain_secs > 300 || !(1..=300).contains(&self.server.shutdown_timeout_secs) {
+        if self.server.drain_secs > 300 {
+            return Err(ConfigError::new("server.drain_secs", "must be at most 300"));
+        }
+        if !(1..=300).contains(&self.server.shutdown_timeout_secs) {
             return Err(ConfigError::new(
                 "server.shutdown_timeout_secs",
-                "drain_secs and shutdown_timeout_secs must be at most 300 (timeout at least 1)",
+                "must be between 1 and 300",
+            ));
+        }
+        let svc = &self.auth.service;
+        if svc.algorithms.is_empty()
+            && (svc.jwks_url.is_some()
+                || svc.public_key_pem.is_some()
+                || svc.hs256_secret.is_some())
+        {
+            return Err(ConfigError::new(
+                "auth.service.algorithms",
+                "required when the service profile has its own keys (jwks_url, public_key_pem or hs256_secret)",
             ));
         }
         if self.server.workers > 256 {

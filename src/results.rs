@@ -234,7 +234,11 @@ impl Results {
         let Some(link) = self.store.set_result(&link_id, &verified).await? else {
             return self.finish(&job_key, auth_id).await;
         };
-        if result == "approved" {
+        let newer = match self.latest_step_up(&link.user_id).await? {
+            Some(existing) => existing.verified_at_ms <= verified.verified_at_ms,
+            None => true,
+        };
+        if result == "approved" && newer {
             let step_up = StepUpRecord {
                 verified_at_ms: verified.verified_at_ms,
                 link_id: link_id.to_string(),

@@ -75,7 +75,8 @@ impl Components {
     /// not answer within `store.timeout_ms`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         settings.validate()?;
-        let verifier = JwtVerifier::from_settings(&settings.auth)?;
+        let mut verifier = JwtVerifier::from_settings(&settings.auth)?;
+        verifier.refuse_audience(&settings.auth.service.audience);
         let services = ServiceVerifier::from_settings(&settings.auth)?;
         let argos = ArgosClient::from_settings(&settings.argos)
             .map_err(|e| ConfigError::new("argos.api_base_url", e))?;

@@ -90,6 +90,8 @@ pub struct JwtVerifier {
     user_id_claim: String,
     sid_claim: String,
     cf_claims: [Option<String>; 3],
+    /// Tokens whose `aud` lists this audience are refused (keeps user and service tokens apart).
+    foreign_audience: Option<String>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -189,7 +191,15 @@ impl JwtVerifier {
             user_id_claim: s.user_id_claim.clone(),
             sid_claim: s.sid_claim.clone(),
             cf_claims,
+            foreign_audience: None,
         })
+    }
+
+    /// Refuses tokens whose `aud` lists `audience` (the other credential profile's).
+    pub fn refuse_audience(&mut self, audience: &str) {
+        if !audience.is_empty() {
+            self.foreign_audience = Some(audience.to_string());
+        }
     }
 
     /// Fetches the JWKS once, if one is configured (start-up); failures are only logged, the
@@ -280,6 +290,18 @@ impl JwtVerifier {
         // RFC 7519 §4.1.1: `iss` is one StringOrURI (jsonwebtoken also accepts an array).
         if !claims.get("iss").is_some_and(Value::is_string) {
             return Err(AuthError::Invalid("iss is not a string"));
+        }
+        if let Some(foreign) = &self.foreign_audience {
+            let listed = match claims.get("aud") {
+                Some(Value::String(a)) => a == foreign,
+                Some(Value::Array(items)) => items.iter().any(|a| a.as_str() == Some(foreign)),
+                _ => false,
+            };
+            if listed {
+                return Err(AuthError::Invalid(
+                    "the token is also meant for another profile",
+                ));
+            }
         }
         Ok(claims)
     }

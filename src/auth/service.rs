@@ -81,10 +81,12 @@ impl ServiceVerifier {
             }
             s.cf_claims.clear();
             s.user_id_claim = "sub".into();
-            Some(JwtVerifier::from_settings(&s).map_err(|e| ConfigError {
+            let mut verifier = JwtVerifier::from_settings(&s).map_err(|e| ConfigError {
                 key: e.key.replacen("auth.", "auth.service.", 1),
                 message: e.message,
-            })?)
+            })?;
+            verifier.refuse_audience(auth.audience.as_deref().unwrap_or_default());
+            Some(verifier)
         };
         if jwt.is_none() && api_keys.is_empty() {
             return Ok(None);

@@ -175,7 +175,9 @@ pub async fn step_up(
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let answer = match latest {
         Some(r) => StepUpAnswer {
-            verified: (now_ms as i64 - r.verified_at_ms) <= query.max_age_secs as i64 * 1000,
+            // A verification time in the future (clock skew beyond a minute) does not count.
+            verified: (-60_000..=query.max_age_secs as i64 * 1000)
+                .contains(&(now_ms as i64 - r.verified_at_ms)),
             verified_at: Some(utc_from_ms(r.verified_at_ms)),
             link_id: Some(r.link_id),
             auth_id: Some(r.auth_id),

@@ -601,6 +601,22 @@ async fn service_routes_scopes_and_credential_separation() {
     .await
     .assert_problem(400, "bad_request");
 
+    // A token naming both audiences belongs to neither profile.
+    let mut both = claims("fritz");
+    both["aud"] = json!([AUDIENCE, SERVICE_AUDIENCE]);
+    both["scope"] = "faceauth:links:write faceauth:status:read".into();
+    let both = sign_hs256(&both);
+    app.send(app.client.post(app.url("/v1/links")).bearer_auth(&both))
+        .await
+        .assert_problem(401, "invalid_token");
+    app.send(
+        app.client
+            .post(app.url("/v1/users/fritz/links"))
+            .bearer_auth(&both),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+
     // Static API key (stored only as its SHA-256) grants both scopes; a wrong one does not.
     let r = app
         .send(
