@@ -280,6 +280,18 @@ pub enum StoreBackend {
     Memory,
 }
 
+/// `store.redis_mode`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server at `store.redis_url`.
+    Standalone,
+    /// The master named `store.sentinel_master`, found through `store.sentinel_nodes`.
+    Sentinel,
+    /// A Redis Cluster from `store.cluster_nodes`.
+    Cluster,
+}
+
 /// `[store]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +301,14 @@ pub struct StoreSettings {
     /// Redis URL (secret: may hold a password).
     #[serde(serialize_with = "redact")]
     pub redis_url: Option<SecretString>,
+    /// Topology.
+    pub redis_mode: RedisMode,
+    /// Sentinel service name.
+    pub sentinel_master: String,
+    /// Sentinel addresses.
+    pub sentinel_nodes: Vec<String>,
+    /// Cluster seed nodes.
+    pub cluster_nodes: Vec<String>,
     /// Prefix of every key written.
     pub key_prefix: String,
     /// Bound for every Redis command, milliseconds.
@@ -537,8 +557,29 @@ impl Settings {
         if self.server.workers > 256 {
             return Err(ConfigError::new("server.workers", "must be at most 256"));
         }
-        if self.store.key_prefix.is_empty() {
-            return Err(ConfigError::new("store.key_prefix", "must not be empty"));
+        if self.store.key_prefix.is_empty() || self.store.key_prefix.contains(['{', '}']) {
+            return Err(ConfigError::new(
+                "store.key_prefix",
+                "must not be empty or contain braces (they are Redis Cluster hash tags)",
+            ));
+        }
+        if self.store.backend == StoreBackend::Redis {
+            let (key, nodes) = match self.store.redis_mode {
+                RedisMode::Standalone => ("", &Vec::new()),
+                RedisMode::Sentinel => ("store.sentinel_nodes", &self.store.sentinel_nodes),
+                RedisMode::Cluster => ("store.cluster_nodes", &self.store.cluster_nodes),
+            };
+            if !key.is_empty() {
+                if nodes.is_empty() {
+                    return Err(ConfigError::new(key, "required for this store.redis_mode"));
+                }
+                if nodes
+                    .iter()
+                    .any(|n| redis::Client::open(n.as_str()).is_err())
+                {
+                    return Err(ConfigError::new(key, "every entry must be a redis:// URL"));
+                }
+            }
         }
         if !(1..=60_000).contains(&self.store.timeout_ms) {
             return Err(ConfigError::new(

@@ -17,7 +17,7 @@ use crate::argos::url::FaceAuthUrlBuilder;
 use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
 use crate::callbacks::Callbacks;
-use crate::config::{ConfigError, Settings, StoreBackend};
+use crate::config::{ConfigError, RedisMode, Settings, StoreBackend};
 use crate::demo::DemoState;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
@@ -30,6 +30,7 @@ use crate::results::Results;
 use crate::sid::SidResolver;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
+use crate::store::redis_conn::RedisTarget;
 use crate::store::{Store, StoreError};
 
 /// Why the gateway did not start.
@@ -109,10 +110,22 @@ impl Components {
                     .store
                     .redis_url
                     .as_ref()
-                    .ok_or_else(|| ConfigError::new("store.redis_url", "required"))?;
+                    .map(|u| u.expose_secret().to_string())
+                    .unwrap_or_default();
+                let target = match settings.store.redis_mode {
+                    RedisMode::Standalone => RedisTarget::Standalone(url),
+                    RedisMode::Sentinel => RedisTarget::Sentinel {
+                        master: settings.store.sentinel_master.clone(),
+                        sentinels: settings.store.sentinel_nodes.clone(),
+                        node_url: url,
+                    },
+                    RedisMode::Cluster => {
+                        RedisTarget::Cluster(settings.store.cluster_nodes.clone())
+                    }
+                };
                 Arc::new(
-                    RedisStore::connect(
-                        url.expose_secret(),
+                    RedisStore::connect_to(
+                        &target,
                         &settings.store.key_prefix,
                         Duration::from_millis(settings.store.timeout_ms),
                     )

@@ -8,6 +8,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod redis_conn;
 
 use async_trait::async_trait;
 

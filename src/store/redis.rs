@@ -9,8 +9,8 @@
 //! one atomic step, so replicas with skewed clocks agree and a count-based link opens at most
 //! once. Never GET-then-SET.
 
+use super::redis_conn::{Conn, RedisTarget};
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use std::future::Future;
 use std::time::Duration;
@@ -174,7 +174,7 @@ pub const MIN_REDIS_VERSION: (u32, u32) = (5, 0);
 /// requests, reconnecting by itself.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     timeout: Duration,
     create: Script,
@@ -200,17 +200,25 @@ impl RedisStore {
         key_prefix: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(redis_url)
-            .map_err(|e| StoreError::Unavailable(format!("bad redis url: {:?}", e.kind())))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(1)
-            .set_max_delay(timeout.as_millis() as u64);
-        let conn = bounded("connect", timeout, async {
-            ConnectionManager::new_with_config(client, config).await
-        })
-        .await?;
+        Self::connect_to(
+            &RedisTarget::Standalone(redis_url.to_string()),
+            key_prefix,
+            timeout,
+        )
+        .await
+    }
+
+    /// Like [`RedisStore::connect`] for any topology (standalone, Sentinel, Cluster).
+    ///
+    /// Errors: [`StoreError::Unavailable`] if nothing answers within `timeout` (a few times
+    /// that for a cluster, which asks every seed node), [`StoreError::Unsupported`] if the
+    /// server is too old or refuses the scripts.
+    pub async fn connect_to(
+        target: &RedisTarget,
+        key_prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let conn = bounded("connect", timeout * 4, Conn::connect(target, timeout)).await?;
         let store = RedisStore {
             conn,
             prefix: key_prefix.to_string(),
@@ -236,26 +244,30 @@ impl RedisStore {
     /// them into its script cache). Errors name what is missing.
     async fn check_server(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let info: String = bounded(
+        // A cluster answers per node (a map); a single server with one string.
+        let info: redis::Value = bounded(
             "check_server",
             self.timeout,
             redis::cmd("INFO").arg("server").query_async(&mut conn),
         )
         .await
         .map_err(|e| StoreError::Unavailable(format!("INFO server failed ({e})")))?;
-        let version = info
-            .lines()
-            .find_map(|l| l.strip_prefix("redis_version:"))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        if found < MIN_REDIS_VERSION {
-            return Err(StoreError::Unsupported(format!(
-                "Redis {version} is too old; {}.{} or newer is needed",
-                MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1
-            )));
+        let mut versions = Vec::new();
+        collect_versions(&info, &mut versions);
+        if versions.is_empty() {
+            return Err(StoreError::Unsupported(
+                "INFO server named no redis_version".into(),
+            ));
+        }
+        for version in versions {
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            if found < MIN_REDIS_VERSION {
+                return Err(StoreError::Unsupported(format!(
+                    "Redis {version} is too old; {}.{} or newer is needed",
+                    MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1
+                )));
+            }
         }
         for script in [
             &self.create,
@@ -294,6 +306,29 @@ impl RedisStore {
     pub fn key(&self, id: &LinkId) -> String {
         format!("{}link:{{{}}}", self.prefix, id)
     }
+}
+
+/// Every `redis_version:` in an `INFO` answer, whatever its shape.
+fn collect_versions(value: &redis::Value, out: &mut Vec<String>) {
+    match value {
+        redis::Value::BulkString(bytes) => collect_from_text(&String::from_utf8_lossy(bytes), out),
+        redis::Value::SimpleString(s) | redis::Value::VerbatimString { text: s, .. } => {
+            collect_from_text(s, out)
+        }
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().for_each(|v| collect_versions(v, out))
+        }
+        redis::Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_versions(v, out)),
+        _ => {}
+    }
+}
+
+fn collect_from_text(text: &str, out: &mut Vec<String>) {
+    out.extend(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("redis_version:"))
+            .map(|v| v.trim().to_string()),
+    );
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {

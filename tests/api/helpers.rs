@@ -142,6 +142,23 @@ pub fn redis_url() -> String {
     .clone()
 }
 
+/// `REDIS_CLUSTER_NODES` (comma-separated `redis://` URLs): run the suite against a cluster.
+pub fn cluster_nodes() -> Option<Vec<String>> {
+    std::env::var("REDIS_CLUSTER_NODES")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split(',').map(|n| n.trim().to_string()).collect())
+}
+
+/// Where the store tests' Redis is.
+pub fn test_target() -> faceauth_gateway::store::redis_conn::RedisTarget {
+    use faceauth_gateway::store::redis_conn::RedisTarget;
+    match cluster_nodes() {
+        Some(nodes) => RedisTarget::Cluster(nodes),
+        None => RedisTarget::Standalone(redis_url()),
+    }
+}
+
 pub fn random_prefix() -> String {
     format!("fagtest:{}:", uuid::Uuid::new_v4().simple())
 }
@@ -155,6 +172,10 @@ pub fn test_settings() -> Settings {
     s.server.public_base_url = "https://gw.test/base/".parse().unwrap();
     s.store.backend = StoreBackend::Redis;
     s.store.redis_url = Some(SecretString::from(redis_url()));
+    if let Some(nodes) = cluster_nodes() {
+        s.store.redis_mode = faceauth_gateway::config::RedisMode::Cluster;
+        s.store.cluster_nodes = nodes;
+    }
     s.store.key_prefix = random_prefix();
     s.argos.form_url = FORM_URL.parse().unwrap();
     s.argos.project_id = Some(PROJECT_ID.into());
@@ -326,50 +347,52 @@ impl TestApp {
             .await
     }
 
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    /// The Redis nodes holding this test's keys: every cluster node, or the one server.
+    fn nodes(&self) -> Vec<String> {
+        if self.settings.store.redis_mode == faceauth_gateway::config::RedisMode::Cluster {
+            self.settings.store.cluster_nodes.clone()
+        } else {
+            vec![self.redis_url.clone()]
+        }
     }
 
     /// All keys under this test's prefix.
     pub async fn keys(&self) -> Vec<String> {
-        let mut conn = self.redis().await;
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        keys
+        key_ttls(&self.nodes(), &self.prefix)
+            .expect("Redis answers")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// Every key the gateway wrote has an expiry.
     pub async fn assert_every_key_expires(&self) {
-        let mut conn = self.redis().await;
-        for key in self.keys().await {
-            let pttl: i64 = redis::cmd("PTTL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+        for (key, pttl) in key_ttls(&self.nodes(), &self.prefix).expect("Redis answers") {
             assert!(pttl > 0, "key {key} has no expiry (PTTL {pttl})");
         }
     }
+}
+
+/// (key, PTTL) of every key under `prefix` on `nodes` (each node scanned and asked itself, so
+/// this works on a cluster too). `None` if a node does not answer.
+pub fn key_ttls(nodes: &[String], prefix: &str) -> Option<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let mut conn = redis::Client::open(node.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+            .ok()?;
+        let keys: Vec<String> =
+            redis::Commands::scan_match::<_, String>(&mut conn, format!("{prefix}*"))
+                .map(|iter| iter.collect())
+                .ok()?;
+        for key in keys {
+            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).ok()?;
+            if !out.iter().any(|(k, _)| k == &key) {
+                out.push((key, pttl));
+            }
+        }
+    }
+    Some(out)
 }
 
 /// After every test that spawned a gateway: every key under its prefix has an expiry. Skipped
@@ -379,17 +402,10 @@ impl Drop for TestApp {
         if std::thread::panicking() || self.redis_url.is_empty() {
             return;
         }
-        let Ok(mut conn) = redis::Client::open(self.redis_url.as_str())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
-        else {
+        let Some(ttls) = key_ttls(&self.nodes(), &self.prefix) else {
             return;
         };
-        let keys: Vec<String> =
-            redis::Commands::scan_match::<_, String>(&mut conn, format!("{}*", self.prefix))
-                .map(|iter| iter.collect())
-                .unwrap_or_default();
-        for key in keys {
-            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+        for (key, pttl) in ttls {
             assert!(pttl > 0, "key {key} has no expiry (PTTL {pttl})");
         }
     }

@@ -7,6 +7,7 @@ mod config;
 mod confirm;
 mod crypto_vectors;
 mod deploy;
+mod failover;
 mod helpers;
 mod idempotency;
 mod input_limits;

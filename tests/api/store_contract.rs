@@ -28,7 +28,7 @@ fn new_link() -> NewLink {
 }
 
 async fn backends() -> Vec<(&'static str, Arc<dyn LinkStore>)> {
-    let redis = RedisStore::connect(&redis_url(), &random_prefix(), Duration::from_secs(2))
+    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
         .await
         .unwrap();
     vec![
@@ -237,14 +237,10 @@ async fn concurrent_opens_succeed_exactly_once() {
 #[tokio::test]
 async fn redis_keys_always_carry_an_expiry() {
     let prefix = random_prefix();
-    let store = RedisStore::connect(&redis_url(), &prefix, Duration::from_secs(2))
+    let store = RedisStore::connect_to(&test_target(), &prefix, Duration::from_secs(2))
         .await
         .unwrap();
-    let mut conn = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let nodes = cluster_nodes().unwrap_or_else(|| vec![redis_url()]);
     for (expiry, open_now, opens) in [
         (Expiry::Count, false, 0),
         (Expiry::Count, false, 1),
@@ -260,10 +256,11 @@ async fn redis_keys_always_carry_an_expiry() {
         for _ in 0..opens {
             store.open(&id, 60_000, false).await.unwrap();
         }
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(store.key(&id))
-            .query_async(&mut conn)
-            .await
+        let pttl = key_ttls(&nodes, &store.key(&id))
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| *k == store.key(&id))
+            .map(|(_, t)| t)
             .unwrap();
         assert!(
             pttl > 0,
