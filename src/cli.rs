@@ -41,6 +41,9 @@ pub enum Command {
     Decrypt(CryptoArgs),
     /// Print the OpenAPI 3.1 description (what `docs/openapi.json` holds).
     Openapi,
+    /// Print the Lua source of the store's open script (for `redis-benchmark` in bench/run).
+    #[command(hide = true)]
+    OpenScript,
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig {
         /// TOML file layered over config/default.toml.
@@ -96,6 +99,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Encrypt(args) => crypt(args, true),
         Command::Decrypt(args) => crypt(args, false),
         Command::CheckConfig { config } => check_config(config).await,
+        Command::OpenScript => {
+            print!("{}", crate::store::redis::open_script_source());
+            ExitCode::SUCCESS
+        }
         Command::Openapi => {
             println!("{}", crate::http::openapi::json());
             ExitCode::SUCCESS
