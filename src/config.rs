@@ -80,6 +80,21 @@ fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S:
     }
 }
 
+fn redact_urls<S: Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(urls.len()))?;
+    for u in urls {
+        match url::Url::parse(u) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("REDACTED"));
+                seq.serialize_element(parsed.as_str())?;
+            }
+            _ => seq.serialize_element(u)?,
+        }
+    }
+    seq.end()
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +256,9 @@ pub struct ServerSettings {
     /// Proxies whose forwarding headers are believed (CIDR).
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header those proxies write: `x-forwarded-for` or `forwarded`.
+    #[serde(default)]
+    pub client_ip_header: crate::http::client_ip::ClientIpHeader,
     /// Metrics listener `ip:port`; empty = off.
     #[serde(default)]
     pub metrics_bind: String,
@@ -305,9 +323,11 @@ pub struct StoreSettings {
     pub redis_mode: RedisMode,
     /// Sentinel service name.
     pub sentinel_master: String,
-    /// Sentinel addresses.
+    /// Sentinel addresses (may hold passwords: redacted in output).
+    #[serde(serialize_with = "redact_urls")]
     pub sentinel_nodes: Vec<String>,
-    /// Cluster seed nodes.
+    /// Cluster seed nodes (may hold passwords: redacted in output).
+    #[serde(serialize_with = "redact_urls")]
     pub cluster_nodes: Vec<String>,
     /// Prefix of every key written.
     pub key_prefix: String,
@@ -527,7 +547,10 @@ impl Settings {
             }
         }
         if let Some(metrics) = self.server.metrics_addr()? {
-            if metrics == self.server.bind && metrics.port() != 0 {
+            let overlap = metrics.ip() == self.server.bind.ip()
+                || metrics.ip().is_unspecified()
+                || self.server.bind.ip().is_unspecified();
+            if overlap && metrics.port() == self.server.bind.port() && metrics.port() != 0 {
                 return Err(ConfigError::new(
                     "server.metrics_bind",
                     "must differ from server.bind (metrics stay off the public port)",

@@ -110,6 +110,11 @@ impl Results {
     /// Records a webhook event durably. Errors: [`StoreError`] (answer `503`; ARGOS retries).
     pub async fn accept(&self, event: WebhookEvent) -> Result<Accepted, StoreError> {
         match event {
+            WebhookEvent::FaceAuth { token_id: None, .. } => {
+                // Shapes (a) and (b) carry no token: no link to attach a result to.
+                tracing::info!("faceAuth result without Token_id: acknowledged, not attached");
+                Ok(Accepted::Ignored)
+            }
             WebhookEvent::FaceAuth {
                 auth_id, token_id, ..
             } => {
@@ -142,8 +147,25 @@ impl Results {
                 user_id,
                 submission_id,
             } => {
-                self.sid.remember(&user_id, &submission_id).await?;
-                Ok(Accepted::Accepted)
+                // Unsigned body: the mapping counts only if ARGOS confirms the submission is
+                // this user's and approved.
+                match self.argos.submission_owner(&submission_id).await {
+                    Ok(Some((owner, true))) if owner == user_id => {
+                        self.sid.remember(&user_id, &submission_id).await?;
+                        Ok(Accepted::Accepted)
+                    }
+                    Ok(_) => {
+                        tracing::warn!("approved webhook not confirmed by ARGOS: ignored");
+                        Ok(Accepted::Ignored)
+                    }
+                    Err(crate::argos::client::ArgosError::NoKey(_)) => {
+                        tracing::warn!(
+                            "approved webhooks need argos.idcheck_api_key to be verified: ignored"
+                        );
+                        Ok(Accepted::Ignored)
+                    }
+                    Err(e) => Err(StoreError::Unavailable(format!("ARGOS: {e}"))),
+                }
             }
             WebhookEvent::TokenExpired { .. } | WebhookEvent::Other { .. } => Ok(Accepted::Ignored),
         }
@@ -164,9 +186,11 @@ impl Results {
             {
                 continue;
             }
-            let outcome = self.verify(auth_id).await;
+            // One job's failure must not hold up the others.
+            if let Err(e) = self.verify(auth_id).await {
+                tracing::warn!(error = %e, "pull-verification job failed; retried later");
+            }
             self.store.delete_if_equals(&lock, &nonce).await?;
-            outcome?;
         }
         Ok(due.len())
     }
@@ -218,6 +242,11 @@ impl Results {
             return self.finish(&job_key, auth_id).await;
         };
         let mut result = record.auth_status.clone();
+        if snapshot.record.opened_at_ms.is_none() {
+            // The FaceAuth URL of a link is only handed out when it is opened.
+            tracing::warn!("a FaceAuth result for a link that was never opened");
+            result = "rejected".into();
+        }
         if record
             .kyc_submission_id
             .as_deref()
@@ -229,7 +258,12 @@ impl Results {
         let verified = LinkResult {
             result: result.clone(),
             auth_id: auth_id.to_string(),
-            verified_at_ms: record.created_at_ms.unwrap_or_else(now_ms),
+            // ARGOS's create_time, kept between the link's creation and now: a future or absurd
+            // time must neither pass a max_age check nor break the record.
+            verified_at_ms: record
+                .created_at_ms
+                .unwrap_or_else(now_ms)
+                .clamp(snapshot.record.created_at_ms.min(now_ms()), now_ms()),
         };
         let Some(link) = self.store.set_result(&link_id, &verified).await? else {
             return self.finish(&job_key, auth_id).await;

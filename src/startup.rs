@@ -40,7 +40,7 @@ pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The link store did not answer at start-up.
-    #[error("store.redis_url: {0}")]
+    #[error("store (store.redis_url / sentinel_nodes / cluster_nodes): {0}")]
     Store(#[from] StoreError),
     /// Binding the listener failed.
     #[error("server.bind / server.metrics_bind: cannot listen: {0}")]
@@ -309,6 +309,7 @@ impl Application {
             limiter: components.limiter,
             idempotency: components.idempotency,
             trusted_proxies: settings.server.trusted_proxies.clone(),
+            client_ip_header: settings.server.client_ip_header,
             faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
             sid: components.sid,
             results: components.results,

@@ -178,6 +178,39 @@ impl ArgosClient {
         Ok(newest_approved(&answer))
     }
 
+    /// The owner (`userid`) of submission `submission_id` and whether it is approved, from
+    /// `GET /v3/submission?submission_id=…` (ID Check key). `None` if ARGOS does not know it.
+    /// Errors: [`ArgosError`].
+    pub async fn submission_owner(
+        &self,
+        submission_id: &str,
+    ) -> Result<Option<(String, bool)>, ArgosError> {
+        let key = self
+            .idcheck_key
+            .as_ref()
+            .ok_or(ArgosError::NoKey("argos.idcheck_api_key"))?;
+        let answer = self
+            .get("/v3/submission", &[("submission_id", submission_id)], key)
+            .await?;
+        let item = answer
+            .get("items")
+            .and_then(Value::as_array)
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| text(i.get("submission_id")).as_deref() == Some(submission_id))
+            });
+        Ok(item.and_then(|i| {
+            let owner = text(i.get("userid"))?;
+            let approved = i
+                .get("kyc")
+                .and_then(|k| k.get("result"))
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.eq_ignore_ascii_case("approved"));
+            Some((owner, approved))
+        }))
+    }
+
     async fn get(
         &self,
         path: &str,

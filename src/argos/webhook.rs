@@ -102,6 +102,11 @@ pub fn parse(body: &[u8], ciphers: &[&QueryCipher]) -> Result<WebhookEvent, Webh
         .unwrap_or_default()
         .to_ascii_lowercase();
     let auth_id = field(&v, &["authentication_id", "auth_id", "authid"]);
+    if auth_id.as_ref().is_some_and(|a| a.len() > 256) {
+        return Err(WebhookError::Malformed(
+            "the authentication id is longer than 256 bytes",
+        ));
+    }
     match (trigger.as_str(), auth_id) {
         ("faceauth", Some(auth_id)) | ("", Some(auth_id)) => Ok(WebhookEvent::FaceAuth {
             auth_id,

@@ -218,9 +218,11 @@ impl JwksCache {
             return Ok(key.clone());
         }
         if self.may_fetch(now) {
+            let asked = Instant::now();
             let _guard = self.refresh.lock().await;
-            // Another request may have fetched while this one waited.
-            if self.may_fetch(now) {
+            // Another request may have fetched while this one waited: then use its result.
+            let fetched_meanwhile = self.read().last_attempt.is_some_and(|t| t >= asked);
+            if !fetched_meanwhile && self.may_fetch(Instant::now()) {
                 if let Err(e) = self.fetch_and_store().await {
                     tracing::warn!(error = %e, "JWKS fetch failed");
                 }
@@ -319,7 +321,14 @@ impl JwksCache {
             }
         };
         let (doc, cache_control) = self.get_json(jwks_url.as_str()).await?;
+        if !doc.get("keys").is_some_and(Value::is_array) {
+            // Not a key set (an error document, `{}`): keep the cached keys.
+            return Err("the JWKS document has no \"keys\" array".into());
+        }
         let keys = parse_jwks(&doc, &self.allowed);
+        if keys.is_empty() {
+            tracing::warn!("the JWKS holds no key usable with auth.algorithms");
+        }
         let ttl = cache_control
             .as_deref()
             .and_then(max_age)

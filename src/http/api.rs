@@ -150,9 +150,15 @@ pub(crate) fn parse_optional_object<T: serde::de::DeserializeOwned + Default>(
 
 /// The `Idempotency-Key` header, if sent. Errors: [`ApiError::BadRequest`] if malformed.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+    let mut values = req.headers().get_all(IDEMPOTENCY_KEY);
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "send one Idempotency-Key header, not several".into(),
+        ));
+    }
     value
         .to_str()
         .ok()
@@ -270,7 +276,7 @@ fn link_id(path: &str) -> Result<LinkId, ApiError> {
 #[utoipa::path(get, path = "/v1/links/{id}", tag = "links",
     params(("id" = String, Path, description = "Link id")),
     responses((status = 200, description = "Status", body = crate::links::LinkStatus), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
-    security(("bearer" = []), ("api_key" = [])))]
+    security(("bearer" = []), ("service_bearer" = []), ("api_key" = [])))]
 pub async fn link_status(
     caller: Caller,
     path: web::Path<String>,

@@ -30,7 +30,17 @@ pub async fn observe(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    // A fixed vocabulary: any other method name would create a new metric series.
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "OTHER",
+    };
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
@@ -46,7 +56,7 @@ pub async fn observe(
     let elapsed = started.elapsed().as_secs_f64();
     let elapsed_ms = elapsed * 1000.0;
     let status_label = status.to_string();
-    let labels = [method.as_str(), route.as_str(), status_label.as_str()];
+    let labels = [method, route.as_str(), status_label.as_str()];
     let m = &crate::metrics::METRICS;
     m.http_requests.with_label_values(&labels).inc();
     m.http_duration.with_label_values(&labels).observe(elapsed);

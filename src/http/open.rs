@@ -29,7 +29,7 @@ fn wants_html(req: &HttpRequest) -> bool {
 }
 
 async fn limit(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if let Some(ip) = client_ip(req, &state.trusted_proxies) {
+    if let Some(ip) = client_ip(req, &state.trusted_proxies, state.client_ip_header) {
         state.limiter.open(ip).await?;
     }
     Ok(())
@@ -123,7 +123,7 @@ fn answer(
     responses(
         (status = 302, description = "Consumed: to the FaceAuth URL", headers(("Location" = String), ("Referrer-Policy" = String))),
         (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed", content_type = "text/html"),
-        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     req: HttpRequest,
     path: web::Path<String>,
@@ -137,7 +137,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/l/{id}", tag = "open",
     params(("id" = String, Path, description = "Link id")),
     responses((status = 303, description = "Consumed: to the FaceAuth URL", headers(("Location" = String))),
-        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn post(
     req: HttpRequest,
     path: web::Path<String>,
@@ -150,7 +150,7 @@ pub async fn post(
 /// `HEAD /l/{id}`: whether the link would open; consumes nothing.
 #[utoipa::path(head, path = "/l/{id}", tag = "open",
     params(("id" = String, Path, description = "Link id")),
-    responses((status = 200, description = "Would open; never a Location"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Would open; never a Location"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn head(
     req: HttpRequest,
     path: web::Path<String>,

@@ -38,6 +38,8 @@ pub struct AppState {
     pub public_base_url: String,
     /// `server.trusted_proxies`.
     pub trusted_proxies: Vec<IpNet>,
+    /// `server.client_ip_header`.
+    pub client_ip_header: super::client_ip::ClientIpHeader,
     /// Origin of `argos.form_url` (for the confirm page's `form-action`).
     pub faceauth_origin: String,
     /// Submission id lookup.

@@ -38,7 +38,7 @@ fn authorised(req: &HttpRequest, path: &str, state: &AppState) -> bool {
     let path_ok: bool = (path.len() == expected.len()
         && bool::from(path.as_bytes().ct_eq(expected)))
         && !expected.is_empty();
-    let ip_ok = client_ip(req, &state.trusted_proxies)
+    let ip_ok = client_ip(req, &state.trusted_proxies, state.client_ip_header)
         .is_some_and(|ip| hooks.allowed_ips.iter().any(|n| n.contains(&ip)));
     path_ok && ip_ok
 }

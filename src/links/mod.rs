@@ -162,19 +162,24 @@ pub struct LinkRecord {
     #[serde(rename = "k")]
     pub expiry: Expiry,
     /// Time-based window in milliseconds, fixed at mint.
-    #[serde(rename = "w")]
+    #[serde(rename = "w", deserialize_with = "lua_number::u64")]
     pub window_ms: u64,
     /// Stored state.
     #[serde(rename = "st")]
     pub state: StoredState,
     /// Mint time.
-    #[serde(rename = "ca")]
+    #[serde(rename = "ca", deserialize_with = "lua_number::i64")]
     pub created_at_ms: i64,
     /// Issued: end of the unopened TTL. Opened: end of the window.
-    #[serde(rename = "ea")]
+    #[serde(rename = "ea", deserialize_with = "lua_number::i64")]
     pub expires_at_ms: i64,
     /// First open.
-    #[serde(rename = "oa", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "oa",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lua_number::opt_i64"
+    )]
     pub opened_at_ms: Option<i64>,
     /// Only `POST /l/{id}` (the confirm page's button) consumes this link.
     #[serde(rename = "cs", default, skip_serializing_if = "std::ops::Not::not")]
@@ -189,8 +194,31 @@ pub struct LinkRecord {
     #[serde(rename = "aid", default, skip_serializing_if = "Option::is_none")]
     pub auth_id: Option<String>,
     /// When the user did the FaceAuth (ARGOS `create_time`), Unix milliseconds.
-    #[serde(rename = "va", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "va",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lua_number::opt_i64"
+    )]
     pub verified_at_ms: Option<i64>,
+}
+
+/// Numbers written back by Redis's `cjson` (14 significant digits: large values come back in
+/// exponent form, e.g. `2.534023008e14`) are read as floats and truncated to integers.
+mod lua_number {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        f64::deserialize(d).map(|f| f as i64)
+    }
+
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        f64::deserialize(d).map(|f| f.max(0.0) as u64)
+    }
+
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Option::<f64>::deserialize(d).map(|o| o.map(|f| f as i64))
+    }
 }
 
 /// A pull-verified FaceAuth result for one link.
@@ -320,6 +348,15 @@ mod tests {
             .is_err());
         assert!("../../etc/passwd".parse::<LinkId>().is_err());
         assert!(!format!("{id:?}").contains(&id.to_string()));
+    }
+
+    #[test]
+    fn numbers_in_exponent_form_are_read() {
+        let json = r#"{"u":"u","s":"s","k":"count","w":6e5,"st":"u","ca":1.795e12,"ea":1795000900000,"oa":1.7950000001e12,"va":2.534023008e14}"#;
+        let r: LinkRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(r.window_ms, 600_000);
+        assert_eq!(r.created_at_ms, 1_795_000_000_000);
+        assert_eq!(r.verified_at_ms, Some(253_402_300_800_000));
     }
 
     #[test]

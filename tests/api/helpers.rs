@@ -47,6 +47,9 @@ impl RedisServer {
 
     /// Starts one on `port` with extra command-line settings (e.g. `--rename-command`).
     pub fn start_with(port: u16, extra: &[&str]) -> Option<RedisServer> {
+        // A replica's full sync writes an RDB file even with --save "": keep it out of the repo.
+        let dir = std::env::temp_dir().join(format!("fag-redis-{port}"));
+        std::fs::create_dir_all(&dir).ok()?;
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -57,6 +60,8 @@ impl RedisServer {
                 "",
                 "--appendonly",
                 "no",
+                "--dir",
+                dir.to_str()?,
             ])
             .args(extra)
             .stdout(Stdio::null())

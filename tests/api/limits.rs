@@ -101,7 +101,9 @@ async fn open_limit_per_ip_and_trusted_proxies() {
                 proxied
                     .client
                     .get(&url)
-                    .header("forwarded", format!("for={client}")),
+                    .header("x-forwarded-for", client)
+                    // A `Forwarded` header the proxy does not write cannot move the bucket.
+                    .header("forwarded", "for=203.0.113.250"),
             )
             .await;
         r.assert_problem(429, "rate_limited");

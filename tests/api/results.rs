@@ -198,8 +198,10 @@ async fn webhook_pull_verification_step_up_and_signed_callback() {
     assert_eq!(su["verified"], true);
     assert_eq!(su["link_id"], id.as_str());
     assert_eq!(su["auth_id"], "auth-1");
+    // verified_at is ARGOS's create_time, kept no earlier than the link itself.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        step_up(&app, "amelie", 10).await["verified"],
+        step_up(&app, "amelie", 1).await["verified"],
         false,
         "older than max_age"
     );
@@ -253,6 +255,7 @@ async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
     .enumerate()
     {
         let id = app.mint_id(&jwt).await;
+        assert_eq!(app.open(&id).await.status, 302);
         let auth = format!("shape-{i}");
         argos_says(&argos, &auth, "approved", "sid-of-bruno", 5).await;
         bodies.push((id.clone(), make(&auth, &id)));
@@ -266,6 +269,7 @@ async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
     .enumerate()
     {
         let id = app.mint_id(&jwt).await;
+        assert_eq!(app.open(&id).await.status, 302);
         let auth = format!("enc-{i}");
         argos_says(&argos, &auth, "approved", "sid-of-bruno", 5).await;
         let key = openssl::sha::sha256(app.api_key.as_bytes());
@@ -278,7 +282,7 @@ async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
         .unwrap();
         bodies.push((id, wrap(&openssl::base64::encode_block(&ct)).into_bytes()));
     }
-    for (id, body) in &bodies {
+    for (i, (_, body)) in bodies.iter().enumerate() {
         let r = post_webhook(&app, body).await;
         assert_eq!(
             r.status,
@@ -287,8 +291,9 @@ async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
             String::from_utf8_lossy(body),
             r.text()
         );
-        assert_eq!(r.json()["status"], "accepted");
-        let _ = id;
+        // Shape (a) has no Token_id: acknowledged, but there is no link to attach it to.
+        let expected = if i == 0 { "ignored" } else { "accepted" };
+        assert_eq!(r.json()["status"], expected);
     }
     // (a) carries no token: nothing to correlate. The others get their result.
     for (i, (id, _)) in bodies.iter().enumerate().skip(1) {
@@ -326,6 +331,7 @@ async fn redelivery_changes_nothing_and_the_api_decides() {
     let jwt = user_jwt("carla");
     // The webhook claims approved; ARGOS's API says rejected.
     let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
     argos_says(&argos, "auth-r", "rejected", "sid-of-carla", 5).await;
     assert_eq!(
         post_webhook(&app, &shape_c("auth-r", &id)).await.json()["status"],
@@ -350,12 +356,43 @@ async fn redelivery_changes_nothing_and_the_api_decides() {
 
     // ARGOS approved, but against another submission than the link's sid: not a pass.
     let other = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&other).await.status, 302);
     argos_says(&argos, "auth-x", "approved", "someone-elses-sid", 5).await;
     post_webhook(&app, &shape_c("auth-x", &other)).await;
     eventually("mismatch rejected", || async {
         link_status(&app, &jwt, &other).await["result"] == "rejected"
     })
     .await;
+    assert_eq!(step_up(&app, "carla", 3600).await["verified"], false);
+
+    // Approved for a link that was never opened (its FaceAuth URL was never handed out), with
+    // a create_time far in the future: not a pass, and the record stays readable.
+    let unopened = app.mint_id(&jwt).await;
+    Mock::given(method("GET"))
+        .and(path("/v3/faceauth"))
+        .and(query_param("authId", "auth-future"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([{"auth_id": "auth-future",
+            "auth_status": "approved", "create_time": "9999-12-31T23:59:59.999Z",
+            "kyc_submission_id": "sid-of-carla"}])),
+        )
+        .mount(&argos)
+        .await;
+    post_webhook(&app, &shape_c("auth-future", &unopened)).await;
+    eventually("never-opened link rejected", || async {
+        link_status(&app, &jwt, &unopened).await["result"] == "rejected"
+    })
+    .await;
+    let st = link_status(&app, &jwt, &unopened).await;
+    let verified_at = time::OffsetDateTime::parse(
+        st["verified_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        verified_at <= time::OffsetDateTime::now_utc(),
+        "clamped to now"
+    );
     assert_eq!(step_up(&app, "carla", 3600).await["verified"], false);
 }
 
@@ -364,6 +401,7 @@ async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
     let Env { app, argos, .. } = env().await;
     let jwt = user_jwt("dora");
     let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
     Mock::given(method("GET"))
         .and(path("/v3/faceauth"))
         .respond_with(ResponseTemplate::new(503))
@@ -693,7 +731,22 @@ async fn sid_from_argos_is_cached_and_approved_webhooks_feed_the_store() {
         "the ID Check project key"
     );
 
-    // An ID Check `approved` webhook maps a user to a submission.
+    // An ID Check `approved` webhook maps a user to a submission once ARGOS confirms it.
+    Mock::given(method("GET"))
+        .and(path("/v3/submission"))
+        .and(query_param("submission_id", "sub-hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Items": [
+            {"submission_id": "sub-hook", "userid": "hans", "kyc": {"result": "approved"}}
+        ]})))
+        .mount(&argos)
+        .await;
+    // Someone else's submission claimed for "hans": ignored.
+    let r = post_webhook(
+        &app,
+        br#"{"webhook_trigger":"approved","submission_id":"sub-hook","userid":"eve"}"#,
+    )
+    .await;
+    assert_eq!(r.json()["status"], "ignored");
     let r = post_webhook(
         &app,
         br#"{"webhook_trigger":"approved","submission_id":"sub-hook","userid":"hans","kyc_result":{"status":"approved"}}"#,
@@ -726,6 +779,7 @@ async fn callbacks_are_retried_until_delivered() {
         .await;
     let jwt = user_jwt("ines");
     let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
     argos_says(&argos, "auth-cb", "approved", "sid-of-ines", 5).await;
     post_webhook(&app, &shape_c("auth-cb", &id)).await;
     eventually("delivered on the second attempt", || async {
