@@ -158,11 +158,16 @@ pub struct LinkRecord {
     /// See `cf1`.
     #[serde(rename = "c3", default, skip_serializing_if = "Option::is_none")]
     pub cf3: Option<String>,
-    /// Expiry rule, fixed at mint.
-    #[serde(rename = "k")]
+    /// Expiry rule, fixed at mint (stored as `c` / `t`).
+    #[serde(rename = "k", with = "expiry_code")]
     pub expiry: Expiry,
-    /// Time-based window in milliseconds, fixed at mint.
-    #[serde(rename = "w", deserialize_with = "lua_number::u64")]
+    /// Time-based window in milliseconds, fixed at mint (0 and omitted for count-based links).
+    #[serde(
+        rename = "w",
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "lua_number::u64"
+    )]
     pub window_ms: u64,
     /// Stored state.
     #[serde(rename = "st")]
@@ -201,6 +206,31 @@ pub struct LinkRecord {
         deserialize_with = "lua_number::opt_i64"
     )]
     pub verified_at_ms: Option<i64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The expiry rule in one letter (`c`, `t`): records stay small (issue 6's memory budget).
+mod expiry_code {
+    use super::Expiry;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Expiry, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match e {
+            Expiry::Count => "c",
+            Expiry::Time => "t",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Expiry, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "c" | "count" => Ok(Expiry::Count),
+            "t" | "time" => Ok(Expiry::Time),
+            other => Err(serde::de::Error::custom(format!("unknown expiry `{other}`"))),
+        }
+    }
 }
 
 /// Numbers written back by Redis's `cjson` (14 significant digits: large values come back in
@@ -352,7 +382,7 @@ mod tests {
 
     #[test]
     fn numbers_in_exponent_form_are_read() {
-        let json = r#"{"u":"u","s":"s","k":"count","w":6e5,"st":"u","ca":1.795e12,"ea":1795000900000,"oa":1.7950000001e12,"va":2.534023008e14}"#;
+        let json = r#"{"u":"u","s":"s","k":"t","w":6e5,"st":"u","ca":1.795e12,"ea":1795000900000,"oa":1.7950000001e12,"va":2.534023008e14}"#;
         let r: LinkRecord = serde_json::from_str(json).unwrap();
         assert_eq!(r.window_ms, 600_000);
         assert_eq!(r.created_at_ms, 1_795_000_000_000);

@@ -35,7 +35,10 @@ impl NewLink {
             cf2,
             cf3,
             expiry: policy.expiry,
-            window_ms: policy.window_ms,
+            window_ms: match policy.expiry {
+                Expiry::Count => 0,
+                Expiry::Time => policy.window_ms,
+            },
             state: StoredState::Issued,
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(policy.unopened_ttl_ms as i64),

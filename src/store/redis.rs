@@ -29,7 +29,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 const FIRST_OPEN_LUA: &str = r#"
 local function first_open(r, now, retention)
   r.oa = now
-  if r.k == 'count' then
+  if r.k == 'c' or r.k == 'count' then
     r.st = 'u'
     return retention
   end
