@@ -121,6 +121,20 @@ pub struct Settings {
     pub verify: VerifySettings,
     /// `[callbacks]`
     pub callbacks: CallbackSettings,
+    /// `[cors]`
+    pub cors: CorsSettings,
+}
+
+/// `[cors]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Exact origins allowed for `/v1/*`, or `["*"]` without credentials.
+    pub allowed_origins: Vec<String>,
+    /// Allow credentials (cookies) from those origins.
+    pub allow_credentials: bool,
+    /// Preflight cache lifetime, seconds.
+    pub max_age_secs: u64,
 }
 
 /// One place to find a user's submission id.
@@ -447,6 +461,9 @@ pub struct AuthSettings {
     /// `[auth.service]`
     #[serde(default)]
     pub service: ServiceAuthSettings,
+    /// Cookie holding the user's JWT; empty = off.
+    #[serde(default)]
+    pub cookie_name: String,
 }
 
 /// `log.format`
@@ -575,6 +592,47 @@ impl Settings {
             return Err(ConfigError::new(
                 "auth.service.algorithms",
                 "required when the service profile has its own keys (jwks_url, public_key_pem or hs256_secret)",
+            ));
+        }
+        for (i, origin) in self.cors.allowed_origins.iter().enumerate() {
+            let key = format!("cors.allowed_origins[{i}]");
+            if origin == "*" {
+                if self.cors.allow_credentials {
+                    return Err(ConfigError::new(
+                        key,
+                        "\"*\" is not allowed with cors.allow_credentials = true",
+                    ));
+                }
+                continue;
+            }
+            let exact = url::Url::parse(origin)
+                .ok()
+                .map(|u| u.origin())
+                .filter(|o| o.is_tuple())
+                .map(|o| o.ascii_serialization());
+            if exact.as_deref() != Some(origin.as_str()) {
+                return Err(ConfigError::new(
+                    key,
+                    "must be an exact origin: scheme://host[:port], no path or trailing slash",
+                ));
+            }
+        }
+        if self.cors.max_age_secs > 86_400 {
+            return Err(ConfigError::new(
+                "cors.max_age_secs",
+                "must be at most 86400",
+            ));
+        }
+        if !self.auth.cookie_name.is_empty()
+            && !self
+                .auth
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(ConfigError::new(
+                "auth.cookie_name",
+                "must be a plain cookie name (A-Z a-z 0-9 - _ .)",
             ));
         }
         if self.server.workers > 256 {

@@ -72,12 +72,28 @@ it decrypted. Press the back button and open the same link again to see it refus
 <p id="status" role="status"></p>
 <script>
 const token = "{jwt}";
+const status = document.getElementById("status");
+const auth = {{Authorization: "Bearer " + token}};
+// The SPA pattern: mint with fetch, navigate to the link, and after coming back poll the
+// link's status (GET /v1/links/{{id}}).
+async function poll(id) {{
+  const res = await fetch("/v1/links/" + id, {{headers: auth}});
+  if (!res.ok) return;
+  const link = await res.json();
+  status.textContent = "Last link " + id.slice(0, 8) + "…: " + link.state +
+    (link.result ? " (FaceAuth " + link.result + ")" : "");
+}}
+const last = sessionStorage.getItem("faceauth-demo-link");
+if (last) {{
+  poll(last);
+  setInterval(() => poll(last), 2000);
+}}
 document.getElementById("go").addEventListener("click", async () => {{
-  const status = document.getElementById("status");
   status.textContent = "Requesting a link…";
-  const res = await fetch("/v1/links", {{method: "POST", headers: {{Authorization: "Bearer " + token}}}});
+  const res = await fetch("/v1/links", {{method: "POST", headers: auth}});
   const body = await res.json();
   if (!res.ok) {{ status.textContent = body.detail; return; }}
+  sessionStorage.setItem("faceauth-demo-link", body.id);
   status.textContent = "Opening " + body.url;
   window.location.assign(body.url);
 }});

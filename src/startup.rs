@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::argos::client::ArgosClient;
 use crate::argos::crypto::{Encryption, QueryCipher};
 use crate::argos::url::FaceAuthUrlBuilder;
+use crate::auth::cookie::CookiePolicy;
 use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
 use crate::callbacks::Callbacks;
@@ -323,6 +324,22 @@ impl Application {
                 .to_string(),
         });
         let verifier = web::Data::new(components.verifier);
+        let cors = settings.cors.clone();
+        let cookies = web::Data::new(CookiePolicy {
+            cookie_name: Some(settings.auth.cookie_name.clone()).filter(|c| !c.is_empty()),
+            allowed_origins: settings
+                .cors
+                .allowed_origins
+                .iter()
+                .filter(|o| *o != "*")
+                .cloned()
+                .collect(),
+            own_origin: settings
+                .server
+                .public_base_url
+                .origin()
+                .ascii_serialization(),
+        });
         let services = web::Data::new(components.services);
         let demo = demo.map(web::Data::new);
         let mut server = HttpServer::new(move || {
@@ -339,7 +356,8 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::BadRequest(format!("invalid query: {e}")).into()
                 }))
-                .configure(routes::configure)
+                .app_data(cookies.clone())
+                .configure(routes::configure(cors.clone()))
                 .default_service(web::to(routes::not_found));
             if let Some(demo) = &demo {
                 app = app.app_data(demo.clone()).configure(crate::demo::configure);

@@ -5,6 +5,7 @@
 //! type fixes the family (so `alg: none` and "HS256 signed with the RSA public key" fail).
 //! `exp`, `iss` and `aud` are required; `nbf` and `iat` are honoured with `auth.leeway_secs`.
 
+pub mod cookie;
 pub mod jwks;
 pub mod service;
 
@@ -471,13 +472,34 @@ pub fn bearer_token(req: &HttpRequest) -> Result<SecretString, AuthError> {
     Ok(SecretString::from(token.to_string()))
 }
 
+/// A user's token: the bearer header, else (if `auth.cookie_name` is set) the cookie, which
+/// must pass the cross-site check of [`cookie::CookiePolicy::check`].
+///
+/// Errors: [`ApiError::MissingCredentials`], [`ApiError::InvalidToken`] (malformed header),
+/// [`ApiError::CrossSiteRequest`].
+pub fn user_token(req: &HttpRequest) -> Result<SecretString, ApiError> {
+    if req.headers().contains_key(AUTHORIZATION) {
+        return Ok(bearer_token(req)?);
+    }
+    let policy = req.app_data::<web::Data<cookie::CookiePolicy>>();
+    match policy.and_then(|p| Some((p, p.token(req)?))) {
+        Some((policy, token)) => {
+            policy
+                .check(req.headers())
+                .map_err(|_| ApiError::CrossSiteRequest)?;
+            Ok(token)
+        }
+        None => Err(ApiError::MissingCredentials),
+    }
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<JwtVerifier>>().cloned();
-        let token = bearer_token(req);
+        let token = user_token(req);
         Box::pin(async move {
             let verifier = verifier.ok_or(ApiError::Internal("JWT verifier not configured"))?;
             let principal = verifier.verify(&token?).await;

@@ -208,7 +208,10 @@ impl FromRequest for Caller {
             .app_data::<web::Data<Option<ServiceVerifier>>>()
             .cloned();
         let key = api_key(req);
-        let token = bearer_token(req);
+        let bearer = req
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION);
+        let token = super::user_token(req);
         Box::pin(async move {
             let services = services.as_ref().and_then(|s| s.as_ref().as_ref());
             if let (Some(key), Some(services)) = (key, services) {
@@ -220,7 +223,8 @@ impl FromRequest for Caller {
                 Ok(p) => return Ok(Caller::User(p)),
                 Err(e) => e,
             };
-            if let Some(services) = services {
+            // Service tokens come only in the Authorization header, never from a cookie.
+            if let (true, Some(services)) = (bearer, services) {
                 if let Ok(s) = services.verify_jwt(&token).await {
                     return Ok(Caller::Service(s));
                 }

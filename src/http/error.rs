@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 503 `jwks_unavailable`: the identity provider's keys cannot be fetched.
     #[error("JWKS unavailable")]
     JwksUnavailable,
+    /// 403 `cross_site_request`: cookie credentials from a foreign site.
+    #[error("cross-site request")]
+    CrossSiteRequest,
     /// 503 `shutting_down`: this instance is draining (readiness only).
     #[error("shutting down")]
     ShuttingDown,
@@ -104,6 +107,8 @@ pub enum ProblemCode {
     InvalidToken,
     /// 403
     InsufficientScope,
+    /// 403
+    CrossSiteRequest,
     /// 422
     NoSubmission,
     /// 404
@@ -182,6 +187,7 @@ impl ApiError {
             ApiError::JwksUnavailable => "jwks_unavailable",
             ApiError::InsufficientScope(_) => "insufficient_scope",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::CrossSiteRequest => "cross_site_request",
             ApiError::ArgosUnavailable => "argos_unavailable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
@@ -210,6 +216,7 @@ impl ApiError {
             ApiError::JwksUnavailable => "Identity provider unavailable",
             ApiError::InsufficientScope(_) => "Insufficient scope",
             ApiError::ShuttingDown => "Shutting down",
+            ApiError::CrossSiteRequest => "Cross-site request",
             ApiError::ArgosUnavailable => "ARGOS unavailable",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::BadRequest(_) => "Bad request",
@@ -260,6 +267,10 @@ impl ApiError {
                 format!("This credential lacks the scope `{scope}`.")
             }
             ApiError::ShuttingDown => "This instance is shutting down.".into(),
+            ApiError::CrossSiteRequest => {
+                "Cookie credentials are accepted only from this site and the allowed origins."
+                    .into()
+            }
             ApiError::ArgosUnavailable => {
                 "ARGOS could not be asked for the user's submission. Retry shortly.".into()
             }
@@ -389,7 +400,7 @@ impl ResponseError for ApiError {
             ApiError::JwksUnavailable | ApiError::ArgosUnavailable | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            ApiError::InsufficientScope(_) | ApiError::CrossSiteRequest => StatusCode::FORBIDDEN,
             ApiError::LinkNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::LinkUsed | ApiError::LinkExpired | ApiError::LinkRevoked => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -509,6 +520,7 @@ mod tests {
             ApiError::MissingCredentials,
             ApiError::InvalidToken("x"),
             ApiError::InsufficientScope("s"),
+            ApiError::CrossSiteRequest,
             ApiError::NoSubmission,
             ApiError::LinkNotFound,
             ApiError::LinkUsed,

@@ -15,11 +15,14 @@
 //! | `POST /v1/webhooks/argos/{path_secret}` | path secret + source IP | `200` after recording |
 //! | `GET /healthz`, `GET /readyz` | none | liveness, store readiness |
 
+use actix_cors::Cors;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::{web, HttpResponse};
 use ipnet::IpNet;
 
 use super::webhooks::WebhookReceiver;
 use super::{api, open, service_api, webhooks, ApiError};
+use crate::config::CorsSettings;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
 use crate::links::LinkService;
@@ -52,72 +55,113 @@ pub struct AppState {
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Registers the public routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/links")
-            .route(web::post().to(api::create_link))
-            .default_service(allow("POST")),
-    )
-    .service(
-        web::resource("/v1/links/{id}")
-            .route(web::get().to(api::link_status))
-            .route(web::head().to(api::link_status))
-            .route(web::delete().to(api::revoke_link))
-            .default_service(allow("GET, HEAD, DELETE")),
-    )
-    .service(
-        // No HEAD: a HEAD must not mint and open a link.
-        web::resource("/v1/face-auth/start")
-            .route(web::get().to(api::start))
-            .default_service(allow("GET")),
-    )
-    .service(
-        web::resource("/l/{id}")
-            .route(web::get().to(open::get))
-            .route(web::post().to(open::post))
-            .route(web::head().to(open::head))
-            .route(web::method(actix_web::http::Method::OPTIONS).to(open::options))
-            .default_service(allow(open::ALLOW)),
-    )
-    .service(
-        web::resource("/v1/users/{user_id}/links")
-            .route(web::post().to(service_api::mint_for_user))
-            .default_service(allow("POST")),
-    )
-    .service(
-        web::resource("/v1/users/{user_id}/submission")
-            .route(web::put().to(service_api::put_submission))
-            .default_service(allow("PUT")),
-    )
-    .service(
-        web::resource("/v1/users/{user_id}/step-up")
-            .route(web::get().to(service_api::step_up))
-            .route(web::head().to(service_api::step_up))
-            .default_service(allow("GET, HEAD")),
-    )
-    .service(
-        web::resource("/v1/webhooks/argos/{path_secret}")
-            .route(web::post().to(webhooks::receive))
-            .default_service(web::to(not_found)),
-    )
-    .service(
-        web::resource("/openapi.json")
-            .route(web::get().to(super::openapi::handler))
-            .default_service(allow("GET")),
-    )
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(healthz))
-            .route(web::head().to(healthz))
-            .default_service(allow("GET, HEAD")),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(readyz))
-            .route(web::head().to(readyz))
-            .default_service(allow("GET, HEAD")),
-    );
+/// CORS for `/v1/*` (Fetch standard, via actix-cors): exact allowed origins, credentials only
+/// when configured, and only the headers a client needs exposed. `/l/*` is a navigation target
+/// and gets no CORS.
+fn cors(settings: &CorsSettings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(Some(settings.max_age_secs as usize));
+    for origin in &settings.allowed_origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin().send_wildcard()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    if settings.allow_credentials {
+        cors = cors.supports_credentials();
+    }
+    cors
+}
+
+/// Registers the public routes; `/v1/*` behind CORS from `settings`.
+pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.service(
+            web::scope("/v1")
+                .wrap(cors(&settings))
+                .service(
+                    web::resource("/links")
+                        .route(web::post().to(api::create_link))
+                        .default_service(allow("POST")),
+                )
+                .service(
+                    web::resource("/links/{id}")
+                        .route(web::get().to(api::link_status))
+                        .route(web::head().to(api::link_status))
+                        .route(web::delete().to(api::revoke_link))
+                        .default_service(allow("GET, HEAD, DELETE")),
+                )
+                .service(
+                    // No HEAD: a HEAD must not mint and open a link.
+                    web::resource("/face-auth/start")
+                        .route(web::get().to(api::start))
+                        .default_service(allow("GET")),
+                )
+                .service(
+                    web::resource("/users/{user_id}/links")
+                        .route(web::post().to(service_api::mint_for_user))
+                        .default_service(allow("POST")),
+                )
+                .service(
+                    web::resource("/users/{user_id}/submission")
+                        .route(web::put().to(service_api::put_submission))
+                        .default_service(allow("PUT")),
+                )
+                .service(
+                    web::resource("/users/{user_id}/step-up")
+                        .route(web::get().to(service_api::step_up))
+                        .route(web::head().to(service_api::step_up))
+                        .default_service(allow("GET, HEAD")),
+                )
+                .service(
+                    web::resource("/webhooks/argos/{path_secret}")
+                        .route(web::post().to(webhooks::receive))
+                        .default_service(web::to(not_found)),
+                )
+                .default_service(web::to(not_found)),
+        )
+        .service(
+            web::resource("/l/{id}")
+                .route(web::get().to(open::get))
+                .route(web::post().to(open::post))
+                .route(web::head().to(open::head))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(open::options))
+                .default_service(allow(open::ALLOW)),
+        )
+        .service(
+            web::resource("/openapi.json")
+                .route(web::get().to(super::openapi::handler))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(healthz))
+                .route(web::head().to(healthz))
+                .default_service(allow("GET, HEAD")),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(readyz))
+                .route(web::head().to(readyz))
+                .default_service(allow("GET, HEAD")),
+        );
+    }
 }
 
 /// A resource's fallback: `405 method_not_allowed` with `Allow: <methods>`.

@@ -228,7 +228,9 @@ mod expiry_code {
         match String::deserialize(d)?.as_str() {
             "c" | "count" => Ok(Expiry::Count),
             "t" | "time" => Ok(Expiry::Time),
-            other => Err(serde::de::Error::custom(format!("unknown expiry `{other}`"))),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown expiry `{other}`"
+            ))),
         }
     }
 }

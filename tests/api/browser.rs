@@ -147,8 +147,22 @@ async fn demo_flow_and_confirm_step_in_headless_chromium() {
     assert_eq!(token.len(), 36, "{token}");
     assert_eq!(text_of(&c, "#pid").await, "demo-project");
 
-    // Back, then the same link again: the "already used" page.
+    // Back on the app page, it polls the link's status: used.
     c.back().await.unwrap();
+    c.goto(&format!("{base}/demo")).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let status = text_of(&c, "#status").await;
+        if status.contains("used") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "status: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The same link again: the "already used" page.
     c.goto(&format!("{base}/l/{token}")).await.unwrap();
     let heading = text_of(&c, "h1").await;
     assert!(heading.contains("already been used"), "{heading}");

@@ -8,6 +8,7 @@ mod confirm;
 mod crypto_vectors;
 mod deploy;
 mod failover;
+mod frontend;
 mod helpers;
 mod idempotency;
 mod input_limits;
