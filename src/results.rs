@@ -164,6 +164,11 @@ impl Results {
                         );
                         Ok(Accepted::Ignored)
                     }
+                    Err(crate::argos::client::ArgosError::Refused(status)) => {
+                        tracing::warn!(status, "ARGOS refused to confirm an approved webhook");
+                        Ok(Accepted::Ignored)
+                    }
+                    // ARGOS unreachable: 503, so ARGOS delivers the webhook again later.
                     Err(e) => Err(StoreError::Unavailable(format!("ARGOS: {e}"))),
                 }
             }

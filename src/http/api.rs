@@ -207,9 +207,10 @@ pub(crate) fn created_response(
                     ("RateLimit-Policy" = String), ("RateLimit" = String))),
         (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`no_submission`, `field_too_long` or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`cross_site_request`: cookie credentials from another site", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("cookie" = [])))]
 pub async fn create_link(
     req: HttpRequest,
     principal: Principal,
@@ -276,7 +277,7 @@ fn link_id(path: &str) -> Result<LinkId, ApiError> {
 #[utoipa::path(get, path = "/v1/links/{id}", tag = "links",
     params(("id" = String, Path, description = "Link id")),
     responses((status = 200, description = "Status", body = crate::links::LinkStatus), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
-    security(("bearer" = []), ("service_bearer" = []), ("api_key" = [])))]
+    security(("bearer" = []), ("cookie" = []), ("service_bearer" = []), ("api_key" = [])))]
 pub async fn link_status(
     caller: Caller,
     path: web::Path<String>,
@@ -297,7 +298,7 @@ pub async fn link_status(
 #[utoipa::path(delete, path = "/v1/links/{id}", tag = "links",
     params(("id" = String, Path, description = "Link id")),
     responses((status = 204, description = "Revoked (a used or expired link keeps its state)"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("cookie" = [])))]
 pub async fn revoke_link(
     principal: Principal,
     path: web::Path<String>,
@@ -316,7 +317,7 @@ pub async fn revoke_link(
 #[utoipa::path(get, path = "/v1/face-auth/start", tag = "links",
     responses((status = 302, description = "To the FaceAuth URL (a secret)", headers(("Location" = String))),
         (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`no_submission` or `field_too_long`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("cookie" = [])))]
 pub async fn start(
     principal: Principal,
     state: web::Data<AppState>,

@@ -36,6 +36,14 @@ impl Modify for Security {
             ),
         );
         components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "session",
+                "The user's JWT in the cookie named by auth.cookie_name (\"session\" is an example); \
+                 accepted only from this site and cors.allowed_origins, else 403 cross_site_request",
+            ))),
+        );
+        components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Api-Key",

@@ -2,10 +2,10 @@
 //!
 //! | route | auth | answer |
 //! |---|---|---|
-//! | `POST /v1/links` | bearer JWT | `201` `{"id","url","expiry","expires_at","confirm_step"}` |
-//! | `GET /v1/links/{id}` | bearer JWT (owner) | `200` link status |
-//! | `DELETE /v1/links/{id}` | bearer JWT (owner) | `204`; the link then answers `410` |
-//! | `GET /v1/face-auth/start` | bearer JWT | `302` to the FaceAuth URL |
+//! | `POST /v1/links` | user JWT (bearer or cookie) | `201` `{"id","url","expiry","expires_at","confirm_step"}` |
+//! | `GET /v1/links/{id}` | user JWT (owner) or service | `200` link status |
+//! | `DELETE /v1/links/{id}` | user JWT (owner) | `204`; the link then answers `410` |
+//! | `GET /v1/face-auth/start` | user JWT (bearer or cookie) | `302` to the FaceAuth URL |
 //! | `GET /l/{id}` | the id itself | `302` to FaceAuth, the confirm page, or `404`/`410` |
 //! | `POST /l/{id}` | the id itself | `303` to FaceAuth (the confirm page's button) |
 //! | `HEAD`, `OPTIONS /l/{id}` | none | consume nothing, never a `Location` |

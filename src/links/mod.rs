@@ -41,7 +41,7 @@ use std::str::FromStr;
 pub struct LinkId(uuid::Uuid);
 
 impl LinkId {
-    /// A fresh random id (OS randomness, 122 random bits).
+    /// A fresh random id: 122 random bits from a CSPRNG seeded by the OS (uuid `fast-rng`).
     pub fn random() -> Self {
         LinkId(uuid::Uuid::new_v4())
     }
