@@ -49,7 +49,8 @@ proptest! {
 
     #[test]
     fn every_cipher_round_trips_and_openssl_agrees(
-        plain in proptest::collection::vec(any::<u8>(), 0..300), key in "[ -~]{1,64}",
+        // Keys of only white space are refused by design (`CryptoError::EmptyKey`).
+        plain in proptest::collection::vec(any::<u8>(), 0..300), key in "[!-~][ -~]{0,63}",
     ) {
         for mode in [Encryption::Aes256Ecb, Encryption::Aes256Cbc, Encryption::Aes256Gcm] {
             let c = QueryCipher::new(mode, &SecretString::from(key.clone())).unwrap();
