@@ -16,7 +16,11 @@
 //! | `GET /healthz`, `GET /readyz` | none | liveness, store readiness |
 
 use actix_cors::Cors;
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderName};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::ResponseError;
 use actix_web::{web, HttpResponse};
 use ipnet::IpNet;
 
@@ -89,12 +93,33 @@ fn cors(settings: &CorsSettings) -> Cors {
     cors
 }
 
+/// actix-cors answers a refused preflight with a plain-text 400; give it a problem body like
+/// every other error (the gateway's own 400s already have one and pass unchanged).
+fn as_problem<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(super::PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, _) = res.into_parts();
+    let problem = ApiError::BadRequest(
+        "CORS request refused: this origin, method or header is not allowed".into(),
+    )
+    .error_response();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, problem).map_into_right_body(),
+    ))
+}
+
 /// Registers the public routes; `/v1/*` behind CORS from `settings`.
 pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.service(
             web::scope("/v1")
                 .wrap(cors(&settings))
+                .wrap(ErrorHandlers::new().handler(StatusCode::BAD_REQUEST, as_problem))
                 .service(
                     web::resource("/links")
                         .route(web::post().to(api::create_link))

@@ -186,6 +186,14 @@ async fn cors_allowed_and_refused_origins() {
                 .get("access-control-allow-methods")
                 .is_none()
     );
+    // The refusal is a problem body like every other error.
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let p: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(p["code"], "bad_request");
     // /l/* is a navigation target: no CORS at all.
     let id = app.mint_id(&jwt).await;
     let r = app
