@@ -597,6 +597,12 @@ impl Settings {
         for (i, origin) in self.cors.allowed_origins.iter().enumerate() {
             let key = format!("cors.allowed_origins[{i}]");
             if origin == "*" {
+                if self.cors.allowed_origins.len() > 1 {
+                    return Err(ConfigError::new(
+                        key,
+                        "\"*\" must be the only entry (any origin), not mixed with named origins",
+                    ));
+                }
                 if self.cors.allow_credentials {
                     return Err(ConfigError::new(
                         key,

@@ -50,10 +50,14 @@ impl CookiePolicy {
     /// Errors: [`CrossSite`] for a cross-site (or same-site but foreign-origin) request whose
     /// initiating origin is unknown or not allowed.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), CrossSite> {
+        // `Origin: null` (sandboxed frames, cross-origin redirects, data: pages) is an opaque
+        // origin: never trusted, whatever else the request says.
+        if headers.get(ORIGIN).is_some_and(|v| v.as_bytes() == b"null") {
+            return Err(CrossSite);
+        }
         let initiator = headers
             .get(ORIGIN)
             .and_then(|v| v.to_str().ok())
-            .filter(|o| *o != "null")
             .map(str::to_string)
             .or_else(|| {
                 headers
@@ -156,6 +160,15 @@ mod tests {
             p.check(&headers(&[
                 ("sec-fetch-site", "cross-site"),
                 ("origin", "null")
+            ])),
+            Err(CrossSite)
+        );
+        assert_eq!(p.check(&headers(&[("origin", "null")])), Err(CrossSite));
+        assert_eq!(
+            p.check(&headers(&[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "null"),
+                ("referer", "https://app.example/p")
             ])),
             Err(CrossSite)
         );

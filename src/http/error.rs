@@ -232,7 +232,9 @@ impl ApiError {
     pub fn detail(&self) -> String {
         match self {
             ApiError::MissingCredentials => {
-                "Send `Authorization: Bearer <JWT>` from your identity provider.".into()
+                "Send `Authorization: Bearer <JWT>` from your identity provider (browsers: the \
+                 configured session cookie)."
+                    .into()
             }
             ApiError::InvalidToken(reason) => format!("The bearer token was rejected: {reason}."),
             ApiError::NoSubmission => {

@@ -238,4 +238,6 @@ fn wildcard_origins_are_refused_with_credentials() {
     assert_eq!(s.validate().unwrap_err().key, "cors.allowed_origins[0]");
     s.cors.allowed_origins = vec!["*".into()];
     assert!(s.validate().is_ok());
+    s.cors.allowed_origins = vec!["https://app.example".into(), "*".into()];
+    assert_eq!(s.validate().unwrap_err().key, "cors.allowed_origins[1]");
 }
