@@ -298,6 +298,26 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Runs a script with the store's timeout, latency and error metrics under `op`.
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(op, self.timeout, invocation.invoke_async(&mut conn)).await
+    }
+
+    /// Runs a command with the store's timeout, latency and error metrics under `op`.
+    async fn command<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(op, self.timeout, cmd.query_async(&mut conn)).await
+    }
+
     fn prefixed(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -378,19 +398,17 @@ impl LinkStore for RedisStore {
     ) -> Result<LinkRecord, StoreError> {
         let template = serde_json::to_string(&link.issued_record(policy, 0))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut conn = self.conn.clone();
-        let stored: Option<String> = bounded(
-            "create",
-            self.timeout,
-            self.create
-                .key(self.key(id))
-                .arg(template)
-                .arg(policy.unopened_ttl_ms)
-                .arg(policy.retention_ms)
-                .arg(if open_now { "1" } else { "0" })
-                .invoke_async(&mut conn),
-        )
-        .await?;
+        let stored: Option<String> = self
+            .script(
+                "create",
+                self.create
+                    .key(self.key(id))
+                    .arg(template)
+                    .arg(policy.unopened_ttl_ms)
+                    .arg(policy.retention_ms)
+                    .arg(if open_now { "1" } else { "0" }),
+            )
+            .await?;
         match stored {
             Some(json) => decode(&json),
             None => Err(StoreError::Conflict),
@@ -403,17 +421,15 @@ impl LinkStore for RedisStore {
         retention_ms: u64,
         confirmed: bool,
     ) -> Result<OpenResult, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = bounded(
-            "open",
-            self.timeout,
-            self.open
-                .key(self.key(id))
-                .arg(retention_ms)
-                .arg(if confirmed { "1" } else { "0" })
-                .invoke_async(&mut conn),
-        )
-        .await?;
+        let reply: Vec<String> = self
+            .script(
+                "open",
+                self.open
+                    .key(self.key(id))
+                    .arg(retention_ms)
+                    .arg(if confirmed { "1" } else { "0" }),
+            )
+            .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => match reply.get(1) {
                 Some(json) => Ok(OpenResult::Opened(Box::new(decode(json)?))),
@@ -435,18 +451,16 @@ impl LinkStore for RedisStore {
         only_unopened: bool,
         retention_ms: u64,
     ) -> Result<RevokeResult, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: String = bounded(
-            "revoke",
-            self.timeout,
-            self.revoke
-                .key(self.key(id))
-                .arg(owner.unwrap_or(""))
-                .arg(if only_unopened { "1" } else { "0" })
-                .arg(retention_ms)
-                .invoke_async(&mut conn),
-        )
-        .await?;
+        let reply: String = self
+            .script(
+                "revoke",
+                self.revoke
+                    .key(self.key(id))
+                    .arg(owner.unwrap_or(""))
+                    .arg(if only_unopened { "1" } else { "0" })
+                    .arg(retention_ms),
+            )
+            .await?;
         match reply.as_str() {
             "revoked" => Ok(RevokeResult::Revoked),
             "unchanged" => Ok(RevokeResult::Unchanged),
@@ -460,29 +474,21 @@ impl LinkStore for RedisStore {
         id: &LinkId,
         result: &LinkResult,
     ) -> Result<Option<LinkRecord>, StoreError> {
-        let mut conn = self.conn.clone();
-        let stored: Option<String> = bounded(
-            "set_result",
-            self.timeout,
-            self.set_result
-                .key(self.key(id))
-                .arg(&result.result)
-                .arg(&result.auth_id)
-                .arg(result.verified_at_ms)
-                .invoke_async(&mut conn),
-        )
-        .await?;
+        let stored: Option<String> = self
+            .script(
+                "set_result",
+                self.set_result
+                    .key(self.key(id))
+                    .arg(&result.result)
+                    .arg(&result.auth_id)
+                    .arg(result.verified_at_ms),
+            )
+            .await?;
         stored.map(|json| decode(&json)).transpose()
     }
 
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = bounded(
-            "get",
-            self.timeout,
-            self.get.key(self.key(id)).invoke_async(&mut conn),
-        )
-        .await?;
+        let reply: Vec<String> = self.script("get", &self.get.key(self.key(id))).await?;
         let now_ms = reply
             .first()
             .and_then(|n| n.parse::<i64>().ok())
@@ -497,13 +503,7 @@ impl LinkStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let pong: String = bounded(
-            "ping",
-            self.timeout,
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await?;
+        let pong: String = self.command("ping", &redis::cmd("PING")).await?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -515,16 +515,12 @@ impl LinkStore for RedisStore {
 #[async_trait]
 impl KvStore for RedisStore {
     async fn incr_window(&self, key: &str, window_ms: u64) -> Result<WindowCount, StoreError> {
-        let mut conn = self.conn.clone();
-        let (count, reset_ms): (u64, i64) = bounded(
-            "incr_window",
-            self.timeout,
-            self.incr_window
-                .key(self.prefixed(key))
-                .arg(window_ms)
-                .invoke_async(&mut conn),
-        )
-        .await?;
+        let (count, reset_ms): (u64, i64) = self
+            .script(
+                "incr_window",
+                self.incr_window.key(self.prefixed(key)).arg(window_ms),
+            )
+            .await?;
         Ok(WindowCount {
             count,
             reset_ms: reset_ms.max(0) as u64,
@@ -537,57 +533,40 @@ impl KvStore for RedisStore {
         value: &str,
         ttl_ms: u64,
     ) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
+        self.script(
             "put_if_absent",
-            self.timeout,
             self.put_if_absent
                 .key(self.prefixed(key))
                 .arg(value)
-                .arg(ttl_ms)
-                .invoke_async(&mut conn),
+                .arg(ttl_ms),
         )
         .await
     }
 
     async fn read(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
-            "read",
-            self.timeout,
-            redis::cmd("GET")
-                .arg(self.prefixed(key))
-                .query_async(&mut conn),
-        )
-        .await
+        self.command("read", redis::cmd("GET").arg(self.prefixed(key)))
+            .await
     }
 
     async fn put(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
+        self.command(
             "put",
-            self.timeout,
             redis::cmd("SET")
                 .arg(self.prefixed(key))
                 .arg(value)
                 .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut conn),
+                .arg(ttl_ms),
         )
         .await
     }
 
     async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
-        let deleted: i64 = bounded(
-            "delete_if_equals",
-            self.timeout,
-            self.delete_if_equals
-                .key(self.prefixed(key))
-                .arg(value)
-                .invoke_async(&mut conn),
-        )
-        .await?;
+        let deleted: i64 = self
+            .script(
+                "delete_if_equals",
+                self.delete_if_equals.key(self.prefixed(key)).arg(value),
+            )
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -597,30 +576,17 @@ impl KvStore for RedisStore {
         value: &str,
         ttl_ms: u64,
     ) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
+        self.script(
             "swap",
-            self.timeout,
-            self.swap
-                .key(self.prefixed(key))
-                .arg(value)
-                .arg(ttl_ms)
-                .invoke_async(&mut conn),
+            self.swap.key(self.prefixed(key)).arg(value).arg(ttl_ms),
         )
         .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
-            "delete",
-            self.timeout,
-            redis::cmd("DEL")
-                .arg(self.prefixed(key))
-                .query_async::<i64>(&mut conn),
-        )
-        .await
-        .map(|_| ())
+        self.command::<i64>("delete", redis::cmd("DEL").arg(self.prefixed(key)))
+            .await
+            .map(|_| ())
     }
 
     async fn schedule(
@@ -630,43 +596,27 @@ impl KvStore for RedisStore {
         delay_ms: u64,
         ttl_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
+        self.script::<i64>(
             "schedule",
-            self.timeout,
             self.schedule
                 .key(self.prefixed(queue))
                 .arg(member)
                 .arg(delay_ms)
-                .arg(ttl_ms)
-                .invoke_async::<i64>(&mut conn),
+                .arg(ttl_ms),
         )
         .await
         .map(|_| ())
     }
 
     async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
-            "due",
-            self.timeout,
-            self.due
-                .key(self.prefixed(queue))
-                .arg(limit)
-                .invoke_async(&mut conn),
-        )
-        .await
+        self.script("due", self.due.key(self.prefixed(queue)).arg(limit))
+            .await
     }
 
     async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        bounded(
+        self.command::<i64>(
             "unschedule",
-            self.timeout,
-            redis::cmd("ZREM")
-                .arg(self.prefixed(queue))
-                .arg(member)
-                .query_async::<i64>(&mut conn),
+            redis::cmd("ZREM").arg(self.prefixed(queue)).arg(member),
         )
         .await
         .map(|_| ())
