@@ -114,7 +114,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 fn startup_exit_code(e: &StartupError) -> u8 {
     match e {
         StartupError::Config(_) => 2,
-        StartupError::Store(_) | StartupError::Io(_) => 1,
+        StartupError::Store(_) | StartupError::StoreWait { .. } | StartupError::Io(_) => 1,
     }
 }
 

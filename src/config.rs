@@ -347,6 +347,9 @@ pub struct StoreSettings {
     pub key_prefix: String,
     /// Bound for every Redis command, milliseconds.
     pub timeout_ms: u64,
+    /// How long `serve` waits at start-up for the store to answer, retrying with backoff,
+    /// seconds (`0`: one attempt). `check-config` never waits.
+    pub startup_wait_secs: u64,
 }
 
 /// `[argos]`
@@ -672,6 +675,12 @@ impl Settings {
             return Err(ConfigError::new(
                 "store.timeout_ms",
                 "must be between 1 and 60000",
+            ));
+        }
+        if self.store.startup_wait_secs > 3_600 {
+            return Err(ConfigError::new(
+                "store.startup_wait_secs",
+                "must be between 0 and 3600",
             ));
         }
         match &self.argos.project_id {

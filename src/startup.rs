@@ -43,6 +43,16 @@ pub enum StartupError {
     /// The link store did not answer at start-up.
     #[error("store (store.redis_url / sentinel_nodes / cluster_nodes): {0}")]
     Store(#[from] StoreError),
+    /// The store did not answer within `store.startup_wait_secs`.
+    #[error(
+        "store.startup_wait_secs: the store did not answer within {secs} s (last error: {last})"
+    )]
+    StoreWait {
+        /// The bound, seconds.
+        secs: u64,
+        /// The last attempt's error.
+        last: StoreError,
+    },
     /// Binding the listener failed.
     #[error("server.bind / server.metrics_bind: cannot listen: {0}")]
     Io(#[from] std::io::Error),
@@ -70,13 +80,121 @@ pub struct Components {
     pub webhooks: WebhookReceiver,
 }
 
+/// What the store connection is waiting for at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreWait {
+    /// One attempt (`check-config`, `store.startup_wait_secs = 0`).
+    Once,
+    /// Retry with backoff for up to this long (`serve`).
+    UpTo(Duration),
+}
+
+/// First delay between connection attempts; doubles up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Longest delay between connection attempts.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// The Redis topology `[store]` names.
+fn redis_target(store: &crate::config::StoreSettings) -> RedisTarget {
+    let url = store
+        .redis_url
+        .as_ref()
+        .map(|u| u.expose_secret().to_string())
+        .unwrap_or_default();
+    match store.redis_mode {
+        RedisMode::Standalone => RedisTarget::Standalone(url),
+        RedisMode::Sentinel => RedisTarget::Sentinel {
+            master: store.sentinel_master.clone(),
+            sentinels: store.sentinel_nodes.clone(),
+            node_url: url,
+        },
+        RedisMode::Cluster => RedisTarget::Cluster(store.cluster_nodes.clone()),
+    }
+}
+
+/// Connects the configured store. With [`StoreWait::UpTo`], an unreachable store
+/// ([`StoreError::Unavailable`]: refused, timed out, no master known yet, still loading) is
+/// retried with backoff and each attempt logged; a store that answers but is unsuitable
+/// ([`StoreError::Unsupported`]: too old, scripts refused) fails at once.
+///
+/// `on_wait` runs once, before the first wait (`serve` starts its [`Standby`] there).
+///
+/// Errors: [`StartupError::Store`] (one attempt, or unsuitable), [`StartupError::StoreWait`]
+/// when the bound passed.
+pub async fn open_store(
+    settings: &Settings,
+    wait: StoreWait,
+    mut on_wait: impl FnMut(),
+) -> Result<Arc<dyn Store>, StartupError> {
+    if settings.store.backend == StoreBackend::Memory {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let target = redis_target(&settings.store);
+    let timeout = Duration::from_millis(settings.store.timeout_ms);
+    let started = std::time::Instant::now();
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let error = match RedisStore::connect_to(&target, &settings.store.key_prefix, timeout).await
+        {
+            Ok(store) => {
+                if attempt > 1 {
+                    tracing::info!(
+                        attempt,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "store ready"
+                    );
+                }
+                return Ok(Arc::new(store));
+            }
+            Err(e @ StoreError::Unavailable(_)) => e,
+            Err(e) => return Err(e.into()),
+        };
+        let bound = match wait {
+            StoreWait::UpTo(bound) if started.elapsed() < bound => bound,
+            StoreWait::UpTo(bound) => {
+                return Err(StartupError::StoreWait {
+                    secs: bound.as_secs(),
+                    last: error,
+                })
+            }
+            StoreWait::Once => return Err(error.into()),
+        };
+        // StoreError messages carry error kinds and codes only, never a URL or password.
+        tracing::warn!(
+            attempt,
+            error = %error,
+            retry_in_ms = delay.as_millis() as u64,
+            waited_ms = started.elapsed().as_millis() as u64,
+            bound_secs = bound.as_secs(),
+            "store not ready at start-up; retrying (store.startup_wait_secs)"
+        );
+        if attempt == 1 {
+            on_wait();
+        }
+        // The last attempt starts at the bound at the latest.
+        tokio::time::sleep(delay.min(bound.saturating_sub(started.elapsed()))).await;
+        delay = (delay * 2).min(MAX_RETRY_DELAY);
+    }
+}
+
 impl Components {
-    /// Validates `settings` and builds every component; connects to Redis when configured.
+    /// Validates `settings`, connects the store once (no waiting: `check-config`) and builds
+    /// every component.
     ///
     /// Errors: [`StartupError::Config`] naming the key, [`StartupError::Store`] if Redis does
-    /// not answer within `store.timeout_ms`.
+    /// not answer within `store.timeout_ms` or is unsuitable.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         settings.validate()?;
+        let store = open_store(settings, StoreWait::Once, || {}).await?;
+        Self::with_store(settings, store)
+    }
+
+    /// Builds every component on an already connected `store`. `settings` must be validated.
+    ///
+    /// Errors: [`StartupError::Config`] naming the key.
+    pub fn with_store(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
         let mut verifier = JwtVerifier::from_settings(&settings.auth)?;
         verifier.refuse_audience(&settings.auth.service.audience);
         let services = ServiceVerifier::from_settings(&settings.auth)?;
@@ -104,36 +222,6 @@ impl Components {
             cipher,
             settings.argos.plaintext,
         );
-        let store: Arc<dyn Store> = match settings.store.backend {
-            StoreBackend::Memory => Arc::new(MemoryStore::new()),
-            StoreBackend::Redis => {
-                let url = settings
-                    .store
-                    .redis_url
-                    .as_ref()
-                    .map(|u| u.expose_secret().to_string())
-                    .unwrap_or_default();
-                let target = match settings.store.redis_mode {
-                    RedisMode::Standalone => RedisTarget::Standalone(url),
-                    RedisMode::Sentinel => RedisTarget::Sentinel {
-                        master: settings.store.sentinel_master.clone(),
-                        sentinels: settings.store.sentinel_nodes.clone(),
-                        node_url: url,
-                    },
-                    RedisMode::Cluster => {
-                        RedisTarget::Cluster(settings.store.cluster_nodes.clone())
-                    }
-                };
-                Arc::new(
-                    RedisStore::connect_to(
-                        &target,
-                        &settings.store.key_prefix,
-                        Duration::from_millis(settings.store.timeout_ms),
-                    )
-                    .await?,
-                )
-            }
-        };
         let options = LinkOptions {
             confirm_step: settings.links.confirm_step,
             single_active: settings.links.single_active,
@@ -174,6 +262,66 @@ impl Components {
             verifier,
         })
     }
+}
+
+/// While `serve` waits for its store, a minimal server on the same socket answers `/healthz`
+/// (`200`) and everything else, `/readyz` included, `503 store_unavailable`, so orchestrators
+/// see a live, not-ready process. It shares the listening socket (a duplicate descriptor):
+/// connections that arrive while it hands over wait in the backlog for the real server.
+struct Standby(actix_web::dev::ServerHandle);
+
+impl Standby {
+    fn start(listener: &TcpListener) -> std::io::Result<Standby> {
+        let server = HttpServer::new(|| {
+            App::new()
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((header::CACHE_CONTROL, "no-store"))
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                )
+                .route("/healthz", web::get().to(routes::healthz))
+                .route("/healthz", web::head().to(routes::healthz))
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::StoreUnavailable(
+                        StoreError::Unavailable("waiting for the store at start-up".into()),
+                    ))
+                }))
+        })
+        .listen(listener.try_clone()?)?
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Standby(handle))
+    }
+
+    async fn stop(self) {
+        self.0.stop(true).await;
+    }
+}
+
+/// Connects the store for `serve`, waiting up to `store.startup_wait_secs`; while it waits,
+/// [`Standby`] answers on `listener`.
+async fn wait_for_store(
+    settings: &Settings,
+    listener: &TcpListener,
+) -> Result<Arc<dyn Store>, StartupError> {
+    let wait = match settings.store.startup_wait_secs {
+        0 => StoreWait::Once,
+        secs => StoreWait::UpTo(Duration::from_secs(secs)),
+    };
+    let mut standby = None;
+    let store = open_store(settings, wait, || match Standby::start(listener) {
+        Ok(s) => standby = Some(s),
+        Err(e) => tracing::warn!(error = %e, "no health answers while waiting for the store"),
+    })
+    .await;
+    if let Some(standby) = standby {
+        standby.stop().await;
+    }
+    store
 }
 
 /// A bound, ready-to-run gateway.
@@ -258,15 +406,17 @@ where
 }
 
 impl Application {
-    /// Validates, builds and binds `server.bind` (port `0` picks a free port).
+    /// Validates, binds `server.bind` (port `0` picks a free port), waits for the store (up to
+    /// `store.startup_wait_secs`, answering health checks meanwhile) and builds.
     ///
     /// Errors: see [`StartupError`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        // Configuration and the store first: a bad config is reported as such even when the
-        // port is taken.
-        let components = Components::build(&settings).await?;
+        // Configuration first: a bad config is reported as such even when the port is taken
+        // or the store is not there yet.
+        settings.validate()?;
+        Components::with_store(&settings, Arc::new(MemoryStore::new()))?;
         let listener = TcpListener::bind(settings.server.bind)?;
-        Self::assemble(settings, components, listener, None).await
+        Self::build_on(settings, listener, None).await
     }
 
     /// Like [`Application::build`] on an already bound listener; `demo` adds the `/demo*`
@@ -276,7 +426,19 @@ impl Application {
         listener: TcpListener,
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
-        let components = Components::build(&settings).await?;
+        settings.validate()?;
+        Components::with_store(&settings, Arc::new(MemoryStore::new()))?;
+        Self::build_on(settings, listener, demo).await
+    }
+
+    /// Waits for the store (see [`wait_for_store`]), builds the components, serves.
+    async fn build_on(
+        settings: Settings,
+        listener: TcpListener,
+        demo: Option<DemoState>,
+    ) -> Result<Self, StartupError> {
+        let store = wait_for_store(&settings, &listener).await?;
+        let components = Components::with_store(&settings, store)?;
         Self::assemble(settings, components, listener, demo).await
     }
 

@@ -282,18 +282,27 @@ impl RedisStore {
             &self.schedule,
             &self.due,
         ] {
-            let loaded: Result<String, StoreError> = bounded(
-                "check_server",
-                self.timeout,
-                script.prepare_invoke().load_async(&mut conn),
-            )
-            .await;
-            loaded.map_err(|e| {
-                StoreError::Unsupported(format!(
-                    "Redis refused to load the gateway's Lua scripts (SCRIPT LOAD / EVALSHA \
-                     must be allowed): {e}"
-                ))
-            })?;
+            let loaded =
+                tokio::time::timeout(self.timeout, script.prepare_invoke().load_async(&mut conn))
+                    .await;
+            match loaded {
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "SCRIPT LOAD: no answer within {} ms",
+                        self.timeout.as_millis()
+                    )))
+                }
+                // Still loading its data set, failing over, or the connection broke: try again.
+                Ok(Err(e)) if is_transient(&e) => return Err(unavailable(e)),
+                Ok(Err(e)) => {
+                    return Err(StoreError::Unsupported(format!(
+                        "Redis refused to load the gateway's Lua scripts (SCRIPT LOAD / EVALSHA \
+                         must be allowed): {}",
+                        unavailable(e)
+                    )))
+                }
+            }
         }
         Ok(())
     }
@@ -349,6 +358,22 @@ fn collect_from_text(text: &str, out: &mut Vec<String>) {
             .filter_map(|l| l.strip_prefix("redis_version:"))
             .map(|v| v.trim().to_string()),
     );
+}
+
+/// Errors that say "not now" rather than "never": the connection, a timeout, a server still
+/// loading its data or between masters.
+fn is_transient(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::BusyLoadingError
+                | redis::ErrorKind::TryAgain
+                | redis::ErrorKind::ClusterDown
+                | redis::ErrorKind::MasterDown
+        )
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {

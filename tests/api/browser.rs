@@ -73,7 +73,7 @@ async fn browser(driver_port: u16) -> Client {
             .await
         {
             Ok(c) => return c,
-            Err(e) if started.elapsed() < Duration::from_secs(20) => {
+            Err(e) if started.elapsed() < Duration::from_secs(60) => {
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -84,7 +84,7 @@ async fn browser(driver_port: u16) -> Client {
 
 async fn text_of(c: &Client, css: &str) -> String {
     c.wait()
-        .at_most(Duration::from_secs(10))
+        .at_most(Duration::from_secs(30))
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
@@ -101,7 +101,7 @@ async fn wait_for_url(c: &Client, part: &str) -> String {
             return url;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(30),
             "stuck on {url}, wanted {part}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -133,7 +133,7 @@ async fn demo_flow_and_confirm_step_in_headless_chromium() {
     // The SPA pattern: press the button, land on the stand-in FaceAuth form.
     c.goto(&format!("{base}/demo")).await.unwrap();
     c.wait()
-        .at_most(Duration::from_secs(10))
+        .at_most(Duration::from_secs(30))
         .for_element(Locator::Id("go"))
         .await
         .unwrap()
@@ -157,7 +157,7 @@ async fn demo_flow_and_confirm_step_in_headless_chromium() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(30),
             "status: {status}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -36,6 +36,20 @@ fn info_has(port: u16, section: &str, needle: &str) -> bool {
     }
 }
 
+/// The master's port as `SENTINEL get-master-addr-by-name mymaster` names it.
+fn sentinel_master_port(sentinel_port: u16) -> Option<u16> {
+    match redis_cmd(
+        sentinel_port,
+        &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+    )? {
+        redis::Value::Array(v) => match v.get(1)? {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
@@ -80,6 +94,19 @@ async fn sentinel_failover_gives_503_then_recovers_without_double_use() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
+    );
+    // Ready means: the sentinel names the master, the master says it is one, and the
+    // sentinel knows the replica it would promote.
+    wait_until("sentinel names the master", Duration::from_secs(15), || {
+        sentinel_master_port(sentinel_port) == Some(master_port)
+    });
+    wait_until(
+        "master answers ROLE master",
+        Duration::from_secs(15),
+        || {
+            matches!(redis_cmd(master_port, &["ROLE"]),
+            Some(redis::Value::Array(v)) if v.first() == Some(&redis::Value::BulkString(b"master".to_vec())))
+        },
     );
     wait_until("sentinel sees the replica", Duration::from_secs(15), || {
         matches!(redis_cmd(sentinel_port, &["SENTINEL", "REPLICAS", "mymaster"]),

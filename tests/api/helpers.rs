@@ -68,14 +68,17 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        let server = RedisServer { port, child };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let mut server = RedisServer { port, child };
+        // Ready means it answers PING (not just accepts TCP: it may still be loading).
+        let url = server.url();
+        let ready = poll_until(Duration::from_secs(20), || redis_answers(&url));
+        if !ready {
+            let exited = server.child.try_wait().ok().flatten();
+            panic!(
+                "redis-server on port {port} did not answer PING within 20 s (exited: {exited:?})"
+            );
         }
-        panic!("redis-server did not start on port {port}");
+        Some(server)
     }
 
     pub fn url(&self) -> String {
@@ -102,11 +105,40 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn redis_answers(url: &str) -> bool {
+/// Whether the Redis at `url` answers `PING` with `PONG`.
+pub fn redis_answers(url: &str) -> bool {
     redis::Client::open(url)
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
         .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-        .is_ok()
+        .is_ok_and(|pong| pong == "PONG")
+}
+
+/// The status code of `GET path` on 127.0.0.1:`port` (plain HTTP/1.0, blocking), or `None` if
+/// nothing answers. For polling real processes until they are ready.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Polls `ready` every 50 ms until it holds (true) or `within` has passed (false). For
+/// fixtures: wait on a condition, never on a guessed delay.
+pub fn poll_until(within: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if ready() {
+            return true;
+        }
+        if started.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The Redis the suite uses: `REDIS_URL`, else 127.0.0.1:6379, else a private server started
@@ -136,11 +168,8 @@ pub fn redis_url() -> String {
             .spawn()
             .expect("no Redis at REDIS_URL or 127.0.0.1:6379, and no shell to start one");
         let url = format!("redis://127.0.0.1:{port}/0");
-        for _ in 0..100 {
-            if redis_answers(&url) {
-                return url;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if poll_until(Duration::from_secs(20), || redis_answers(&url)) {
+            return url;
         }
         panic!("no Redis at REDIS_URL or 127.0.0.1:6379, and redis-server did not start");
     })

@@ -83,14 +83,12 @@ impl Gateway {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "gateway did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Ready, not merely listening: /readyz answers 200 once the store is connected.
+        assert!(
+            poll_until(Duration::from_secs(30), || http_status(port, "/readyz")
+                == Some(200)),
+            "gateway did not become ready"
+        );
         (Gateway { child, port }, api_key, prefix)
     }
 
@@ -263,8 +261,15 @@ async fn sigterm_drains_readiness_finishes_in_flight_and_exits_zero() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     gw.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let ready = client.get(gw.url("/readyz")).send().await.unwrap();
+    // Poll: the signal is handled asynchronously; "at once" means well inside the drain.
+    let signalled = Instant::now();
+    let ready = loop {
+        let ready = client.get(gw.url("/readyz")).send().await.unwrap();
+        if ready.status() == 503 || signalled.elapsed() > Duration::from_secs(1) {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(ready.status(), 503, "readiness turns 503 at once");
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["code"], "shutting_down");
