@@ -280,6 +280,18 @@ impl Resp {
     }
 }
 
+/// The suite's HTTP client: no redirects followed, and pooled connections dropped after 1 s
+/// idle. The gateway (actix-web) closes idle keep-alive connections after 5 s; a client that
+/// reuses one just as the server closes it gets `IncompleteMessage`, which on a loaded machine
+/// (a test sleeping "2 s" for 5) is a real race. Dropping them well before avoids it.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap()
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -299,10 +311,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
     let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = test_client();
     use secrecy::ExposeSecret;
     TestApp {
         stop,

@@ -131,10 +131,7 @@ impl Gateway {
 #[tokio::test]
 async fn logs_of_a_full_flow_hold_no_secrets() {
     let (gw, api_key, _) = Gateway::start(&[]);
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = test_client();
     let jwt = user_jwt("lena");
     let minted: serde_json::Value = client
         .post(gw.url("/v1/links"))
@@ -241,7 +238,7 @@ async fn sigterm_drains_readiness_finishes_in_flight_and_exits_zero() {
         ("FACEAUTH__SERVER__DRAIN_SECS", "2".into()),
         ("FACEAUTH__SERVER__SHUTDOWN_TIMEOUT_SECS", "10".into()),
     ]);
-    let client = reqwest::Client::new();
+    let client = test_client();
     assert_eq!(
         client.get(gw.url("/readyz")).send().await.unwrap().status(),
         200

@@ -25,7 +25,7 @@ async fn gateway_started_before_its_redis_becomes_ready_once_redis_starts() {
     let building = tokio::spawn(Application::build(settings.clone()));
 
     // Waiting: alive, not ready, nothing served.
-    let client = reqwest::Client::new();
+    let client = test_client();
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let healthz = loop {
@@ -86,10 +86,7 @@ async fn gateway_started_before_its_redis_becomes_ready_once_redis_starts() {
         .as_str()
         .unwrap()
         .to_string();
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let no_redirects = test_client();
     let opened = no_redirects
         .get(format!("{base}/l/{id}"))
         .send()
