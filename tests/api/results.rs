@@ -424,7 +424,7 @@ async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
         "null while unverified"
     );
     assert!(
-        app.keys().await.iter().any(|k| k.contains("pv:")),
+        app.keys().await.iter().any(|k| k.contains("{q:verify}:jobs")),
         "the pending work is in Redis"
     );
 
@@ -483,7 +483,7 @@ async fn webhook_receiver_refuses_wrong_secret_source_and_size() {
         .keys()
         .await
         .iter()
-        .any(|k| k.contains("pv:") || k.contains("wh:")));
+        .any(|k| k.contains("{q:verify}")));
 
     // The documented ARGOS address only (the default): a local sender is refused.
     let strict = env_with(|s| {
