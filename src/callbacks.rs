@@ -200,6 +200,10 @@ impl Callbacks {
     }
 
     async fn deliver(&self, job: &ClaimedJob, now_ms: i64) -> Result<Step, StoreError> {
+        if serde_json::from_str::<serde_json::Value>(&job.body).is_err() {
+            tracing::error!("unreadable callback job");
+            return Ok(Step::Bury("unreadable"));
+        }
         if now_ms.saturating_sub(job.created_ms) > self.max_age_ms as i64 {
             tracing::warn!(
                 attempts = job.tries,
@@ -207,10 +211,6 @@ impl Callbacks {
             );
             count("gave_up");
             return Ok(Step::Bury("max_age"));
-        }
-        if serde_json::from_str::<serde_json::Value>(&job.body).is_err() {
-            tracing::error!("unreadable callback job");
-            return Ok(Step::Bury("unreadable"));
         }
         let signature = sign(
             self.secret.expose_secret().as_bytes(),

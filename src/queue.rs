@@ -184,8 +184,8 @@ impl WorkQueue {
             .store
             .queue_claim(self.name.key(), self.batch, &self.policy)
             .await?;
-        for member in &buried {
-            self.dead_lettered(member, "failures");
+        for (member, reason) in &buried {
+            self.dead_lettered(member, reason);
         }
         for job in &jobs {
             let settle = match self.attempt(handler, job, now_ms).await {

@@ -516,8 +516,9 @@ impl KvStore for MemoryStore {
                 if e.reason.is_empty() {
                     e.reason = "lease_lost".into();
                 }
+                let reason = e.reason.clone();
                 q.bury(m, now);
-                claim.buried.push(m.clone());
+                claim.buried.push((m.clone(), reason));
                 continue;
             }
             e.tries += 1;

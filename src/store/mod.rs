@@ -121,9 +121,10 @@ pub struct Claim {
     pub now_ms: i64,
     /// Leased jobs, oldest due first.
     pub jobs: Vec<ClaimedJob>,
-    /// Jobs moved to the dead-letter set by this claim (their failures reached the limit
-    /// without being settled, e.g. the worker died each time).
-    pub buried: Vec<String>,
+    /// Jobs moved to the dead-letter set by this claim, with the reason: their failures
+    /// reached the limit without being settled (e.g. the worker died each time), or the
+    /// stored entry is unreadable.
+    pub buried: Vec<(String, String)>,
 }
 
 /// How a worker settles a claimed job.

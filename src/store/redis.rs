@@ -175,6 +175,18 @@ local function expire_all(ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
   if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ttl) end
 end
+-- An envelope, or nil if it is unreadable (a poisoned entry must not stop the queue).
+local function envelope(v)
+  local ok, e = pcall(cjson.decode, v)
+  if not ok or type(e) ~= 'table' then return nil end
+  if type(e.b) ~= 'string' then return nil end
+  e.c = tonumber(e.c) or 0
+  e.t = tonumber(e.t) or 0
+  e.f = tonumber(e.f) or 0
+  if type(e.k) ~= 'string' then e.k = '' end
+  if type(e.r) ~= 'string' then e.r = '' end
+  return e
+end
 "#;
 
 /// KEYS[1] due, KEYS[2] jobs, KEYS[3] marker key (or the jobs key when there is none);
@@ -194,8 +206,8 @@ return 1
 "#;
 
 /// ARGV[1] limit, ARGV[2] lease ms, ARGV[3] max failures, ARGV[4] queue ttl, ARGV[5] dead
-/// ttl, ARGV[6] token prefix. Returns {now, n buried, buried..., then per job: member, body,
-/// token, tries, failures, created}.
+/// ttl, ARGV[6] token prefix. Returns {now, n buried, per buried job: member, reason; then per
+/// claimed job: member, body, token, tries, failures, created}.
 const QUEUE_CLAIM_BODY: &str = r#"
 local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[5]), 'LIMIT', 0, 100)
 for _, m in ipairs(old) do
@@ -208,10 +220,16 @@ local jobs = {}
 local lease = tonumber(ARGV[2])
 for i, m in ipairs(due) do
   local v = redis.call('HGET', KEYS[2], m)
+  local e = v and envelope(v)
   if not v then
     redis.call('ZREM', KEYS[1], m)
+  elseif not e then
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZADD', KEYS[3], now, m)
+    redis.call('HSET', KEYS[2], m, cjson.encode({b = '', c = now, t = 0, f = 0, k = '', r = 'unreadable'}))
+    table.insert(buried, m)
+    table.insert(buried, 'unreadable')
   else
-    local e = cjson.decode(v)
     if e.f >= tonumber(ARGV[3]) then
       e.k = ''
       if e.r == '' then e.r = 'lease_lost' end
@@ -219,6 +237,7 @@ for i, m in ipairs(due) do
       redis.call('ZADD', KEYS[3], now, m)
       redis.call('HSET', KEYS[2], m, cjson.encode(e))
       table.insert(buried, m)
+      table.insert(buried, e.r)
     else
       e.t = e.t + 1
       e.f = e.f + 1
@@ -232,7 +251,7 @@ for i, m in ipairs(due) do
   end
 end
 if #due > 0 then expire_all(ARGV[4]) end
-local out = {tostring(now), tostring(#buried)}
+local out = {tostring(now), tostring(#buried / 2)}
 for _, m in ipairs(buried) do table.insert(out, m) end
 for _, x in ipairs(jobs) do table.insert(out, x) end
 return out
@@ -245,8 +264,8 @@ const QUEUE_SETTLE_BODY: &str = r#"
 local m = ARGV[1]
 local v = redis.call('HGET', KEYS[2], m)
 if not v then return 'lost' end
-local e = cjson.decode(v)
-if e.k ~= ARGV[2] then return 'lost' end
+local e = envelope(v)
+if not e or e.k ~= ARGV[2] then return 'lost' end
 local op = ARGV[3]
 if op == 'done' then
   redis.call('HDEL', KEYS[2], m)
@@ -280,9 +299,9 @@ local ms = redis.call('ZRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
 local out = {}
 for i = 1, #ms, 2 do
   local v = redis.call('HGET', KEYS[2], ms[i])
-  local t, r = '0', ''
-  if v then
-    local e = cjson.decode(v)
+  local e = v and envelope(v)
+  local t, r = '0', 'unreadable'
+  if e then
     t = tostring(e.t)
     r = e.r
   end
@@ -296,8 +315,8 @@ const QUEUE_REVIVE_BODY: &str = r#"
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
 redis.call('ZREM', KEYS[3], ARGV[1])
 local v = redis.call('HGET', KEYS[2], ARGV[1])
-if not v then return 0 end
-local e = cjson.decode(v)
+local e = v and envelope(v)
+if not e then return 0 end
 e.f = 0
 e.k = ''
 e.r = ''
@@ -421,7 +440,7 @@ impl RedisStore {
             queue_push: Script::new(&format!("{NOW_LUA}{QUEUE_PUSH_BODY}")),
             queue_claim: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_CLAIM_BODY}")),
             queue_settle: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_SETTLE_BODY}")),
-            queue_dead: Script::new(QUEUE_DEAD_LUA),
+            queue_dead: Script::new(&format!("{QUEUE_EXPIRE_LUA}{QUEUE_DEAD_LUA}")),
             queue_revive: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_REVIVE_BODY}")),
         };
         store.ping().await?;
@@ -927,8 +946,13 @@ impl KvStore for RedisStore {
         let bad = || StoreError::Corrupt("unexpected queue_claim script reply".into());
         let now_ms = store_clock(reply.first())?;
         let n_buried: usize = reply.get(1).and_then(|n| n.parse().ok()).ok_or_else(bad)?;
-        let buried = reply.get(2..2 + n_buried).ok_or_else(bad)?.to_vec();
-        let rest = reply.get(2 + n_buried..).ok_or_else(bad)?;
+        let buried = reply
+            .get(2..2 + 2 * n_buried)
+            .ok_or_else(bad)?
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
+        let rest = reply.get(2 + 2 * n_buried..).ok_or_else(bad)?;
         if !rest.len().is_multiple_of(6) {
             return Err(bad());
         }

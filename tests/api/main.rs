@@ -20,5 +20,6 @@ mod operations;
 mod results;
 mod revocation;
 mod robustness;
+mod skewed_replicas;
 mod store_contract;
 mod store_faults;
