@@ -17,6 +17,7 @@ mod jwt;
 mod limits;
 mod links;
 mod operations;
+mod queue_contract;
 mod results;
 mod revocation;
 mod robustness;
