@@ -248,7 +248,7 @@ impl WorkQueue {
     }
 
     /// Runs `handler` on `job` in its own task (a panic is caught), renewing the lease while
-    /// it works and bounding it by the lease.
+    /// it works, for at most two leases.
     async fn attempt<H: Handler>(&self, handler: &H, job: &ClaimedJob, now_ms: i64) -> Attempt {
         let task = {
             let handler = handler.clone();
@@ -279,9 +279,16 @@ impl WorkQueue {
             }
         };
         let mut task = task;
+        // A job never needs longer than two leases (start-up checks that an ARGOS call fits
+        // in one): past that it hangs, and counts as a failed attempt.
+        let limit = tokio::time::sleep(self.lease() * 2);
         let outcome = tokio::select! {
             joined = &mut task.0 => joined,
             () = renew => return Attempt::LostLease,
+            () = limit => {
+                tracing::warn!(queue = self.name.as_str(), "job took longer than two leases; stopped");
+                return Attempt::Failed("timeout");
+            }
         };
         let worker = self.name.as_str();
         match outcome {

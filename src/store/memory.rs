@@ -225,7 +225,7 @@ impl LinkStore for MemoryStore {
                 record.auth_id.as_deref().unwrap_or(""),
             );
             let new = (result.verified_at_ms, result.auth_id.as_str());
-            if current == new {
+            if current.1 == new.1 {
                 return Ok(Some((ResultWrite::Same, record.clone())));
             }
             if current > new {

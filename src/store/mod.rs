@@ -76,7 +76,8 @@ pub struct WindowCount {
 pub enum ResultWrite {
     /// The result is now the link's (there was none, or an earlier one).
     Applied,
-    /// The link already holds this very FaceAuth (a re-verification): nothing changed.
+    /// The link already holds this very FaceAuth (same `auth_id`, a re-verification):
+    /// nothing changed.
     Same,
     /// The link holds a later FaceAuth: nothing changed.
     Stale,
@@ -231,7 +232,8 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Attaches a pull-verified result to a link, keeping its key expiry, under the ordering
     /// rule: the result with the later (`verified_at`, `auth_id`) wins, so the order of calls
-    /// does not matter. Returns what happened and the record as stored afterwards, or `None`
+    /// does not matter; the first result written for an `auth_id` stays (re-verification
+    /// changes nothing). Returns what happened and the record as stored afterwards, or `None`
     /// if the link no longer exists.
     async fn set_result(
         &self,

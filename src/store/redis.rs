@@ -121,8 +121,8 @@ return 0
 "#;
 
 /// KEYS[1] link key; ARGV[1] result; ARGV[2] auth id; ARGV[3] verified-at ms. Keeps the key's
-/// expiry. The later (verified-at, auth id) wins. Returns {'applied'|'same'|'stale', json} or
-/// nil when there is no link.
+/// expiry. The later (verified-at, auth id) wins; the first verdict on an auth id stays.
+/// Returns {'applied'|'same'|'stale', json} or nil when there is no link.
 const SET_RESULT_LUA: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -133,7 +133,7 @@ local va = tonumber(ARGV[3])
 if r.res then
   local cva = tonumber(r.va) or 0
   local caid = r.aid or ''
-  if cva == va and caid == ARGV[2] then return {'same', v} end
+  if caid == ARGV[2] then return {'same', v} end
   if cva > va or (cva == va and caid > ARGV[2]) then return {'stale', v} end
 end
 r.res = ARGV[1]
