@@ -343,6 +343,9 @@ where
 {
     let name = worker.as_str();
     let m = &crate::metrics::METRICS;
+    // Exported from the start (at 0), so dashboards and alerts see every worker.
+    m.worker_restarts.with_label_values(&[name]);
+    m.dead_lettered.with_label_values(&[name]);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;

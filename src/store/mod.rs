@@ -97,8 +97,9 @@ pub struct QueuePolicy {
     pub dead_ttl_ms: u64,
 }
 
-/// A job leased to this worker by [`KvStore::queue_claim`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A job leased to this worker by [`KvStore::queue_claim`]. `Debug` leaves the body out (a
+/// verification job holds a link id, which is a capability).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClaimedJob {
     /// The job's id in its queue.
     pub member: String,
@@ -113,6 +114,18 @@ pub struct ClaimedJob {
     pub failures: u32,
     /// When the job was queued (or revived), store clock, Unix ms.
     pub created_ms: i64,
+}
+
+impl std::fmt::Debug for ClaimedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedJob")
+            .field("member", &self.member)
+            .field("body", &"[REDACTED]")
+            .field("tries", &self.tries)
+            .field("failures", &self.failures)
+            .field("created_ms", &self.created_ms)
+            .finish()
+    }
 }
 
 /// The answer of one claim.
