@@ -1275,4 +1275,15 @@ async fn settings_that_allow_an_argos_call_longer_than_the_lock_are_refused() {
     s.argos.api_retries = 2;
     let err = faceauth_gateway::Application::build(s).await.err().unwrap();
     assert!(err.to_string().contains("verify.lock_ttl_secs"), "{err}");
+    let mut s = test_settings();
+    s.callbacks.timeout_ms = 60_000;
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("verify.lock_ttl_secs"));
+    // A longer lease makes both acceptable.
+    s.verify.lock_ttl_secs = 120;
+    s.argos.api_timeout_ms = 30_000;
+    s.validate().unwrap();
 }

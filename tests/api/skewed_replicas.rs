@@ -147,6 +147,7 @@ async fn two_replicas_one_ninety_seconds_ahead_agree_on_step_up_and_times() {
     let (_, date_a) = get_json(client.get(a.url("/healthz"))).await;
     let (_, date_b) = get_json(client.get(b.url("/healthz"))).await;
     let ahead = http_date(&date_b) - http_date(&date_a);
+    eprintln!("replica b's clock is {ahead} ahead of replica a's");
     assert!(
         ahead >= time::Duration::seconds(60),
         "libfaketime did not take effect: {date_a} vs {date_b}"
