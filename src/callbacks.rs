@@ -5,8 +5,10 @@
 //! Faceauth-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 //! ```
 //!
-//! Delivery is at least once: events wait in the store (surviving restarts) and are retried
-//! with exponential backoff for `callbacks.max_age_secs`. Receivers verify with
+//! Delivery is at least once: events wait in a work queue in the store ([`crate::queue`],
+//! surviving restarts), one per FaceAuth (queuing the same event again changes nothing), and
+//! are retried with exponential backoff for `callbacks.max_age_secs`, then dead-lettered.
+//! Receivers verify with
 //! [`verify_signature`]: recompute the HMAC over the raw body bytes, compare in constant time,
 //! and refuse timestamps more than the tolerance (300 s is a good value) away from their clock.
 
@@ -17,13 +19,13 @@ use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::CallbackSettings;
-use crate::store::{Store, StoreError};
+use crate::config::{CallbackSettings, VerifySettings};
+use crate::links::Outcome;
+use crate::queue::{Handler, QueueName, Step, WorkQueue};
+use crate::store::{ClaimedJob, Store, StoreError};
 
 /// Header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "Faceauth-Signature";
-const QUEUE: &str = "q:callbacks";
-const LOCK_TTL_MS: u64 = 60_000;
 
 /// Why a signature was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,38 +107,42 @@ pub struct StepUpCompleted {
     /// Always `step_up.completed`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Unix seconds when the gateway verified the result.
+    /// Unix seconds when the gateway verified the result (store clock).
     pub created: i64,
     /// The user.
     pub user_id: String,
     /// The link (the FaceAuth token).
     pub link_id: String,
     /// `approved` or `rejected`.
-    pub result: String,
+    pub result: Outcome,
     /// ARGOS authentication id.
     pub auth_id: String,
+    /// When the user did the FaceAuth (the link's `verified_at`), RFC 3339 UTC: receivers
+    /// keep the event with the later (`verified_at`, `auth_id`) per link, whatever order
+    /// events arrive in.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub verified_at: Option<time::OffsetDateTime>,
     /// The session layer's reference, if any.
     pub reference: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Job {
-    body: String,
-    created_ms: i64,
-    attempts: u32,
-}
-
-fn now_ms() -> i64 {
+/// The signature timestamp `t`: this replica's clock, like a JWT's `iat` (receivers compare
+/// it with their own clock, with a tolerance).
+fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
 /// Callback delivery over a store.
 #[derive(Clone)]
 pub struct Callbacks {
-    store: Arc<dyn Store>,
+    queue: WorkQueue,
     http: reqwest::Client,
     url: String,
     secret: SecretString,
@@ -147,6 +153,7 @@ impl Callbacks {
     /// `None` when `callbacks.url` is empty. Errors: a description if the client fails to build.
     pub fn from_settings(
         s: &CallbackSettings,
+        verify: &VerifySettings,
         store: Arc<dyn Store>,
     ) -> Result<Option<Self>, String> {
         let (Some(url), Some(secret)) = (s.url.clone().filter(|u| !u.is_empty()), s.secret.clone())
@@ -159,70 +166,55 @@ impl Callbacks {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
+        let max_age_ms = s.max_age_secs.saturating_mul(1000);
         Ok(Some(Callbacks {
-            store,
+            queue: WorkQueue::new(store, QueueName::Callbacks, max_age_ms, verify),
             http,
             url,
             secret,
-            max_age_ms: s.max_age_secs * 1000,
+            max_age_ms,
         }))
     }
 
-    /// Queues an event for delivery (durably, before returning).
+    /// The callback queue (for the CLI and the worker).
+    pub fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    /// Queues an event for delivery (durably, before returning), once per event id: queuing
+    /// the same event again within `callbacks.max_age_secs` changes nothing.
     /// Errors: [`StoreError`].
     pub async fn enqueue(&self, event: &StepUpCompleted) -> Result<(), StoreError> {
-        let job = Job {
-            body: serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            created_ms: now_ms(),
-            attempts: 0,
-        };
-        let ttl = self.max_age_ms + 3_600_000;
-        let json = serde_json::to_string(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // The job first, then the queue entry: a crash in between leaves a job that expires.
-        self.store
-            .put(&format!("cb:{}", event.id), &json, ttl)
-            .await?;
-        self.store.schedule(QUEUE, &event.id, 0, ttl).await
+        let body = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let marker_ttl = self.max_age_ms.saturating_add(3_600_000);
+        self.queue
+            .push(&event.id, &body, Some((&event.id, marker_ttl)))
+            .await
+            .map(|_| ())
     }
 
-    /// Delivers what is due; returns how many were attempted.
+    /// One round of the callback worker; returns how many events it attempted.
+    /// Errors: [`StoreError`].
     pub async fn run_due(&self) -> Result<usize, StoreError> {
-        let due = self.store.due(QUEUE, 20).await?;
-        for id in &due {
-            let lock = format!("cbl:{id}");
-            let nonce = uuid::Uuid::new_v4().to_string();
-            if self
-                .store
-                .put_if_absent(&lock, &nonce, LOCK_TTL_MS)
-                .await?
-                .is_some()
-            {
-                continue;
-            }
-            let outcome = self.deliver(id).await;
-            self.store.delete_if_equals(&lock, &nonce).await?;
-            outcome?;
-        }
-        Ok(due.len())
+        self.queue.run_round(self).await
     }
 
-    async fn deliver(&self, id: &str) -> Result<(), StoreError> {
-        let key = format!("cb:{id}");
-        let Some(json) = self.store.read(&key).await? else {
-            return self.store.unschedule(QUEUE, id).await;
-        };
-        let mut job: Job =
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if now_ms() - job.created_ms > self.max_age_ms as i64 {
-            tracing::warn!(event = id, attempts = job.attempts, "callback given up");
-            count("gave_up");
-            self.store.unschedule(QUEUE, id).await?;
-            return self.store.delete(&key).await;
+    async fn deliver(&self, job: &ClaimedJob, now_ms: i64) -> Result<Step, StoreError> {
+        if serde_json::from_str::<serde_json::Value>(&job.body).is_err() {
+            tracing::error!("unreadable callback job");
+            return Ok(Step::Bury("unreadable"));
         }
-        let t = (now_ms() / 1000) as u64;
+        if now_ms.saturating_sub(job.created_ms) > self.max_age_ms as i64 {
+            tracing::warn!(
+                attempts = job.tries,
+                "callback given up at callbacks.max_age_secs"
+            );
+            count("gave_up");
+            return Ok(Step::Bury("max_age"));
+        }
         let signature = sign(
             self.secret.expose_secret().as_bytes(),
-            t,
+            unix_secs(),
             job.body.as_bytes(),
         );
         let sent = self
@@ -235,32 +227,31 @@ impl Callbacks {
             .await;
         match sent {
             Ok(res) if res.status().is_success() => {
-                tracing::info!(event = id, "callback delivered");
+                tracing::info!(event = job.member.as_str(), "callback delivered");
                 count("delivered");
-                self.store.unschedule(QUEUE, id).await?;
-                self.store.delete(&key).await
+                Ok(Step::Done)
             }
             other => {
-                job.attempts += 1;
                 let status = other.map(|r| r.status().as_u16()).unwrap_or(0);
-                let delay = 1_000u64 << job.attempts.min(12);
+                let delay = (1_000u64 << job.tries.min(12)).min(3_600_000);
                 tracing::info!(
-                    event = id,
+                    event = job.member.as_str(),
                     status,
-                    attempts = job.attempts,
+                    attempts = job.tries,
                     delay_ms = delay,
                     "callback retry"
                 );
                 count("retry");
-                let json =
-                    serde_json::to_string(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let ttl = self.max_age_ms + 3_600_000;
-                self.store.put(&key, &json, ttl).await?;
-                self.store
-                    .schedule(QUEUE, id, delay.min(3_600_000), ttl)
-                    .await
+                Ok(Step::Retry(delay))
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for Callbacks {
+    async fn handle(&self, job: &ClaimedJob, now_ms: i64) -> Result<Step, StoreError> {
+        self.deliver(job, now_ms).await
     }
 }
 

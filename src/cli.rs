@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `encrypt`, `decrypt`, `check-config`.
+//! The command line: `serve`, `demo`, `encrypt`, `decrypt`, `check-config`, `jobs`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use crate::argos::crypto::{Encryption, QueryCipher};
 use crate::config::Settings;
+use crate::queue::{QueueName, WorkQueue};
 use crate::startup::{Application, Components, StartupError};
 
 /// faceauth-gateway: issues single-use ARGOS FaceAuth step-up links.
@@ -50,6 +51,57 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Dead-lettered background jobs (pull-verification, callbacks): list or retry them.
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        action: JobsAction,
+        /// TOML file layered over config/default.toml.
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `jobs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Print the dead-lettered jobs, one per line: queue, job id, dead-lettered at, attempts,
+    /// reason (tab-separated).
+    List {
+        /// Only this queue.
+        #[arg(long, value_enum)]
+        queue: Option<QueueArg>,
+    },
+    /// Put dead-lettered jobs back into their queue, due now, with a fresh deadline.
+    Retry {
+        /// The queue.
+        #[arg(long, value_enum)]
+        queue: QueueArg,
+        /// The job ids to retry (as `jobs list` prints them).
+        #[arg(value_name = "JOB", required_unless_present = "all")]
+        jobs: Vec<String>,
+        /// Every dead-lettered job of the queue.
+        #[arg(long, conflicts_with = "jobs")]
+        all: bool,
+    },
+}
+
+/// `--queue` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum QueueArg {
+    /// Pull-verification of FaceAuth results.
+    Verify,
+    /// Signed callbacks.
+    Callbacks,
+}
+
+impl From<QueueArg> for QueueName {
+    fn from(q: QueueArg) -> Self {
+        match q {
+            QueueArg::Verify => QueueName::Verify,
+            QueueArg::Callbacks => QueueName::Callbacks,
+        }
+    }
 }
 
 /// Arguments of `encrypt` / `decrypt`.
@@ -99,6 +151,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Encrypt(args) => crypt(args, true),
         Command::Decrypt(args) => crypt(args, false),
         Command::CheckConfig { config } => check_config(config).await,
+        Command::Jobs { action, config } => jobs(config, action).await,
         Command::OpenScript => {
             print!("{}", crate::store::redis::open_script_source());
             ExitCode::SUCCESS
@@ -160,6 +213,96 @@ async fn check_config(config: Option<PathBuf>) -> ExitCode {
     print!("{}", settings.redacted_toml());
     eprintln!("configuration OK");
     ExitCode::SUCCESS
+}
+
+/// Most dead-lettered jobs listed or retried per queue in one call.
+const JOBS_LIMIT: usize = 10_000;
+
+async fn jobs(config: Option<PathBuf>, action: JobsAction) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let components = match Components::build(&settings).await {
+        Ok(c) => c,
+        Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
+    };
+    let store = components.links.store().clone();
+    let queue = |name: QueueName| {
+        let horizon_secs = match name {
+            QueueName::Verify => settings.verify.deadline_secs,
+            QueueName::Callbacks => settings.callbacks.max_age_secs,
+        };
+        WorkQueue::new(
+            store.clone(),
+            name,
+            horizon_secs.saturating_mul(1000),
+            &settings.verify,
+        )
+    };
+    match action {
+        JobsAction::List { queue: only } => {
+            let names: Vec<QueueName> = match only {
+                Some(q) => vec![q.into()],
+                None => QueueName::ALL.to_vec(),
+            };
+            let mut out = String::new();
+            let mut n = 0;
+            for name in names {
+                let dead = match queue(name).dead(JOBS_LIMIT).await {
+                    Ok(d) => d,
+                    Err(e) => return fail(1, &format!("store: {e}")),
+                };
+                for job in dead {
+                    n += 1;
+                    let at = crate::links::utc_from_ms(job.dead_at_ms)
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "{}\t{}\t{at}\t{}\t{}\n",
+                        name.as_str(),
+                        job.member,
+                        job.tries,
+                        job.reason
+                    ));
+                }
+            }
+            print!("{out}");
+            eprintln!("{n} dead-lettered job(s)");
+            ExitCode::SUCCESS
+        }
+        JobsAction::Retry {
+            queue: name,
+            jobs,
+            all,
+        } => {
+            let q = queue(name.into());
+            let members = if all {
+                match q.dead(JOBS_LIMIT).await {
+                    Ok(d) => d.into_iter().map(|j| j.member).collect(),
+                    Err(e) => return fail(1, &format!("store: {e}")),
+                }
+            } else {
+                jobs
+            };
+            let mut missing = 0;
+            for member in &members {
+                match q.revive(member).await {
+                    Ok(true) => println!("{}\t{member}\tretried", q.name().as_str()),
+                    Ok(false) => {
+                        missing += 1;
+                        eprintln!("{member}: not dead-lettered in queue {}", q.name().as_str());
+                    }
+                    Err(e) => return fail(1, &format!("store: {e}")),
+                }
+            }
+            if missing > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
 }
 
 fn crypt(args: CryptoArgs, encrypt: bool) -> ExitCode {

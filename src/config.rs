@@ -184,6 +184,98 @@ pub struct VerifySettings {
     pub poll_interval_ms: u64,
     /// Verified result lifetime, seconds.
     pub result_ttl_secs: u64,
+    /// Clock skew allowed between ARGOS's `create_time` and the store's clock, seconds.
+    #[serde(default = "default_clock_skew_secs")]
+    pub clock_skew_secs: u64,
+    /// A FaceAuth record without `kyc_submission_id` is not approved.
+    #[serde(default = "default_true")]
+    pub require_submission_id: bool,
+    /// Lease of a claimed job (verification and callbacks), seconds; renewed while working.
+    #[serde(default = "default_lock_ttl_secs")]
+    pub lock_ttl_secs: u64,
+    /// Failed attempts in a row (error, panic, timeout) before a job is dead-lettered.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// How long dead-lettered jobs are kept, seconds.
+    #[serde(default = "default_dead_letter_ttl_secs")]
+    pub dead_letter_ttl_secs: u64,
+}
+
+fn default_clock_skew_secs() -> u64 {
+    60
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_lock_ttl_secs() -> u64 {
+    60
+}
+
+fn default_max_failures() -> u32 {
+    5
+}
+
+fn default_dead_letter_ttl_secs() -> u64 {
+    7 * 24 * 3600
+}
+
+impl Settings {
+    /// The longest one ARGOS API call may take under `[argos]`: every attempt's total timeout
+    /// (`api_timeout_ms`, connecting included) plus the backoff between attempts, ms.
+    pub fn worst_argos_call_ms(&self) -> u64 {
+        let a = &self.argos;
+        let backoff: u64 = (1..=a.api_retries)
+            .map(|attempt| 200u64 << (attempt - 1).min(5))
+            .sum();
+        a.api_timeout_ms
+            .saturating_mul(u64::from(a.api_retries) + 1)
+            .saturating_add(backoff)
+    }
+
+    /// Worker settings: a job's lease must outlast the longest ARGOS call and callback
+    /// attempt, so that one replica at a time works on a job.
+    fn validate_workers(&self) -> Result<(), ConfigError> {
+        let v = &self.verify;
+        if !(3..=3600).contains(&v.lock_ttl_secs) {
+            return Err(ConfigError::new(
+                "verify.lock_ttl_secs",
+                "must be between 3 and 3600",
+            ));
+        }
+        let lease_ms = v.lock_ttl_secs * 1000;
+        let argos = self.worst_argos_call_ms();
+        if argos >= lease_ms {
+            return Err(ConfigError::new(
+                "verify.lock_ttl_secs",
+                format!(
+                    "must be longer than the longest ARGOS call the [argos] settings allow \
+                     ({argos} ms: argos.api_timeout_ms per attempt, argos.api_retries + 1 \
+                     attempts, and backoff)"
+                ),
+            ));
+        }
+        if self.callbacks.timeout_ms >= lease_ms {
+            return Err(ConfigError::new(
+                "verify.lock_ttl_secs",
+                "must be longer than callbacks.timeout_ms",
+            ));
+        }
+        if v.max_failures == 0 || v.max_failures > 100 {
+            return Err(ConfigError::new(
+                "verify.max_failures",
+                "must be between 1 and 100",
+            ));
+        }
+        if v.clock_skew_secs > 3600 {
+            return Err(ConfigError::new(
+                "verify.clock_skew_secs",
+                "must be at most 3600",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[callbacks]`
@@ -883,6 +975,7 @@ impl Settings {
                 "must be at most 600 seconds",
             ));
         }
+        self.validate_workers()?;
         Ok(())
     }
 

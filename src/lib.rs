@@ -21,11 +21,13 @@ pub mod idempotency;
 pub mod limits;
 pub mod links;
 pub mod metrics;
+pub mod queue;
 pub mod results;
 pub mod sid;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod verdict;
 
 pub use config::Settings;
 pub use startup::{Application, StartupError};

@@ -3,7 +3,7 @@
 //! ids, user ids or secrets.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -31,6 +31,14 @@ pub struct Metrics {
     pub verifications: IntCounterVec,
     /// `faceauth_callbacks_total{outcome}`: delivered, retry, gave_up.
     pub callbacks: IntCounterVec,
+    /// `faceauth_verification_rejections_total{reason}`: see `verdict::RejectReason`.
+    pub rejections: IntCounterVec,
+    /// `faceauth_worker_restarts_total{worker}`: verify, callbacks.
+    pub worker_restarts: IntCounterVec,
+    /// `faceauth_worker_last_round_timestamp_seconds{worker}`.
+    pub worker_last_round: GaugeVec,
+    /// `faceauth_jobs_dead_lettered_total{queue}`: verify, callbacks.
+    pub dead_lettered: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -126,6 +134,38 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "faceauth_callbacks_total",
             "Callback delivery outcomes",
             &["outcome"],
+        ),
+        rejections: counter(
+            &registry,
+            "faceauth_verification_rejections_total",
+            "FaceAuth results judged rejected, by reason",
+            &["reason"],
+        ),
+        worker_restarts: counter(
+            &registry,
+            "faceauth_worker_restarts_total",
+            "Worker rounds or jobs that panicked, failed or timed out (the worker goes on)",
+            &["worker"],
+        ),
+        worker_last_round: {
+            let g = GaugeVec::new(
+                Opts::new(
+                    "faceauth_worker_last_round_timestamp_seconds",
+                    "Unix time of the worker's last completed round",
+                ),
+                &["worker"],
+            )
+            .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+            registry
+                .register(Box::new(g.clone()))
+                .unwrap_or_else(|e| unreachable!("metric registered twice: {e}"));
+            g
+        },
+        dead_lettered: counter(
+            &registry,
+            "faceauth_jobs_dead_lettered_total",
+            "Jobs moved to a dead-letter set",
+            &["queue"],
         ),
         registry,
     }

@@ -1,32 +1,34 @@
 //! The results loop: ARGOS webhooks in, pull-verified results out.
 //!
 //! 1. The webhook receiver hands a parsed event to [`Results::accept`]. For a `faceAuth`
-//!    result it durably records a verification job in the store (before the `200`), once per
-//!    authentication id (redeliveries change nothing).
-//! 2. A worker ([`Results::run_due`], every `verify.poll_interval_ms`, on every replica) fetches
-//!    `GET /v3/faceauth?authId=…`; the API's `auth_status` decides, never the webhook body. The
-//!    record must name the link's `sid` as its `kyc_submission_id` when ARGOS reports one.
-//!    While ARGOS is unreachable the job is retried with backoff until `verify.deadline_secs`;
-//!    the job lives in the store, so a gateway restart loses nothing.
-//! 3. The verified result is attached to the link (`result`, `auth_id`, `verified_at`), an
-//!    approved one becomes the user's latest step-up (for `GET /v1/users/{id}/step-up`), and a
-//!    signed callback is queued.
+//!    result it queues a verification job in the store (before the `200`), once per
+//!    authentication id: the redelivery check and the job are one atomic step, so of N
+//!    concurrent copies exactly one is `accepted`.
+//! 2. A worker (every `verify.poll_interval_ms`, on every replica, one replica per job: see
+//!    [`crate::queue`]) fetches `GET /v3/faceauth?authId=…`, and [`crate::verdict::judge`]
+//!    decides from ARGOS's record, the link and the store's clock (freshness, matching).
+//!    While ARGOS has no final answer the job is retried with backoff until
+//!    `verify.deadline_secs`, then dead-lettered.
+//! 3. [`Results::apply`] writes a final verdict, in one place, under one ordering rule: among
+//!    the FaceAuths verified for a link, the one with the later (`verified_at`, `auth_id`) is
+//!    the link's result; among a user's approved ones, the later is the step-up record; every
+//!    verified FaceAuth yields exactly one callback (event id from the authentication id,
+//!    carrying `verified_at`). Each write is idempotent and order-independent, so webhook
+//!    order, redeliveries and re-verification change nothing.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::argos::client::{ArgosClient, ArgosError};
 use crate::argos::webhook::WebhookEvent;
 use crate::callbacks::{Callbacks, StepUpCompleted};
 use crate::config::{VerifySettings, WebhookSettings};
-use crate::links::{LinkId, LinkResult};
+use crate::links::{LinkId, LinkResult, Outcome};
+use crate::queue::{Handler, QueueName, Step, WorkQueue};
 use crate::sid::SidResolver;
-use crate::store::{user_tag, Store, StoreError};
-
-const QUEUE: &str = "q:verify";
-const LOCK_TTL_MS: u64 = 60_000;
+use crate::store::{user_tag, ClaimedJob, ResultWrite, Store, StoreError};
+use crate::verdict::{judge, JudgePolicy, Judgement, Verdict};
 
 /// What the receiver did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,8 +46,6 @@ pub enum Accepted {
 struct Job {
     auth_id: String,
     token_id: Option<String>,
-    deadline_ms: i64,
-    attempts: u32,
 }
 
 /// The user's latest verified step-up.
@@ -59,11 +59,13 @@ pub struct StepUpRecord {
     pub auth_id: String,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// The user's latest step-up with the store's clock at the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpRead {
+    /// The record, if one is kept.
+    pub record: Option<StepUpRecord>,
+    /// The store's clock (Redis `TIME`), Unix ms.
+    pub now_ms: i64,
 }
 
 fn hashed(s: &str) -> String {
@@ -81,6 +83,8 @@ pub struct Results {
     argos: ArgosClient,
     callbacks: Option<Callbacks>,
     sid: SidResolver,
+    queue: WorkQueue,
+    policy: JudgePolicy,
     deadline_ms: u64,
     result_ttl_ms: u64,
     dedup_ttl_ms: u64,
@@ -96,18 +100,31 @@ impl Results {
         verify: &VerifySettings,
         webhooks: &WebhookSettings,
     ) -> Self {
+        let deadline_ms = verify.deadline_secs.saturating_mul(1000);
         Results {
+            queue: WorkQueue::new(store.clone(), QueueName::Verify, deadline_ms, verify),
             store,
             argos,
             callbacks,
             sid,
-            deadline_ms: verify.deadline_secs * 1000,
-            result_ttl_ms: verify.result_ttl_secs * 1000,
-            dedup_ttl_ms: webhooks.dedup_ttl_secs * 1000,
+            policy: JudgePolicy {
+                skew_ms: i64::try_from(verify.clock_skew_secs.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
+                require_submission_id: verify.require_submission_id,
+            },
+            deadline_ms,
+            result_ttl_ms: verify.result_ttl_secs.saturating_mul(1000),
+            dedup_ttl_ms: webhooks.dedup_ttl_secs.saturating_mul(1000),
         }
     }
 
-    /// Records a webhook event durably. Errors: [`StoreError`] (answer `503`; ARGOS retries).
+    /// The verification queue (for the CLI and the worker).
+    pub fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    /// Records a webhook event durably. Errors: [`StoreError`] (answer `503`; ARGOS delivers
+    /// again).
     pub async fn accept(&self, event: WebhookEvent) -> Result<Accepted, StoreError> {
         match event {
             WebhookEvent::FaceAuth { token_id: None, .. } => {
@@ -118,30 +135,22 @@ impl Results {
             WebhookEvent::FaceAuth {
                 auth_id, token_id, ..
             } => {
-                let seen = format!("wh:{}", hashed(&auth_id));
-                if self.store.read(&seen).await?.is_some() {
-                    return Ok(Accepted::Duplicate);
-                }
-                let job_key = format!("pv:{}", hashed(&auth_id));
-                let ttl = self.deadline_ms + 3_600_000;
                 let job = Job {
                     auth_id: auth_id.clone(),
                     token_id,
-                    deadline_ms: now_ms() + self.deadline_ms as i64,
-                    attempts: 0,
                 };
                 let json = serde_json::to_string(&job).map_err(corrupt)?;
-                // Job, queue entry, then the redelivery marker: each step is safe to repeat.
-                if self
-                    .store
-                    .put_if_absent(&job_key, &json, ttl)
-                    .await?
-                    .is_none()
-                {
-                    self.store.schedule(QUEUE, &auth_id, 0, ttl).await?;
-                }
-                self.store.put(&seen, "1", self.dedup_ttl_ms).await?;
-                Ok(Accepted::Accepted)
+                // Redelivery check, job and queue entry: one atomic step.
+                let marker = hashed(&auth_id);
+                let added = self
+                    .queue
+                    .push(&auth_id, &json, Some((&marker, self.dedup_ttl_ms)))
+                    .await?;
+                Ok(if added {
+                    Accepted::Accepted
+                } else {
+                    Accepted::Duplicate
+                })
             }
             WebhookEvent::Approved {
                 user_id,
@@ -158,134 +167,117 @@ impl Results {
                         tracing::warn!("approved webhook not confirmed by ARGOS: ignored");
                         Ok(Accepted::Ignored)
                     }
-                    Err(crate::argos::client::ArgosError::NoKey(_)) => {
+                    Err(ArgosError::NoKey(_)) => {
                         tracing::warn!(
                             "approved webhooks need argos.idcheck_api_key to be verified: ignored"
                         );
                         Ok(Accepted::Ignored)
                     }
-                    Err(crate::argos::client::ArgosError::Refused(status)) => {
-                        tracing::warn!(status, "ARGOS refused to confirm an approved webhook");
-                        Ok(Accepted::Ignored)
+                    // Refused (4xx), unreachable or unreadable: 503, nothing stored, so ARGOS
+                    // delivers the webhook again later.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ARGOS did not confirm an approved webhook");
+                        Err(StoreError::Unavailable(format!("ARGOS: {e}")))
                     }
-                    // ARGOS unreachable: 503, so ARGOS delivers the webhook again later.
-                    Err(e) => Err(StoreError::Unavailable(format!("ARGOS: {e}"))),
                 }
             }
             WebhookEvent::TokenExpired { .. } | WebhookEvent::Other { .. } => Ok(Accepted::Ignored),
         }
     }
 
-    /// Works through due verification jobs; returns how many were looked at.
+    /// One round of the verification worker; returns how many jobs it looked at.
     /// Errors: [`StoreError`].
     pub async fn run_due(&self) -> Result<usize, StoreError> {
-        let due = self.store.due(QUEUE, 20).await?;
-        for auth_id in &due {
-            let lock = format!("pvl:{}", hashed(auth_id));
-            let nonce = uuid::Uuid::new_v4().to_string();
-            if self
-                .store
-                .put_if_absent(&lock, &nonce, LOCK_TTL_MS)
-                .await?
-                .is_some()
-            {
-                continue;
-            }
-            // One job's failure must not hold up the others.
-            if let Err(e) = self.verify(auth_id).await {
-                tracing::warn!(error = %e, "pull-verification job failed; retried later");
-            }
-            self.store.delete_if_equals(&lock, &nonce).await?;
-        }
-        Ok(due.len())
+        self.queue.run_round(self).await
     }
 
-    async fn finish(&self, job_key: &str, auth_id: &str) -> Result<(), StoreError> {
-        self.store.unschedule(QUEUE, auth_id).await?;
-        self.store.delete(job_key).await
-    }
-
-    async fn verify(&self, auth_id: &str) -> Result<(), StoreError> {
-        let job_key = format!("pv:{}", hashed(auth_id));
-        let Some(json) = self.store.read(&job_key).await? else {
-            return self.store.unschedule(QUEUE, auth_id).await;
+    async fn verify(&self, job: &ClaimedJob, now_ms: i64) -> Result<Step, StoreError> {
+        let Ok(Job { auth_id, token_id }) = serde_json::from_str::<Job>(&job.body) else {
+            tracing::error!("unreadable pull-verification job");
+            return Ok(Step::Bury("unreadable"));
         };
-        let mut job: Job = serde_json::from_str(&json).map_err(corrupt)?;
-        if now_ms() > job.deadline_ms {
+        if now_ms.saturating_sub(job.created_ms) > self.deadline_ms as i64 {
             tracing::warn!(
-                attempts = job.attempts,
+                attempts = job.tries,
                 "pull-verification gave up at the deadline"
             );
             count("gave_up");
-            return self.finish(&job_key, auth_id).await;
+            return Ok(Step::Bury("deadline"));
         }
-        let record = match self.argos.faceauth(auth_id).await {
-            Ok(Some(r)) if r.auth_status == "approved" || r.auth_status == "rejected" => r,
-            Ok(_) => {
-                return self
-                    .retry(&job_key, &mut job, "not final at ARGOS yet")
-                    .await
+        let retry = (500u64 << job.tries.min(7)).min(60_000);
+        let record = match self.argos.faceauth(&auth_id).await {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::info!(attempts = job.tries, delay_ms = retry, error = %e, "pull-verification retry");
+                count("retry");
+                return Ok(Step::Retry(retry));
             }
-            Err(ArgosError::Refused(status)) => {
-                tracing::warn!(status, "ARGOS refused the pull-verification");
-                return self.retry(&job_key, &mut job, "refused").await;
-            }
-            Err(e) => return self.retry(&job_key, &mut job, &e.to_string()).await,
         };
-        let Some(link_id) = job
-            .token_id
-            .as_deref()
-            .and_then(|t| t.parse::<LinkId>().ok())
-        else {
+        let Some(link_id) = token_id.as_deref().and_then(|t| t.parse::<LinkId>().ok()) else {
             tracing::info!("verified FaceAuth result without a gateway token: not attached");
             count("orphan");
-            return self.finish(&job_key, auth_id).await;
+            return Ok(Step::Done);
         };
+        // The link with the store's clock: the one clock every decision uses.
         let Some(snapshot) = self.store.get(&link_id).await? else {
             tracing::info!("verified FaceAuth result for a link that no longer exists");
             count("orphan");
-            return self.finish(&job_key, auth_id).await;
+            return Ok(Step::Done);
         };
-        let mut result = record.auth_status.clone();
-        if snapshot.record.opened_at_ms.is_none() {
-            // The FaceAuth URL of a link is only handed out when it is opened.
-            tracing::warn!("a FaceAuth result for a link that was never opened");
-            result = "rejected".into();
+        let judgement = judge(
+            &link_id,
+            &snapshot.record,
+            record.as_ref(),
+            snapshot.now_ms,
+            &self.policy,
+        );
+        if judgement.verdict == Verdict::NotYet {
+            tracing::info!(
+                attempts = job.tries,
+                delay_ms = retry,
+                "pull-verification retry: not final at ARGOS yet"
+            );
+            count("retry");
+            return Ok(Step::Retry(retry));
         }
-        if record
-            .kyc_submission_id
-            .as_deref()
-            .is_some_and(|s| s != snapshot.record.sid)
-        {
-            tracing::warn!("ARGOS compared against another submission than the link's sid");
-            result = "rejected".into();
-        }
-        let verified = LinkResult {
-            result: result.clone(),
+        self.apply(&link_id, &auth_id, judgement, snapshot.now_ms)
+            .await?;
+        Ok(Step::Done)
+    }
+
+    /// Writes a final verdict: the link's result, the user's step-up record and the callback,
+    /// each idempotent and independent of the order FaceAuths are verified in.
+    async fn apply(
+        &self,
+        link_id: &LinkId,
+        auth_id: &str,
+        judgement: Judgement,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let Some(outcome) = judgement.verdict.outcome() else {
+            return Ok(());
+        };
+        let result = LinkResult {
+            result: outcome,
             auth_id: auth_id.to_string(),
-            // ARGOS's create_time, kept between the link's creation and now: a future or absurd
-            // time must neither pass a max_age check nor break the record.
-            verified_at_ms: record
-                .created_at_ms
-                .unwrap_or_else(now_ms)
-                .clamp(snapshot.record.created_at_ms.min(now_ms()), now_ms()),
+            verified_at_ms: judgement.verified_at_ms,
         };
-        let Some(link) = self.store.set_result(&link_id, &verified).await? else {
-            return self.finish(&job_key, auth_id).await;
+        let Some((write, link)) = self.store.set_result(link_id, &result).await? else {
+            tracing::info!("verified FaceAuth result for a link that no longer exists");
+            count("orphan");
+            return Ok(());
         };
-        let newer = match self.latest_step_up(&link.user_id).await? {
-            Some(existing) => existing.verified_at_ms <= verified.verified_at_ms,
-            None => true,
-        };
-        if result == "approved" && newer {
+        if outcome == Outcome::Approved {
             let step_up = StepUpRecord {
-                verified_at_ms: verified.verified_at_ms,
+                verified_at_ms: result.verified_at_ms,
                 link_id: link_id.to_string(),
                 auth_id: auth_id.to_string(),
             };
             self.store
-                .put(
+                .put_if_later(
                     &step_up_key(&link.user_id),
+                    result.verified_at_ms,
+                    auth_id,
                     &serde_json::to_string(&step_up).map_err(corrupt)?,
                     self.result_ttl_ms,
                 )
@@ -296,48 +288,57 @@ impl Results {
                 .enqueue(&StepUpCompleted {
                     id: format!("evt_{}", hashed(auth_id)),
                     kind: "step_up.completed".into(),
-                    created: now_ms() / 1000,
+                    created: now_ms / 1000,
                     user_id: link.user_id.clone(),
                     link_id: link_id.to_string(),
-                    result: result.clone(),
+                    result: outcome,
                     auth_id: auth_id.to_string(),
+                    verified_at: Some(crate::links::utc_from_ms(result.verified_at_ms)),
                     reference: link.reference.clone(),
                 })
                 .await?;
         }
-        tracing::info!(result = result.as_str(), "FaceAuth result verified");
-        count(if result == "approved" {
-            "approved"
-        } else {
-            "rejected"
-        });
-        self.finish(&job_key, auth_id).await
-    }
-
-    async fn retry(&self, job_key: &str, job: &mut Job, why: &str) -> Result<(), StoreError> {
-        job.attempts += 1;
-        let delay = (500u64 << job.attempts.min(7)).min(60_000);
+        let reason = match judgement.verdict {
+            Verdict::Rejected { reason } => {
+                crate::metrics::METRICS
+                    .rejections
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
+                reason.as_str()
+            }
+            _ => "",
+        };
+        let write = match write {
+            ResultWrite::Applied => "applied",
+            ResultWrite::Same => "same",
+            ResultWrite::Stale => "stale",
+        };
         tracing::info!(
-            attempts = job.attempts,
-            delay_ms = delay,
-            why,
-            "pull-verification retry"
+            result = outcome.as_str(),
+            reason,
+            link_result = write,
+            "FaceAuth result verified"
         );
-        count("retry");
-        let ttl = self.deadline_ms + 3_600_000;
-        self.store
-            .put(job_key, &serde_json::to_string(&job).map_err(corrupt)?, ttl)
-            .await?;
-        self.store.schedule(QUEUE, &job.auth_id, delay, ttl).await
+        count(outcome.as_str());
+        Ok(())
     }
 
-    /// The user's latest verified step-up, if any is kept.
+    /// The user's latest verified step-up, if any is kept, with the store's clock.
     /// Errors: [`StoreError`].
-    pub async fn latest_step_up(&self, user_id: &str) -> Result<Option<StepUpRecord>, StoreError> {
-        match self.store.read(&step_up_key(user_id)).await? {
-            Some(json) => Ok(Some(serde_json::from_str(&json).map_err(corrupt)?)),
-            None => Ok(None),
-        }
+    pub async fn latest_step_up(&self, user_id: &str) -> Result<StepUpRead, StoreError> {
+        let (json, now_ms) = self.store.read_later(&step_up_key(user_id)).await?;
+        let record = match json {
+            Some(json) => Some(serde_json::from_str(&json).map_err(corrupt)?),
+            None => None,
+        };
+        Ok(StepUpRead { record, now_ms })
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for Results {
+    async fn handle(&self, job: &ClaimedJob, now_ms: i64) -> Result<Step, StoreError> {
+        self.verify(job, now_ms).await
     }
 }
 
@@ -348,6 +349,7 @@ fn count(outcome: &str) {
         .inc();
 }
 
+/// The step-up record of a user (a hash written by `put_if_later`).
 fn step_up_key(user_id: &str) -> String {
-    format!("su:{{{}}}", user_tag(user_id))
+    format!("stepup:{{{}}}", user_tag(user_id))
 }

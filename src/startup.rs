@@ -27,6 +27,7 @@ use crate::http::ApiError;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
 use crate::links::{LinkOptions, LinkService};
+use crate::queue::{supervise, QueueName};
 use crate::results::Results;
 use crate::sid::SidResolver;
 use crate::store::memory::MemoryStore;
@@ -228,8 +229,9 @@ impl Components {
             max_url_bytes: settings.argos.max_url_bytes,
         };
         let sid = SidResolver::new(&settings.sid, store.clone(), argos.clone());
-        let callbacks = Callbacks::from_settings(&settings.callbacks, store.clone())
-            .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let callbacks =
+            Callbacks::from_settings(&settings.callbacks, &settings.verify, store.clone())
+                .map_err(|e| ConfigError::new("callbacks.url", e))?;
         let results = Results::new(
             store.clone(),
             argos,
@@ -389,22 +391,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs `work` every `every` until aborted; failures are logged and retried next round.
-fn spawn_worker<F, Fut>(name: &'static str, every: Duration, work: F) -> tokio::task::JoinHandle<()>
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<usize, StoreError>> + Send,
-{
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            if let Err(e) = work().await {
-                tracing::warn!(worker = name, error = %e, "background work failed; retrying");
-            }
-        }
-    })
-}
-
 impl Application {
     /// Validates, binds `server.bind` (port `0` picks a free port), waits for the store (up to
     /// `store.startup_wait_secs`, answering health checks meanwhile) and builds.
@@ -455,17 +441,30 @@ impl Application {
         let port = listener.local_addr()?.port();
         let draining = Arc::new(AtomicBool::new(false));
         let every = Duration::from_millis(settings.verify.poll_interval_ms);
+        // A round works on at most 20 jobs, each bounded by its lease: a round that takes
+        // longer than this hangs, and is stopped and counted.
+        let round_timeout = Duration::from_secs(settings.verify.lock_ttl_secs.saturating_mul(22));
         let mut workers = Vec::new();
         let results = components.results.clone();
-        workers.push(spawn_worker("verify", every, move || {
-            let results = results.clone();
-            async move { results.run_due().await }
-        }));
+        workers.push(supervise(
+            QueueName::Verify,
+            every,
+            round_timeout,
+            move || {
+                let results = results.clone();
+                async move { results.run_due().await }
+            },
+        ));
         if let Some(callbacks) = components.callbacks.clone() {
-            workers.push(spawn_worker("callbacks", every, move || {
-                let callbacks = callbacks.clone();
-                async move { callbacks.run_due().await }
-            }));
+            workers.push(supervise(
+                QueueName::Callbacks,
+                every,
+                round_timeout,
+                move || {
+                    let callbacks = callbacks.clone();
+                    async move { callbacks.run_due().await }
+                },
+            ));
         }
         let state = web::Data::new(AppState {
             links: components.links,

@@ -26,17 +26,45 @@ pub enum ArgosError {
     NoKey(&'static str),
 }
 
+/// ARGOS's `auth_status` of a FaceAuth record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStatus {
+    /// `approved` (any casing).
+    Approved,
+    /// `rejected` (any casing).
+    Rejected,
+    /// Anything else: not final (yet).
+    Pending,
+}
+
+impl AuthStatus {
+    fn parse(s: &str) -> Self {
+        if s.eq_ignore_ascii_case("approved") {
+            AuthStatus::Approved
+        } else if s.eq_ignore_ascii_case("rejected") {
+            AuthStatus::Rejected
+        } else {
+            AuthStatus::Pending
+        }
+    }
+}
+
 /// One FaceAuth record from `GET /v3/faceauth` (fields per reference §3.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaceAuthRecord {
     /// `auth_id`.
     pub auth_id: String,
-    /// `auth_status`, lowercased: `approved` or `rejected`.
-    pub auth_status: String,
+    /// `auth_status`.
+    pub auth_status: AuthStatus,
     /// `kyc_submission_id`: the submission the selfie was compared with.
     pub kyc_submission_id: Option<String>,
-    /// `create_time` as Unix milliseconds, when it parses as RFC 3339.
+    /// `create_time` as Unix milliseconds, when it parses as RFC 3339 (ARGOS's time of the
+    /// FaceAuth).
     pub created_at_ms: Option<i64>,
+    /// The `authUserId` the FaceAuth URL carried, if ARGOS returns it (`auth_user_id`).
+    pub auth_user_id: Option<String>,
+    /// The `token` the FaceAuth URL carried, if ARGOS returns it (`token_id` / `token`).
+    pub token_id: Option<String>,
 }
 
 /// Lowercases every object key, recursively (ARGOS's casing drifts between doc versions).
@@ -76,9 +104,12 @@ pub fn find_faceauth(answer: &Value, auth_id: &str) -> Option<FaceAuthRecord> {
             if text(map.get("auth_id")).as_deref() == Some(auth_id) {
                 return Some(FaceAuthRecord {
                     auth_id: auth_id.to_string(),
-                    auth_status: text(map.get("auth_status"))?.to_ascii_lowercase(),
+                    auth_status: AuthStatus::parse(&text(map.get("auth_status"))?),
                     kyc_submission_id: text(map.get("kyc_submission_id")),
                     created_at_ms: text(map.get("create_time")).and_then(|t| parse_time_ms(&t)),
+                    auth_user_id: text(map.get("auth_user_id"))
+                        .or_else(|| text(map.get("authuserid"))),
+                    token_id: text(map.get("token_id")).or_else(|| text(map.get("token"))),
                 });
             }
             map.values().find_map(|v| find_faceauth(v, auth_id))
@@ -275,7 +306,7 @@ mod tests {
             {"auth_id": "a2", "auth_status": "Approved", "kyc_submission_id": "s", "create_time": "2023-08-08T07:04:48.633Z"}
         ]}]));
         let r = find_faceauth(&newer, "a2").unwrap();
-        assert_eq!(r.auth_status, "approved");
+        assert_eq!(r.auth_status, AuthStatus::Approved);
         assert_eq!(r.kyc_submission_id.as_deref(), Some("s"));
         assert_eq!(r.created_at_ms, Some(1_691_478_288_633));
         let older = lowercase_keys(json!([{"AUTH_ID": "a3", "auth_status": "approved"}]));

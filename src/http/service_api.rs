@@ -171,13 +171,16 @@ pub async fn step_up(
     if query.max_age_secs > 400 * 24 * 3600 {
         return Err(ApiError::BadRequest("max_age_secs is too large".into()));
     }
+    // The age is measured on the store's clock (Redis TIME), like every time the record holds,
+    // so every replica gives the same answer whatever its own clock says.
     let latest = state.results.latest_step_up(user_id).await?;
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    let answer = match latest {
+    let now_ms = latest.now_ms;
+    let answer = match latest.record {
         Some(r) => StepUpAnswer {
-            // A verification time in the future (clock skew beyond a minute) does not count.
-            verified: (-60_000..=query.max_age_secs as i64 * 1000)
-                .contains(&(now_ms as i64 - r.verified_at_ms)),
+            // verified_at is never after the store's clock when written; a store clock that
+            // stepped back does not make it count.
+            verified: (0..=query.max_age_secs as i64 * 1000)
+                .contains(&now_ms.saturating_sub(r.verified_at_ms)),
             verified_at: Some(utc_from_ms(r.verified_at_ms)),
             link_id: Some(r.link_id),
             auth_id: Some(r.auth_id),

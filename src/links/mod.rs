@@ -194,7 +194,7 @@ pub struct LinkRecord {
     pub reference: Option<String>,
     /// Pull-verified FaceAuth result: `approved` or `rejected`.
     #[serde(rename = "res", default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<Outcome>,
     /// ARGOS authentication id of that result.
     #[serde(rename = "aid", default, skip_serializing_if = "Option::is_none")]
     pub auth_id: Option<String>,
@@ -253,11 +253,31 @@ mod lua_number {
     }
 }
 
+/// A final, judged FaceAuth result (wire and storage spelling: `approved`, `rejected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A fresh, matched FaceAuth that ARGOS approved.
+    Approved,
+    /// Anything else that is final (see [`crate::verdict`]).
+    Rejected,
+}
+
+impl Outcome {
+    /// The wire spelling (log fields, metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approved => "approved",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
 /// A pull-verified FaceAuth result for one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkResult {
-    /// `approved` or `rejected` (ARGOS `auth_status`).
-    pub result: String,
+    /// The verdict (see [`crate::verdict::judge`]).
+    pub result: Outcome,
     /// ARGOS authentication id.
     pub auth_id: String,
     /// When the user did the FaceAuth, Unix milliseconds.

@@ -110,7 +110,8 @@ pub struct LinkStatus {
     /// Whether only the confirm page's `POST` consumes the link.
     pub confirm_step: bool,
     /// Pull-verified FaceAuth result: `approved`, `rejected`, or `null` while unknown.
-    pub result: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub result: Option<super::Outcome>,
     /// ARGOS authentication id of that result.
     pub auth_id: Option<String>,
     /// When the user did the FaceAuth, RFC 3339 UTC.

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{KvStore, LinkStore, OpenResult, RevokeResult, Snapshot, StoreError, WindowCount};
+use super::{
+    Claim, ClaimedJob, DeadJob, KvStore, LinkStore, OpenResult, QueuePolicy, ResultWrite,
+    RevokeResult, Settle, Settled, Snapshot, StoreError, WindowCount,
+};
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, NewLink, OpenStep};
 
 /// Entries are purged lazily: on access, and by a sweep every this many writes.
@@ -16,6 +19,42 @@ enum Value {
     Count(u64),
     /// Work queue: (due at ms, member), kept sorted.
     Queue(Vec<(i64, String)>),
+    /// Written by `put_if_later`: (order, tiebreak, value).
+    Later(i64, String, String),
+}
+
+/// One job of a work queue (mirrors the envelope of the Redis scripts).
+#[derive(Clone)]
+struct Envelope {
+    body: String,
+    created: i64,
+    tries: u32,
+    failures: u32,
+    token: String,
+    reason: String,
+}
+
+/// A work queue: due times, jobs, dead letters (dead-lettered at ms).
+#[derive(Default)]
+struct MemQueue {
+    due: Vec<(i64, String)>,
+    jobs: HashMap<String, Envelope>,
+    dead: Vec<(i64, String)>,
+    evict_at: i64,
+}
+
+impl MemQueue {
+    fn set_due(&mut self, member: &str, at: i64) {
+        self.due.retain(|(_, m)| m != member);
+        self.due.push((at, member.to_string()));
+        self.due.sort();
+    }
+
+    fn bury(&mut self, member: &str, now: i64) {
+        self.due.retain(|(_, m)| m != member);
+        self.dead.retain(|(_, m)| m != member);
+        self.dead.push((now, member.to_string()));
+    }
 }
 
 #[derive(Default)]
@@ -23,6 +62,7 @@ struct Inner {
     /// Record and the Unix millisecond at which the entry disappears (the key expiry).
     links: HashMap<LinkId, (LinkRecord, i64)>,
     kv: HashMap<String, (Value, i64)>,
+    queues: HashMap<String, MemQueue>,
     writes: u64,
 }
 
@@ -47,6 +87,13 @@ impl Inner {
             self.kv.remove(key);
         }
         self.kv.get_mut(key)
+    }
+
+    fn queue(&mut self, name: &str, now: i64) -> &mut MemQueue {
+        if self.queues.get(name).is_some_and(|q| q.evict_at <= now) {
+            self.queues.remove(name);
+        }
+        self.queues.entry(name.to_string()).or_default()
     }
 
     fn wrote(&mut self, now: i64) {
@@ -162,7 +209,7 @@ impl LinkStore for MemoryStore {
         &self,
         id: &LinkId,
         result: &LinkResult,
-    ) -> Result<Option<LinkRecord>, StoreError> {
+    ) -> Result<Option<(ResultWrite, LinkRecord)>, StoreError> {
         let now = now_ms();
         let mut inner = self.lock()?;
         let Some((record, _)) = inner
@@ -172,10 +219,23 @@ impl LinkStore for MemoryStore {
         else {
             return Ok(None);
         };
-        record.result = Some(result.result.clone());
+        if record.result.is_some() {
+            let current = (
+                record.verified_at_ms.unwrap_or(0),
+                record.auth_id.as_deref().unwrap_or(""),
+            );
+            let new = (result.verified_at_ms, result.auth_id.as_str());
+            if current.1 == new.1 {
+                return Ok(Some((ResultWrite::Same, record.clone())));
+            }
+            if current > new {
+                return Ok(Some((ResultWrite::Stale, record.clone())));
+            }
+        }
+        record.result = Some(result.result);
         record.auth_id = Some(result.auth_id.clone());
         record.verified_at_ms = Some(result.verified_at_ms);
-        Ok(Some(record.clone()))
+        Ok(Some((ResultWrite::Applied, record.clone())))
     }
 
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
@@ -335,5 +395,240 @@ impl KvStore for MemoryStore {
             entries.retain(|(_, m)| m != member);
         }
         Ok(())
+    }
+
+    async fn put_if_later(
+        &self,
+        key: &str,
+        order: i64,
+        tiebreak: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        if let Some((Value::Later(o, t, _), _)) = inner.live_kv(key, now) {
+            if (*o, t.as_str()) >= (order, tiebreak) {
+                return Ok(false);
+            }
+        }
+        inner.kv.insert(
+            key.to_string(),
+            (
+                Value::Later(order, tiebreak.to_string(), value.to_string()),
+                at(now, ttl_ms),
+            ),
+        );
+        Ok(true)
+    }
+
+    async fn read_later(&self, key: &str) -> Result<(Option<String>, i64), StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        Ok(match inner.live_kv(key, now) {
+            Some((Value::Later(_, _, v), _)) => (Some(v.clone()), now),
+            _ => (None, now),
+        })
+    }
+
+    async fn queue_push(
+        &self,
+        queue: &str,
+        member: &str,
+        body: &str,
+        marker: Option<&str>,
+        marker_ttl_ms: u64,
+        policy: &QueuePolicy,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        if let Some(m) = marker {
+            let key = format!("{{{queue}}}:seen:{m}");
+            if inner.live_kv(&key, now).is_some() {
+                return Ok(false);
+            }
+            inner.kv.insert(
+                key,
+                (Value::Text("1".into()), at(now, marker_ttl_ms.max(1))),
+            );
+        }
+        let q = inner.queue(queue, now);
+        if q.jobs.contains_key(member) {
+            return Ok(false);
+        }
+        q.jobs.insert(
+            member.to_string(),
+            Envelope {
+                body: body.to_string(),
+                created: now,
+                tries: 0,
+                failures: 0,
+                token: String::new(),
+                reason: String::new(),
+            },
+        );
+        q.set_due(member, now);
+        q.evict_at = at(now, policy.ttl_ms);
+        Ok(true)
+    }
+
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        limit: usize,
+        policy: &QueuePolicy,
+    ) -> Result<Claim, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        let q = inner.queue(queue, now);
+        let horizon = now.saturating_sub(policy.dead_ttl_ms as i64);
+        let old: Vec<String> = q
+            .dead
+            .iter()
+            .filter(|(t, _)| *t <= horizon)
+            .map(|(_, m)| m.clone())
+            .collect();
+        for m in &old {
+            q.jobs.remove(m);
+        }
+        q.dead.retain(|(t, _)| *t > horizon);
+        let due: Vec<String> = q
+            .due
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(limit)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        let mut claim = Claim {
+            now_ms: now,
+            ..Claim::default()
+        };
+        for (i, m) in due.iter().enumerate() {
+            let Some(e) = q.jobs.get_mut(m) else {
+                q.due.retain(|(_, x)| x != m);
+                continue;
+            };
+            if e.failures >= policy.max_failures {
+                e.token.clear();
+                if e.reason.is_empty() {
+                    e.reason = "lease_lost".into();
+                }
+                let reason = e.reason.clone();
+                q.bury(m, now);
+                claim.buried.push((m.clone(), reason));
+                continue;
+            }
+            e.tries += 1;
+            e.failures += 1;
+            e.token = format!("{prefix}:{}", i + 1);
+            claim.jobs.push(ClaimedJob {
+                member: m.clone(),
+                body: e.body.clone(),
+                token: e.token.clone(),
+                tries: e.tries,
+                failures: e.failures,
+                created_ms: e.created,
+            });
+            q.set_due(m, at(now, policy.lease_ms));
+        }
+        if !due.is_empty() {
+            q.evict_at = at(now, policy.ttl_ms);
+        }
+        Ok(claim)
+    }
+
+    async fn queue_settle(
+        &self,
+        queue: &str,
+        member: &str,
+        token: &str,
+        settle: Settle,
+        policy: &QueuePolicy,
+    ) -> Result<Settled, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        let q = inner.queue(queue, now);
+        let Some(e) = q.jobs.get_mut(member).filter(|e| e.token == token) else {
+            return Ok(Settled::Lost);
+        };
+        let mut result = Settled::Ok;
+        match settle {
+            Settle::Done => {
+                q.jobs.remove(member);
+                q.due.retain(|(_, m)| m != member);
+                return Ok(Settled::Ok);
+            }
+            Settle::Renew => q.set_due(member, at(now, policy.lease_ms)),
+            Settle::Retry { delay_ms } => {
+                e.token.clear();
+                e.failures = 0;
+                q.set_due(member, at(now, delay_ms));
+            }
+            Settle::Fail { delay_ms, reason } => {
+                e.token.clear();
+                e.reason = reason.to_string();
+                if e.failures >= policy.max_failures {
+                    q.bury(member, now);
+                    result = Settled::Buried;
+                } else {
+                    q.set_due(member, at(now, delay_ms));
+                }
+            }
+            Settle::Bury { reason } => {
+                e.token.clear();
+                e.reason = reason.to_string();
+                q.bury(member, now);
+                result = Settled::Buried;
+            }
+        }
+        q.evict_at = at(now, policy.ttl_ms);
+        Ok(result)
+    }
+
+    async fn queue_dead(&self, queue: &str, limit: usize) -> Result<Vec<DeadJob>, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        let q = inner.queue(queue, now);
+        Ok(q.dead
+            .iter()
+            .take(limit)
+            .map(|(t, m)| {
+                let e = q.jobs.get(m);
+                DeadJob {
+                    member: m.clone(),
+                    dead_at_ms: *t,
+                    tries: e.map_or(0, |e| e.tries),
+                    reason: e.map(|e| e.reason.clone()).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    async fn queue_revive(
+        &self,
+        queue: &str,
+        member: &str,
+        policy: &QueuePolicy,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        let q = inner.queue(queue, now);
+        if !q.dead.iter().any(|(_, m)| m == member) {
+            return Ok(false);
+        }
+        q.dead.retain(|(_, m)| m != member);
+        let Some(e) = q.jobs.get_mut(member) else {
+            return Ok(false);
+        };
+        e.failures = 0;
+        e.token.clear();
+        e.reason.clear();
+        e.created = now;
+        q.set_due(member, now);
+        q.evict_at = at(now, policy.ttl_ms);
+        Ok(true)
     }
 }

@@ -71,6 +71,129 @@ pub struct WindowCount {
     pub reset_ms: u64,
 }
 
+/// What [`LinkStore::set_result`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultWrite {
+    /// The result is now the link's (there was none, or an earlier one).
+    Applied,
+    /// The link already holds this very FaceAuth (same `auth_id`, a re-verification):
+    /// nothing changed.
+    Same,
+    /// The link holds a later FaceAuth: nothing changed.
+    Stale,
+}
+
+/// How a work queue treats its jobs (see [`crate::queue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePolicy {
+    /// A claimed job is leased to one worker this long (renewed while it works).
+    pub lease_ms: u64,
+    /// A job whose attempts ended this many times in a row in an error, a panic or a lost
+    /// lease moves to the dead-letter set.
+    pub max_failures: u32,
+    /// Expiry of the queue's keys after their last change.
+    pub ttl_ms: u64,
+    /// Dead-lettered jobs are kept this long.
+    pub dead_ttl_ms: u64,
+}
+
+/// A job leased to this worker by [`KvStore::queue_claim`]. `Debug` leaves the body out (a
+/// verification job holds a link id, which is a capability).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// The job's id in its queue.
+    pub member: String,
+    /// What the producer stored.
+    pub body: String,
+    /// The lease token: settling needs it (a job whose lease passed to another worker cannot
+    /// be settled by this one).
+    pub token: String,
+    /// Attempts so far, this one included.
+    pub tries: u32,
+    /// Attempts in a row that did not end cleanly, this one included.
+    pub failures: u32,
+    /// When the job was queued (or revived), store clock, Unix ms.
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for ClaimedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedJob")
+            .field("member", &self.member)
+            .field("body", &"[REDACTED]")
+            .field("tries", &self.tries)
+            .field("failures", &self.failures)
+            .field("created_ms", &self.created_ms)
+            .finish()
+    }
+}
+
+/// The answer of one claim.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Claim {
+    /// The store's clock, Unix ms.
+    pub now_ms: i64,
+    /// Leased jobs, oldest due first.
+    pub jobs: Vec<ClaimedJob>,
+    /// Jobs moved to the dead-letter set by this claim, with the reason: their failures
+    /// reached the limit without being settled (e.g. the worker died each time), or the
+    /// stored entry is unreadable.
+    pub buried: Vec<(String, String)>,
+}
+
+/// How a worker settles a claimed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Finished: the job is removed.
+    Done,
+    /// Cleanly not finished (e.g. ARGOS has no final answer yet): due again after `delay_ms`;
+    /// the failure count is reset.
+    Retry {
+        /// Delay, ms.
+        delay_ms: u64,
+    },
+    /// The attempt failed (error, panic, timeout): due again after `delay_ms`, or dead-lettered
+    /// when the failures reach [`QueuePolicy::max_failures`].
+    Fail {
+        /// Delay, ms.
+        delay_ms: u64,
+        /// Fixed-vocabulary reason, kept with the job.
+        reason: &'static str,
+    },
+    /// Moves the job to the dead-letter set at once (it cannot succeed as it is).
+    Bury {
+        /// Fixed-vocabulary reason, kept with the job.
+        reason: &'static str,
+    },
+    /// Extends the lease by [`QueuePolicy::lease_ms`] from now.
+    Renew,
+}
+
+/// The result of [`KvStore::queue_settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Done as asked.
+    Ok,
+    /// The job is now in the dead-letter set.
+    Buried,
+    /// This worker no longer holds the lease (it expired and another worker claimed the job,
+    /// or the job is gone): nothing changed.
+    Lost,
+}
+
+/// A dead-lettered job, as listed (without its body, which may hold link ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadJob {
+    /// The job's id in its queue.
+    pub member: String,
+    /// When it was dead-lettered, store clock, Unix ms.
+    pub dead_at_ms: i64,
+    /// Attempts made.
+    pub tries: u32,
+    /// Why (fixed vocabulary).
+    pub reason: String,
+}
+
 /// A record read with the store's clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -120,13 +243,16 @@ pub trait LinkStore: Send + Sync + 'static {
         retention_ms: u64,
     ) -> Result<RevokeResult, StoreError>;
 
-    /// Attaches a pull-verified result to a link, keeping its key expiry. Returns the updated
-    /// record, or `None` if the link no longer exists.
+    /// Attaches a pull-verified result to a link, keeping its key expiry, under the ordering
+    /// rule: the result with the later (`verified_at`, `auth_id`) wins, so the order of calls
+    /// does not matter; the first result written for an `auth_id` stays (re-verification
+    /// changes nothing). Returns what happened and the record as stored afterwards, or `None`
+    /// if the link no longer exists.
     async fn set_result(
         &self,
         id: &LinkId,
         result: &LinkResult,
-    ) -> Result<Option<LinkRecord>, StoreError>;
+    ) -> Result<Option<(ResultWrite, LinkRecord)>, StoreError>;
 
     /// Reads a record without changing it (status, `HEAD`). `None` if there is none.
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError>;
@@ -181,6 +307,65 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Removes `member` from `queue`.
     async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError>;
+
+    /// Writes `value` for `ttl_ms` unless the key holds a value with a later or equal
+    /// (`order`, `tiebreak`); returns whether it wrote. One atomic step.
+    async fn put_if_later(
+        &self,
+        key: &str,
+        order: i64,
+        tiebreak: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Reads a value written by [`KvStore::put_if_later`], with the store's clock (Unix ms).
+    async fn read_later(&self, key: &str) -> Result<(Option<String>, i64), StoreError>;
+
+    /// Work queues ([`crate::queue`]): queues job `member` with `body`, due now, unless it is
+    /// queued already; with `marker`, also unless that marker was set within `marker_ttl_ms`
+    /// (and sets it). One atomic step; returns whether the job was added.
+    #[allow(clippy::too_many_arguments)]
+    async fn queue_push(
+        &self,
+        queue: &str,
+        member: &str,
+        body: &str,
+        marker: Option<&str>,
+        marker_ttl_ms: u64,
+        policy: &QueuePolicy,
+    ) -> Result<bool, StoreError>;
+
+    /// Leases up to `limit` due jobs of `queue` to the caller (each job to one caller at a
+    /// time) and dead-letters due jobs whose failures reached the limit. One atomic step.
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        limit: usize,
+        policy: &QueuePolicy,
+    ) -> Result<Claim, StoreError>;
+
+    /// Settles a claimed job, only if `token` still holds its lease. One atomic step.
+    async fn queue_settle(
+        &self,
+        queue: &str,
+        member: &str,
+        token: &str,
+        settle: Settle,
+        policy: &QueuePolicy,
+    ) -> Result<Settled, StoreError>;
+
+    /// Up to `limit` dead-lettered jobs of `queue`, oldest first.
+    async fn queue_dead(&self, queue: &str, limit: usize) -> Result<Vec<DeadJob>, StoreError>;
+
+    /// Moves a dead-lettered job back into `queue`, due now, with its failures and its age
+    /// reset; returns whether it was dead-lettered.
+    async fn queue_revive(
+        &self,
+        queue: &str,
+        member: &str,
+        policy: &QueuePolicy,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Everything the gateway keeps: links plus the small primitives.

@@ -15,7 +15,10 @@ use redis::Script;
 use std::future::Future;
 use std::time::Duration;
 
-use super::{KvStore, LinkStore, OpenResult, RevokeResult, Snapshot, StoreError, WindowCount};
+use super::{
+    Claim, ClaimedJob, DeadJob, KvStore, LinkStore, OpenResult, QueuePolicy, ResultWrite,
+    RevokeResult, Settle, Settled, Snapshot, StoreError, WindowCount,
+};
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
 /// Shared Lua: the Redis clock in Unix milliseconds.
@@ -118,19 +121,210 @@ return 0
 "#;
 
 /// KEYS[1] link key; ARGV[1] result; ARGV[2] auth id; ARGV[3] verified-at ms. Keeps the key's
-/// expiry. Returns the updated JSON or nil.
+/// expiry. The later (verified-at, auth id) wins; the first verdict on an auth id stays.
+/// Returns {'applied'|'same'|'stale', json} or nil when there is no link.
 const SET_RESULT_LUA: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return false end
 local r = cjson.decode(v)
+local va = tonumber(ARGV[3])
+if r.res then
+  local cva = tonumber(r.va) or 0
+  local caid = r.aid or ''
+  if caid == ARGV[2] then return {'same', v} end
+  if cva > va or (cva == va and caid > ARGV[2]) then return {'stale', v} end
+end
 r.res = ARGV[1]
 r.aid = ARGV[2]
-r.va = tonumber(ARGV[3])
+r.va = va
 v = cjson.encode(r)
 redis.call('SET', KEYS[1], v, 'PX', ttl)
-return v
+return {'applied', v}
+"#;
+
+/// KEYS[1] hash {o, i, v}; ARGV[1] order; ARGV[2] tiebreak; ARGV[3] value; ARGV[4] ttl ms.
+/// Returns 1 if written.
+const PUT_IF_LATER_LUA: &str = r#"
+local cur = redis.call('HMGET', KEYS[1], 'o', 'i')
+if cur[1] then
+  local o = tonumber(cur[1])
+  local n = tonumber(ARGV[1])
+  if o > n or (o == n and (cur[2] or '') >= ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'i', ARGV[2], 'v', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"#;
+
+/// KEYS[1] hash written by PUT_IF_LATER. Returns {now} or {now, value}.
+const READ_LATER_BODY: &str = r#"
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return {tostring(now)} end
+return {tostring(now), v}
+"#;
+
+/// Work queues. KEYS[1] due (sorted set, score = due ms, Redis clock), KEYS[2] jobs (hash
+/// member -> envelope JSON {b body, c created, t tries, f failures, k lease token, r reason}),
+/// KEYS[3] dead letters (sorted set, score = dead-lettered ms). All three share the hash tag
+/// `{q:<name>}`, so every script runs on one slot in a cluster.
+const QUEUE_EXPIRE_LUA: &str = r#"
+local function expire_all(ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ttl) end
+end
+-- An envelope, or nil if it is unreadable (a poisoned entry must not stop the queue).
+local function envelope(v)
+  local ok, e = pcall(cjson.decode, v)
+  if not ok or type(e) ~= 'table' then return nil end
+  if type(e.b) ~= 'string' then return nil end
+  e.c = tonumber(e.c) or 0
+  e.t = tonumber(e.t) or 0
+  e.f = tonumber(e.f) or 0
+  if type(e.k) ~= 'string' then e.k = '' end
+  if type(e.r) ~= 'string' then e.r = '' end
+  return e
+end
+"#;
+
+/// KEYS[1] due, KEYS[2] jobs, KEYS[3] marker key (or the jobs key when there is none);
+/// ARGV[1] member, ARGV[2] body, ARGV[3] "1" with a marker, ARGV[4] marker ttl, ARGV[5] queue
+/// ttl. Returns 1 if added.
+const QUEUE_PUSH_BODY: &str = r#"
+if ARGV[3] == '1' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({b = ARGV[2], c = now, t = 0, f = 0, k = '', r = ''}))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"#;
+
+/// ARGV[1] limit, ARGV[2] lease ms, ARGV[3] max failures, ARGV[4] queue ttl, ARGV[5] dead
+/// ttl, ARGV[6] token prefix. Returns {now, n buried, per buried job: member, reason; then per
+/// claimed job: member, body, token, tries, failures, created}.
+const QUEUE_CLAIM_BODY: &str = r#"
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[5]), 'LIMIT', 0, 100)
+for _, m in ipairs(old) do
+  redis.call('ZREM', KEYS[3], m)
+  redis.call('HDEL', KEYS[2], m)
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local buried = {}
+local jobs = {}
+local lease = tonumber(ARGV[2])
+for i, m in ipairs(due) do
+  local v = redis.call('HGET', KEYS[2], m)
+  local e = v and envelope(v)
+  if not v then
+    redis.call('ZREM', KEYS[1], m)
+  elseif not e then
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZADD', KEYS[3], now, m)
+    redis.call('HSET', KEYS[2], m, cjson.encode({b = '', c = now, t = 0, f = 0, k = '', r = 'unreadable'}))
+    table.insert(buried, m)
+    table.insert(buried, 'unreadable')
+  else
+    if e.f >= tonumber(ARGV[3]) then
+      e.k = ''
+      if e.r == '' then e.r = 'lease_lost' end
+      redis.call('ZREM', KEYS[1], m)
+      redis.call('ZADD', KEYS[3], now, m)
+      redis.call('HSET', KEYS[2], m, cjson.encode(e))
+      table.insert(buried, m)
+      table.insert(buried, e.r)
+    else
+      e.t = e.t + 1
+      e.f = e.f + 1
+      e.k = ARGV[6] .. ':' .. i
+      redis.call('HSET', KEYS[2], m, cjson.encode(e))
+      redis.call('ZADD', KEYS[1], now + lease, m)
+      for _, x in ipairs({m, e.b, e.k, tostring(e.t), tostring(e.f), tostring(e.c)}) do
+        table.insert(jobs, x)
+      end
+    end
+  end
+end
+if #due > 0 then expire_all(ARGV[4]) end
+local out = {tostring(now), tostring(#buried / 2)}
+for _, m in ipairs(buried) do table.insert(out, m) end
+for _, x in ipairs(jobs) do table.insert(out, x) end
+return out
+"#;
+
+/// ARGV[1] member, ARGV[2] token, ARGV[3] op (done|renew|retry|fail|bury), ARGV[4] delay ms,
+/// ARGV[5] reason, ARGV[6] lease ms, ARGV[7] queue ttl, ARGV[8] max failures.
+/// Returns 'ok' | 'buried' | 'lost'.
+const QUEUE_SETTLE_BODY: &str = r#"
+local m = ARGV[1]
+local v = redis.call('HGET', KEYS[2], m)
+if not v then return 'lost' end
+local e = envelope(v)
+if not e or e.k ~= ARGV[2] then return 'lost' end
+local op = ARGV[3]
+if op == 'done' then
+  redis.call('HDEL', KEYS[2], m)
+  redis.call('ZREM', KEYS[1], m)
+  return 'ok'
+end
+if op == 'renew' then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), m)
+  expire_all(ARGV[7])
+  return 'ok'
+end
+e.k = ''
+local result = 'ok'
+if op == 'retry' then e.f = 0 end
+if op == 'fail' or op == 'bury' then e.r = ARGV[5] end
+if op == 'bury' or (op == 'fail' and e.f >= tonumber(ARGV[8])) then
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZADD', KEYS[3], now, m)
+  result = 'buried'
+else
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), m)
+end
+redis.call('HSET', KEYS[2], m, cjson.encode(e))
+expire_all(ARGV[7])
+return result
+"#;
+
+/// ARGV[1] limit. Returns per job: member, dead-at ms, tries, reason.
+const QUEUE_DEAD_LUA: &str = r#"
+local ms = redis.call('ZRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local out = {}
+for i = 1, #ms, 2 do
+  local v = redis.call('HGET', KEYS[2], ms[i])
+  local e = v and envelope(v)
+  local t, r = '0', 'unreadable'
+  if e then
+    t = tostring(e.t)
+    r = e.r
+  end
+  for _, x in ipairs({ms[i], ms[i + 1], t, r}) do table.insert(out, x) end
+end
+return out
+"#;
+
+/// ARGV[1] member, ARGV[2] queue ttl. Returns 1 if the job was dead-lettered and is due again.
+const QUEUE_REVIVE_BODY: &str = r#"
+if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[1])
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+local e = v and envelope(v)
+if not e then return 0 end
+e.f = 0
+e.k = ''
+e.r = ''
+e.c = now
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(e))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+expire_all(ARGV[2])
+return 1
 "#;
 
 /// KEYS[1] queue (sorted set scored by due time, Redis clock); ARGV[1] member; ARGV[2] delay
@@ -188,6 +382,13 @@ pub struct RedisStore {
     set_result: Script,
     schedule: Script,
     due: Script,
+    put_if_later: Script,
+    read_later: Script,
+    queue_push: Script,
+    queue_claim: Script,
+    queue_settle: Script,
+    queue_dead: Script,
+    queue_revive: Script,
 }
 
 impl RedisStore {
@@ -234,6 +435,13 @@ impl RedisStore {
             set_result: Script::new(SET_RESULT_LUA),
             schedule: Script::new(&format!("{NOW_LUA}{SCHEDULE_BODY}")),
             due: Script::new(&format!("{NOW_LUA}{DUE_BODY}")),
+            put_if_later: Script::new(PUT_IF_LATER_LUA),
+            read_later: Script::new(&format!("{NOW_LUA}{READ_LATER_BODY}")),
+            queue_push: Script::new(&format!("{NOW_LUA}{QUEUE_PUSH_BODY}")),
+            queue_claim: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_CLAIM_BODY}")),
+            queue_settle: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_SETTLE_BODY}")),
+            queue_dead: Script::new(&format!("{QUEUE_EXPIRE_LUA}{QUEUE_DEAD_LUA}")),
+            queue_revive: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_REVIVE_BODY}")),
         };
         store.ping().await?;
         store.check_server().await?;
@@ -281,6 +489,13 @@ impl RedisStore {
             &self.set_result,
             &self.schedule,
             &self.due,
+            &self.put_if_later,
+            &self.read_later,
+            &self.queue_push,
+            &self.queue_claim,
+            &self.queue_settle,
+            &self.queue_dead,
+            &self.queue_revive,
         ] {
             let loaded =
                 tokio::time::timeout(self.timeout, script.prepare_invoke().load_async(&mut conn))
@@ -329,6 +544,16 @@ impl RedisStore {
 
     fn prefixed(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// The three keys of work queue `queue`: due, jobs, dead letters (one hash tag).
+    fn queue_keys(&self, queue: &str) -> [String; 3] {
+        let base = format!("{}{{{queue}}}", self.prefix);
+        [
+            format!("{base}:due"),
+            format!("{base}:jobs"),
+            format!("{base}:dead"),
+        ]
     }
 
     /// The Redis key of a link: `<prefix>link:{<id>}`.
@@ -498,18 +723,31 @@ impl LinkStore for RedisStore {
         &self,
         id: &LinkId,
         result: &LinkResult,
-    ) -> Result<Option<LinkRecord>, StoreError> {
-        let stored: Option<String> = self
+    ) -> Result<Option<(ResultWrite, LinkRecord)>, StoreError> {
+        let reply: Option<(String, String)> = self
             .script(
                 "set_result",
                 self.set_result
                     .key(self.key(id))
-                    .arg(&result.result)
+                    .arg(result.result.as_str())
                     .arg(&result.auth_id)
                     .arg(result.verified_at_ms),
             )
             .await?;
-        stored.map(|json| decode(&json)).transpose()
+        let Some((what, json)) = reply else {
+            return Ok(None);
+        };
+        let write = match what.as_str() {
+            "applied" => ResultWrite::Applied,
+            "same" => ResultWrite::Same,
+            "stale" => ResultWrite::Stale,
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "unexpected set_result script reply".into(),
+                ))
+            }
+        };
+        Ok(Some((write, decode(&json)?)))
     }
 
     async fn get(&self, id: &LinkId) -> Result<Option<Snapshot>, StoreError> {
@@ -646,4 +884,225 @@ impl KvStore for RedisStore {
         .await
         .map(|_| ())
     }
+
+    async fn put_if_later(
+        &self,
+        key: &str,
+        order: i64,
+        tiebreak: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let written: i64 = self
+            .script(
+                "put_if_later",
+                self.put_if_later
+                    .key(self.prefixed(key))
+                    .arg(order)
+                    .arg(tiebreak)
+                    .arg(value)
+                    .arg(ttl_ms),
+            )
+            .await?;
+        Ok(written == 1)
+    }
+
+    async fn read_later(&self, key: &str) -> Result<(Option<String>, i64), StoreError> {
+        let reply: Vec<String> = self
+            .script("read_later", &self.read_later.key(self.prefixed(key)))
+            .await?;
+        let now_ms = store_clock(reply.first())?;
+        Ok((reply.get(1).cloned(), now_ms))
+    }
+
+    async fn queue_push(
+        &self,
+        queue: &str,
+        member: &str,
+        body: &str,
+        marker: Option<&str>,
+        marker_ttl_ms: u64,
+        policy: &QueuePolicy,
+    ) -> Result<bool, StoreError> {
+        let [due, jobs, _] = self.queue_keys(queue);
+        let marker_key = match marker {
+            Some(m) => format!("{}{{{queue}}}:seen:{m}", self.prefix),
+            None => jobs.clone(),
+        };
+        let added: i64 = self
+            .script(
+                "queue_push",
+                self.queue_push
+                    .key(due)
+                    .key(jobs)
+                    .key(marker_key)
+                    .arg(member)
+                    .arg(body)
+                    .arg(if marker.is_some() { "1" } else { "0" })
+                    .arg(marker_ttl_ms.max(1))
+                    .arg(policy.ttl_ms),
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        limit: usize,
+        policy: &QueuePolicy,
+    ) -> Result<Claim, StoreError> {
+        let [due, jobs, dead] = self.queue_keys(queue);
+        let reply: Vec<String> = self
+            .script(
+                "queue_claim",
+                self.queue_claim
+                    .key(due)
+                    .key(jobs)
+                    .key(dead)
+                    .arg(limit)
+                    .arg(policy.lease_ms)
+                    .arg(policy.max_failures)
+                    .arg(policy.ttl_ms)
+                    .arg(policy.dead_ttl_ms)
+                    .arg(uuid::Uuid::new_v4().simple().to_string()),
+            )
+            .await?;
+        let bad = || StoreError::Corrupt("unexpected queue_claim script reply".into());
+        let now_ms = store_clock(reply.first())?;
+        let n_buried: usize = reply.get(1).and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+        let buried = reply
+            .get(2..2 + 2 * n_buried)
+            .ok_or_else(bad)?
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
+        let rest = reply.get(2 + 2 * n_buried..).ok_or_else(bad)?;
+        if !rest.len().is_multiple_of(6) {
+            return Err(bad());
+        }
+        let jobs = rest
+            .chunks(6)
+            .map(|c| ClaimedJob {
+                member: c[0].clone(),
+                body: c[1].clone(),
+                token: c[2].clone(),
+                tries: lua_u32(&c[3]),
+                failures: lua_u32(&c[4]),
+                created_ms: lua_i64(&c[5]),
+            })
+            .collect();
+        Ok(Claim {
+            now_ms,
+            jobs,
+            buried,
+        })
+    }
+
+    async fn queue_settle(
+        &self,
+        queue: &str,
+        member: &str,
+        token: &str,
+        settle: Settle,
+        policy: &QueuePolicy,
+    ) -> Result<Settled, StoreError> {
+        let [due, jobs, dead] = self.queue_keys(queue);
+        let (op, delay_ms, reason) = match settle {
+            Settle::Done => ("done", 0, ""),
+            Settle::Retry { delay_ms } => ("retry", delay_ms, ""),
+            Settle::Fail { delay_ms, reason } => ("fail", delay_ms, reason),
+            Settle::Bury { reason } => ("bury", 0, reason),
+            Settle::Renew => ("renew", 0, ""),
+        };
+        let reply: String = self
+            .script(
+                "queue_settle",
+                self.queue_settle
+                    .key(due)
+                    .key(jobs)
+                    .key(dead)
+                    .arg(member)
+                    .arg(token)
+                    .arg(op)
+                    .arg(delay_ms)
+                    .arg(reason)
+                    .arg(policy.lease_ms)
+                    .arg(policy.ttl_ms)
+                    .arg(policy.max_failures),
+            )
+            .await?;
+        match reply.as_str() {
+            "ok" => Ok(Settled::Ok),
+            "buried" => Ok(Settled::Buried),
+            "lost" => Ok(Settled::Lost),
+            _ => Err(StoreError::Corrupt(
+                "unexpected queue_settle script reply".into(),
+            )),
+        }
+    }
+
+    async fn queue_dead(&self, queue: &str, limit: usize) -> Result<Vec<DeadJob>, StoreError> {
+        let [due, jobs, dead] = self.queue_keys(queue);
+        let reply: Vec<String> = self
+            .script(
+                "queue_dead",
+                self.queue_dead.key(due).key(jobs).key(dead).arg(limit),
+            )
+            .await?;
+        if !reply.len().is_multiple_of(4) {
+            return Err(StoreError::Corrupt(
+                "unexpected queue_dead script reply".into(),
+            ));
+        }
+        Ok(reply
+            .chunks(4)
+            .map(|c| DeadJob {
+                member: c[0].clone(),
+                dead_at_ms: lua_i64(&c[1]),
+                tries: lua_u32(&c[2]),
+                reason: c[3].clone(),
+            })
+            .collect())
+    }
+
+    async fn queue_revive(
+        &self,
+        queue: &str,
+        member: &str,
+        policy: &QueuePolicy,
+    ) -> Result<bool, StoreError> {
+        let [due, jobs, dead] = self.queue_keys(queue);
+        let revived: i64 = self
+            .script(
+                "queue_revive",
+                self.queue_revive
+                    .key(due)
+                    .key(jobs)
+                    .key(dead)
+                    .arg(member)
+                    .arg(policy.ttl_ms),
+            )
+            .await?;
+        Ok(revived == 1)
+    }
+}
+
+/// The store clock a script returned as its first value.
+fn store_clock(value: Option<&String>) -> Result<i64, StoreError> {
+    value
+        .and_then(|n| n.parse::<i64>().ok())
+        .ok_or_else(|| StoreError::Corrupt("script returned no clock".into()))
+}
+
+/// A number written by Lua's `tostring` (possibly in exponent form).
+fn lua_i64(s: &str) -> i64 {
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| s.parse::<f64>().ok().map(|f| f as i64))
+        .unwrap_or(0)
+}
+
+fn lua_u32(s: &str) -> u32 {
+    u32::try_from(lua_i64(s).max(0)).unwrap_or(u32::MAX)
 }

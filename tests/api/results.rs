@@ -424,7 +424,10 @@ async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
         "null while unverified"
     );
     assert!(
-        app.keys().await.iter().any(|k| k.contains("pv:")),
+        app.keys()
+            .await
+            .iter()
+            .any(|k| k.contains("{q:verify}:jobs")),
         "the pending work is in Redis"
     );
 
@@ -479,11 +482,7 @@ async fn webhook_receiver_refuses_wrong_secret_source_and_size() {
     post_webhook(&app, &big)
         .await
         .assert_problem(413, "payload_too_large");
-    assert!(!app
-        .keys()
-        .await
-        .iter()
-        .any(|k| k.contains("pv:") || k.contains("wh:")));
+    assert!(!app.keys().await.iter().any(|k| k.contains("{q:verify}")));
 
     // The documented ARGOS address only (the default): a local sender is refused.
     let strict = env_with(|s| {
@@ -807,4 +806,484 @@ async fn callbacks_are_retried_until_delivered() {
         2,
         "no more after success"
     );
+}
+
+// ---- Issue 11: results you can trust (fresh, matched, ordered, exactly once, one clock) ----
+
+/// ARGOS answers GET /v3/faceauth?authId=<auth_id> with this record (the newer shape).
+async fn argos_record(argos: &MockServer, auth_id: &str, record: Value) {
+    Mock::given(method("GET"))
+        .and(path("/v3/faceauth"))
+        .and(query_param("authId", auth_id))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "faceAuth_projectId": PROJECT_ID, "data": [record]
+        }])))
+        .mount(argos)
+        .await;
+}
+
+async fn metrics_text(app: &TestApp) -> String {
+    reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        app.metrics_port.unwrap()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_old_approval_replayed_on_an_opened_link_is_not_a_fresh_step_up() {
+    let Env {
+        app,
+        argos,
+        receiver,
+    } = env().await;
+    let jwt = user_jwt("victim");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    // An approved FaceAuth of the victim from three years ago, attached to the fresh link.
+    argos_says(
+        &argos,
+        "auth-ancient",
+        "approved",
+        "sid-of-victim",
+        3 * 365 * 86_400,
+    )
+    .await;
+    assert_eq!(
+        post_webhook(&app, &shape_c("auth-ancient", &id))
+            .await
+            .json()["status"],
+        "accepted"
+    );
+    eventually("judged", || async {
+        link_status(&app, &jwt, &id).await["result"] == "rejected"
+    })
+    .await;
+    let su = step_up(&app, "victim", 60).await;
+    assert_eq!(su["verified"], false);
+    assert!(su["auth_id"].is_null(), "not the user's step-up at all");
+    // verified_at is ARGOS's time, never moved forward to the link's.
+    let st = link_status(&app, &jwt, &id).await;
+    assert!(st["verified_at"].as_str().unwrap() < st["created_at"].as_str().unwrap());
+    // The rejection is explained (metric) and the app is told (rejected callback).
+    eventually("rejected callback", || async {
+        receiver
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("auth-ancient"))
+    })
+    .await;
+    assert!(metrics_text(&app)
+        .await
+        .contains(r#"faceauth_verification_rejections_total{reason="before_open"}"#));
+
+    // The same user's fresh FaceAuth on a new link does pass.
+    let fresh = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&fresh).await.status, 302);
+    argos_says(&argos, "auth-fresh", "approved", "sid-of-victim", 0).await;
+    post_webhook(&app, &shape_c("auth-fresh", &fresh)).await;
+    eventually("fresh approval", || async {
+        step_up(&app, "victim", 60).await["verified"] == true
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_record_without_a_submission_id_or_naming_another_user_is_not_approved() {
+    let Env { app, argos, .. } = env().await;
+    let jwt = user_jwt("victor");
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let cases = [
+        (
+            "auth-nosid",
+            json!({"auth_id": "auth-nosid", "auth_status": "approved", "create_time": now}),
+        ),
+        (
+            "auth-otheruser",
+            json!({"auth_id": "auth-otheruser", "auth_status": "approved", "create_time": now,
+            "kyc_submission_id": "sid-of-victor", "auth_user_id": "mallory"}),
+        ),
+        (
+            "auth-notime",
+            json!({"auth_id": "auth-notime", "auth_status": "approved",
+            "kyc_submission_id": "sid-of-victor"}),
+        ),
+    ];
+    for (auth, record) in cases {
+        let id = app.mint_id(&jwt).await;
+        assert_eq!(app.open(&id).await.status, 302);
+        argos_record(&argos, auth, record).await;
+        post_webhook(&app, &shape_c(auth, &id)).await;
+        eventually(auth, || async {
+            link_status(&app, &jwt, &id).await["result"] == "rejected"
+        })
+        .await;
+    }
+    assert_eq!(step_up(&app, "victor", 3600).await["verified"], false);
+    let text = metrics_text(&app).await;
+    for reason in ["no_submission", "other_user", "no_time"] {
+        assert!(
+            text.contains(&format!(
+                r#"faceauth_verification_rejections_total{{reason="{reason}"}}"#
+            )),
+            "{reason}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ten_concurrent_redeliveries_are_accepted_once() {
+    let Env { app, argos, .. } = env().await;
+    let jwt = user_jwt("rita");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    argos_says(&argos, "auth-10", "approved", "sid-of-rita", 0).await;
+    let body = shape_c("auth-10", &id);
+    let answers = futures::future::join_all((0..10).map(|_| post_webhook(&app, &body))).await;
+    let mut statuses: Vec<String> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()["status"].as_str().unwrap().to_string()
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses[0], "accepted");
+    assert!(
+        statuses[1..].iter().all(|s| s == "duplicate"),
+        "{statuses:?}"
+    );
+    eventually("verified", || async {
+        link_status(&app, &jwt, &id).await["result"] == "approved"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn argos_refusing_an_approved_confirmation_is_a_503_and_nothing_is_stored() {
+    let Env { app, argos, .. } = env_with(|s| {
+        s.sid.sources = vec![faceauth_gateway::config::SidSource::Store];
+    })
+    .await;
+    let body = br#"{"webhook_trigger":"approved","submission_id":"sub-ivy","userid":"ivy"}"#;
+    let write = service_jwt("faceauth:links:write");
+    for status in [403, 404, 500] {
+        argos.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/v3/submission"))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&argos)
+            .await;
+        post_webhook(&app, body)
+            .await
+            .assert_problem(503, "store_unavailable");
+        app.send(
+            app.client
+                .post(app.url("/v1/users/ivy/links"))
+                .bearer_auth(&write),
+        )
+        .await
+        .assert_problem(422, "no_submission");
+    }
+    // ARGOS confirms on the next delivery: the mapping is stored.
+    argos.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/submission"))
+        .and(query_param("submission_id", "sub-ivy"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Items": [
+            {"submission_id": "sub-ivy", "userid": "ivy", "kyc": {"result": "approved"}}
+        ]})))
+        .mount(&argos)
+        .await;
+    assert_eq!(post_webhook(&app, body).await.json()["status"], "accepted");
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/v1/users/ivy/links"))
+                .bearer_auth(&write),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[tokio::test]
+async fn one_ordering_rule_whatever_the_order_of_webhooks() {
+    let Env {
+        app,
+        argos,
+        receiver,
+    } = env().await;
+    let jwt = user_jwt("otto");
+    let older = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&older).await.status, 302);
+    let newer = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&newer).await.status, 302);
+    argos_says(&argos, "auth-older", "approved", "sid-of-otto", 20).await;
+    argos_says(&argos, "auth-newer", "approved", "sid-of-otto", 2).await;
+    // The newer FaceAuth is verified first, then the older one arrives.
+    post_webhook(&app, &shape_c("auth-newer", &newer)).await;
+    eventually("newer verified", || async {
+        step_up(&app, "otto", 300).await["auth_id"] == "auth-newer"
+    })
+    .await;
+    post_webhook(&app, &shape_c("auth-older", &older)).await;
+    eventually("older verified", || async {
+        link_status(&app, &jwt, &older).await["result"] == "approved"
+    })
+    .await;
+    // Both links carry their own result; the step-up stays the later FaceAuth.
+    let su = step_up(&app, "otto", 300).await;
+    assert_eq!(su["auth_id"], "auth-newer");
+    assert_eq!(su["link_id"], newer.as_str());
+    // One callback per FaceAuth, each with its verified_at, so receivers can order them.
+    eventually("two callbacks", || async {
+        receiver.received_requests().await.unwrap_or_default().len() >= 2
+    })
+    .await;
+    let events: Vec<Value> = receiver
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2);
+    let newer_event = events
+        .iter()
+        .find(|e| e["auth_id"] == "auth-newer")
+        .unwrap();
+    let older_event = events
+        .iter()
+        .find(|e| e["auth_id"] == "auth-older")
+        .unwrap();
+    assert!(older_event["verified_at"].as_str() < newer_event["verified_at"].as_str());
+    assert_eq!(
+        newer_event["verified_at"],
+        link_status(&app, &jwt, &newer).await["verified_at"]
+    );
+}
+
+#[tokio::test]
+async fn a_poisoned_job_is_dead_lettered_while_later_jobs_are_delivered() {
+    let Env {
+        app,
+        argos,
+        receiver,
+    } = env().await;
+    // Two poisoned callback jobs at the front of the queue: an unreadable entry and an
+    // unreadable event body.
+    let mut conn = redis::Client::open(app.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let base = format!("{}{{q:callbacks}}", app.prefix);
+    let _: () = redis::pipe()
+        .hset(format!("{base}:jobs"), "evt_garbage", "{not json")
+        .hset(
+            format!("{base}:jobs"),
+            "evt_badbody",
+            json!({"b": "{not json", "c": 0, "t": 0, "f": 0, "k": "", "r": ""}).to_string(),
+        )
+        .zadd(format!("{base}:due"), "evt_garbage", 1)
+        .zadd(format!("{base}:due"), "evt_badbody", 2)
+        .pexpire(format!("{base}:jobs"), 600_000)
+        .pexpire(format!("{base}:due"), 600_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let jwt = user_jwt("pia");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    argos_says(&argos, "auth-behind", "approved", "sid-of-pia", 0).await;
+    post_webhook(&app, &shape_c("auth-behind", &id)).await;
+    eventually("the later job is delivered", || async {
+        receiver
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("auth-behind"))
+    })
+    .await;
+    let dead: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{base}:dead"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.contains(&"evt_garbage".to_string()) && dead.contains(&"evt_badbody".to_string()));
+    assert!(metrics_text(&app)
+        .await
+        .contains(r#"faceauth_jobs_dead_lettered_total{queue="callbacks"}"#));
+
+    // The CLI lists them and puts one back.
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faceauth-gateway"));
+        cmd.args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("FACEAUTH__") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("FACEAUTH__STORE__REDIS_URL", &app.redis_url)
+            .env("FACEAUTH__STORE__KEY_PREFIX", &app.prefix)
+            .env("FACEAUTH__ARGOS__PROJECT_ID", PROJECT_ID)
+            .env("FACEAUTH__ARGOS__FORM_URL", FORM_URL)
+            .env("FACEAUTH__ARGOS__API_KEY", &app.api_key)
+            .env("FACEAUTH__AUTH__ALGORITHMS", "[\"HS256\"]")
+            .env("FACEAUTH__AUTH__HS256_SECRET", HS_SECRET)
+            .env("FACEAUTH__AUTH__ISSUER", ISSUER)
+            .env("FACEAUTH__AUTH__AUDIENCE", AUDIENCE);
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, listed) = cli(&["jobs", "list"]);
+    assert_eq!(code, Some(0));
+    let lines: Vec<Vec<&str>> = listed.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l[0] == "callbacks" && l[4] == "unreadable"),
+        "{listed}"
+    );
+    let (code, _) = cli(&["jobs", "retry", "--queue", "callbacks", "evt_badbody"]);
+    assert_eq!(code, Some(0));
+    let (code, _) = cli(&["jobs", "retry", "--queue", "verify", "evt_badbody"]);
+    assert_eq!(code, Some(2), "not dead-lettered in that queue");
+    // Retried, still unreadable: back in the dead-letter set, never blocking anything.
+    eventually("dead-lettered again", || async {
+        let (_, listed) = cli(&["jobs", "list", "--queue", "callbacks"]);
+        listed.lines().count() == 2
+    })
+    .await;
+}
+
+/// A handler that panics on the first attempt of job `panic-once`, and records what it did.
+#[derive(Clone)]
+struct Flaky {
+    done: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    panicked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl faceauth_gateway::queue::Handler for Flaky {
+    async fn handle(
+        &self,
+        job: &faceauth_gateway::store::ClaimedJob,
+        _now_ms: i64,
+    ) -> Result<faceauth_gateway::queue::Step, faceauth_gateway::store::StoreError> {
+        if job.member == "panic-once"
+            && !self
+                .panicked
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("injected panic in a job");
+        }
+        self.done.lock().unwrap().push(job.member.clone());
+        Ok(faceauth_gateway::queue::Step::Done)
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_panics_once_keeps_serving() {
+    use faceauth_gateway::metrics::METRICS;
+    use faceauth_gateway::queue::{supervise, QueueName, WorkQueue};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let settings = test_settings();
+    let store: std::sync::Arc<dyn faceauth_gateway::store::Store> = std::sync::Arc::new(
+        faceauth_gateway::store::redis::RedisStore::connect_to(
+            &test_target(),
+            &settings.store.key_prefix,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    );
+    let queue = WorkQueue::new(store, QueueName::Verify, 60_000, &settings.verify);
+    for member in ["panic-once", "next-1", "next-2"] {
+        assert!(queue.push(member, "{}", None).await.unwrap());
+    }
+    let restarts = || METRICS.worker_restarts.with_label_values(&["verify"]).get();
+    let before = restarts();
+    let flaky = Flaky {
+        done: Default::default(),
+        panicked: Default::default(),
+    };
+    // The first round panics outright; later rounds work through the queue, where one job
+    // panics once.
+    let rounds = std::sync::Arc::new(AtomicU32::new(0));
+    let worker = {
+        let (queue, flaky, rounds) = (queue.clone(), flaky.clone(), rounds.clone());
+        supervise(
+            QueueName::Verify,
+            Duration::from_millis(50),
+            Duration::from_secs(30),
+            move || {
+                let (queue, flaky, rounds) = (queue.clone(), flaky.clone(), rounds.clone());
+                async move {
+                    if rounds.fetch_add(1, Ordering::SeqCst) == 0 {
+                        panic!("injected panic in a round");
+                    }
+                    queue.run_round(&flaky).await
+                }
+            },
+        )
+    };
+    eventually("every job done, the panicked one retried", || async {
+        let done = flaky.done.lock().unwrap().clone();
+        ["panic-once", "next-1", "next-2"]
+            .iter()
+            .all(|m| done.iter().any(|d| d == m))
+    })
+    .await;
+    worker.abort();
+    assert!(
+        restarts() >= before + 2,
+        "the round and the job panic are counted"
+    );
+    assert!(
+        METRICS
+            .worker_last_round
+            .with_label_values(&["verify"])
+            .get()
+            > 0.0
+    );
+    assert!(queue.dead(10).await.unwrap().is_empty());
+    let done = flaky.done.lock().unwrap().clone();
+    assert_eq!(done.len(), 3, "each job done once: {done:?}");
+}
+
+#[tokio::test]
+async fn settings_that_allow_an_argos_call_longer_than_the_lock_are_refused() {
+    let mut s = test_settings();
+    s.argos.api_timeout_ms = 30_000;
+    s.argos.api_retries = 2;
+    let err = faceauth_gateway::Application::build(s).await.err().unwrap();
+    assert!(err.to_string().contains("verify.lock_ttl_secs"), "{err}");
+    let mut s = test_settings();
+    s.callbacks.timeout_ms = 60_000;
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("verify.lock_ttl_secs"));
+    // A longer lease makes both acceptable.
+    s.verify.lock_ttl_secs = 120;
+    s.argos.api_timeout_ms = 30_000;
+    s.validate().unwrap();
 }
