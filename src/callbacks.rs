@@ -147,13 +147,15 @@ impl Callbacks {
     /// `None` when `callbacks.url` is empty. Errors: a description if the client fails to build.
     pub fn from_settings(
         s: &CallbackSettings,
+        outbound: &crate::outbound::Outbound,
         store: Arc<dyn Store>,
     ) -> Result<Option<Self>, String> {
         let (Some(url), Some(secret)) = (s.url.clone().filter(|u| !u.is_empty()), s.secret.clone())
         else {
             return Ok(None);
         };
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .builder()
             .connect_timeout(Duration::from_millis(s.timeout_ms.min(2_000)))
             .timeout(Duration::from_millis(s.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())

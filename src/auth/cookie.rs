@@ -7,7 +7,7 @@
 //! `Referer`). Anything else is `403 cross_site_request`. Without those headers (older browsers,
 //! non-browser clients) the request is allowed: only browsers carry ambient cookies.
 
-use actix_web::http::header::{HeaderMap, ORIGIN, REFERER};
+use actix_web::http::header::{HeaderMap, HeaderName, ORIGIN, REFERER};
 use actix_web::HttpRequest;
 use secrecy::SecretString;
 
@@ -50,6 +50,20 @@ impl CookiePolicy {
     /// Errors: [`CrossSite`] for a cross-site (or same-site but foreign-origin) request whose
     /// initiating origin is unknown or not allowed.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), CrossSite> {
+        // One initiator only: two `Origin` (or `Referer`, `Sec-Fetch-Site`) fields, or an
+        // `Origin` listing several origins, cannot be judged by one of them.
+        for name in [ORIGIN, REFERER, HeaderName::from_static("sec-fetch-site")] {
+            if headers.get_all(&name).count() > 1 {
+                return Err(CrossSite);
+            }
+        }
+        if headers.get(ORIGIN).is_some_and(|v| {
+            v.as_bytes()
+                .iter()
+                .any(|b| matches!(b, b' ' | b',' | b'\t'))
+        }) {
+            return Err(CrossSite);
+        }
         // `Origin: null` (sandboxed frames, cross-origin redirects, data: pages) is an opaque
         // origin: never trusted, whatever else the request says.
         if headers.get(ORIGIN).is_some_and(|v| v.as_bytes() == b"null") {
@@ -164,6 +178,23 @@ mod tests {
             Err(CrossSite)
         );
         assert_eq!(p.check(&headers(&[("origin", "null")])), Err(CrossSite));
+        assert_eq!(
+            p.check(&headers(&[(
+                "origin",
+                "https://app.example https://evil.example"
+            )])),
+            Err(CrossSite)
+        );
+        assert_eq!(
+            p.check(&headers(&[(
+                "origin",
+                "https://app.example, https://evil.example"
+            )])),
+            Err(CrossSite)
+        );
+        let mut two = headers(&[("origin", "https://app.example")]);
+        two.append(ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert_eq!(p.check(&two), Err(CrossSite));
         assert_eq!(
             p.check(&headers(&[
                 ("sec-fetch-site", "cross-site"),

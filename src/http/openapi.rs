@@ -53,6 +53,26 @@ impl Modify for Security {
     }
 }
 
+/// `HEAD` operations share their handler (and so their name) with `GET`: give them their own
+/// `operationId` (ids must be unique) and no response bodies (a `HEAD` answer has none).
+struct HeadOperations;
+
+impl Modify for HeadOperations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let Some(head) = item.head.as_mut() else {
+                continue;
+            };
+            head.operation_id = head.operation_id.as_ref().map(|id| format!("{id}_head"));
+            for response in head.responses.responses.values_mut() {
+                if let utoipa::openapi::RefOr::T(response) = response {
+                    response.content.clear();
+                }
+            }
+        }
+    }
+}
+
 /// The gateway's API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -75,9 +95,10 @@ impl Modify for Security {
         webhooks::receive,
         routes::healthz,
         routes::readyz,
+        handler,
     ),
     components(schemas(super::error::ProblemCode)),
-    modifiers(&Security),
+    modifiers(&Security, &HeadOperations),
     tags(
         (name = "links", description = "Minting and managing links (user JWT)"),
         (name = "open", description = "The link a user opens (the id is the capability)"),
@@ -95,7 +116,9 @@ pub fn json() -> String {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// `GET /openapi.json`.
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn handler() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
