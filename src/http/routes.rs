@@ -147,11 +147,9 @@ async fn cors_guard(
         .error_response();
         return Ok(req.into_response(problem).map_into_boxed_body());
     }
-    let http_req = req.request().clone();
-    let mut res = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => ServiceResponse::from_err(e, http_req),
-    };
+    // Handlers and extractors answer errors as responses; an `Err` here would come from a
+    // middleware and is passed on as it is. (The request must not be cloned before routing.)
+    let mut res = next.call(req).await?.map_into_boxed_body();
     let headers = res.headers_mut();
     if several || !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
         let cors_fields: Vec<HeaderName> = headers

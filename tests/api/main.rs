@@ -7,6 +7,7 @@ mod config;
 mod confirm;
 mod crypto_vectors;
 mod deploy;
+mod edges;
 mod failover;
 mod frontend;
 mod helpers;
