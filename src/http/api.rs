@@ -200,7 +200,7 @@ pub(crate) fn created_response(
 /// `POST /v1/links`: mint a link for the caller.
 #[utoipa::path(post, path = "/v1/links", tag = "links",
     request_body(content = Option<MintRequest>, description = "Empty, `{}` or `{\"confirm_step\": bool}`"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; replays the first response for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 201, description = "Minted", body = MintResponse,
             headers(("Location" = String, description = "`/v1/links/{id}`"),

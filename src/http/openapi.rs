@@ -53,13 +53,37 @@ impl Modify for Security {
     }
 }
 
-/// `HEAD` operations share their handler (and so their name) with `GET`: give them their own
-/// `operationId` (ids must be unique) and no response bodies (a `HEAD` answer has none).
-struct HeadOperations;
+/// Makes the generated document exact:
+/// * `HEAD` operations share their handler (and so their name) with `GET`: they get their own
+///   `operationId` (ids must be unique) and no response bodies (a `HEAD` answer has none).
+/// * An optional JSON body (`Option<T>`) is generated as "`null` or `T`", but the API takes an
+///   empty body or `T`, never the JSON value `null`: the body becomes `T`, not required.
+struct Exact;
 
-impl Modify for HeadOperations {
+impl Modify for Exact {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::{RefOr, Required};
         for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.post, &mut item.put].into_iter().flatten() {
+                let Some(body) = op.request_body.as_mut() else {
+                    continue;
+                };
+                for content in body.content.values_mut() {
+                    let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+                        continue;
+                    };
+                    let reference = one_of
+                        .items
+                        .iter()
+                        .find(|i| matches!(i, RefOr::Ref(_)))
+                        .cloned();
+                    if let (2, Some(reference)) = (one_of.items.len(), reference) {
+                        content.schema = Some(reference);
+                        body.required = Some(Required::False);
+                    }
+                }
+            }
             let Some(head) = item.head.as_mut() else {
                 continue;
             };
@@ -98,7 +122,7 @@ impl Modify for HeadOperations {
         handler,
     ),
     components(schemas(super::error::ProblemCode)),
-    modifiers(&Security, &HeadOperations),
+    modifiers(&Security, &Exact),
     tags(
         (name = "links", description = "Minting and managing links (user JWT)"),
         (name = "open", description = "The link a user opens (the id is the capability)"),

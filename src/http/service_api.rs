@@ -80,6 +80,7 @@ pub struct ServiceMintRequest {
     confirm_step: Option<bool>,
     /// Opaque, at most 256 bytes; echoed in results and callbacks.
     #[serde(default)]
+    #[schema(max_length = 256)]
     reference: Option<String>,
 }
 
@@ -140,7 +141,8 @@ pub async fn mint_for_user(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmissionRequest {
-    /// The user's approved ID Check submission id.
+    /// The user's approved ID Check submission id, 1–1024 bytes.
+    #[schema(min_length = 1, max_length = 1024)]
     sid: String,
 }
 

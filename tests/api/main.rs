@@ -10,6 +10,7 @@ mod deploy;
 mod edges;
 mod failover;
 mod frontend;
+mod fuzz;
 mod helpers;
 mod idempotency;
 mod input_limits;
