@@ -802,3 +802,86 @@ async fn openapi_documents_every_readme_route_with_exact_parameters() {
         assert!(codes.iter().any(|c| c == code), "{code}");
     }
 }
+
+#[tokio::test]
+async fn the_start_up_log_names_a_foreign_jwks_host_once_and_warns_about_plain_http() {
+    let key = TestKey::generate(Algorithm::RS256, "logged");
+    let keys = MockServer::start().await;
+    serve(&keys, "/keys", jwks(&[&key])).await;
+    let issuer = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": issuer.uri(),
+            "jwks_uri": format!("http://localhost:{}/keys", keys.address().port()),
+        })))
+        .mount(&issuer)
+        .await;
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("RUST_LOG", "info")
+        .env("FACEAUTH__LOG__FORMAT", "json")
+        .env("FACEAUTH__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("FACEAUTH__SERVER__METRICS_BIND", "")
+        .env("FACEAUTH__STORE__REDIS_URL", redis_url())
+        .env("FACEAUTH__STORE__KEY_PREFIX", random_prefix())
+        .env("FACEAUTH__ARGOS__PROJECT_ID", PROJECT_ID)
+        .env("FACEAUTH__ARGOS__API_KEY", "ak_log_test")
+        .env("FACEAUTH__AUTH__ALGORITHMS", "[\"RS256\"]")
+        .env("FACEAUTH__AUTH__DISCOVERY", "true")
+        .env("FACEAUTH__AUTH__JWKS_MIN_REFRESH_SECS", "0")
+        .env("FACEAUTH__AUTH__ALLOW_INSECURE_HTTP", "true")
+        .env("FACEAUTH__AUTH__ISSUER", issuer.uri())
+        .env("FACEAUTH__AUTH__AUDIENCE", AUDIENCE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(15), "no start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Unknown kids make the gateway read the discovery document again, twice.
+    let stranger = TestKey::generate(Algorithm::RS256, "stranger");
+    let mut c = claims("logs");
+    c["iss"] = issuer.uri().into();
+    for _ in 0..2 {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/links"))
+            .bearer_auth(stranger.sign(&c))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let discoveries = issuer.received_requests().await.unwrap().len();
+    assert!(discoveries >= 3, "{discoveries} discovery fetches");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let _ = child.wait();
+    let named = logs
+        .lines()
+        .filter(|l| l.contains("jwks_uri on another host than the issuer"))
+        .collect::<Vec<_>>();
+    assert_eq!(named.len(), 1, "{logs}");
+    assert!(
+        named[0].contains("\"jwks_host\":\"localhost\""),
+        "{}",
+        named[0]
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("allow_insecure_http")),
+        "{logs}"
+    );
+}
