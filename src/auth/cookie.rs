@@ -7,7 +7,7 @@
 //! `Referer`). Anything else is `403 cross_site_request`. Without those headers (older browsers,
 //! non-browser clients) the request is allowed: only browsers carry ambient cookies.
 
-use actix_web::http::header::{HeaderMap, HeaderName, ORIGIN, REFERER};
+use actix_web::http::header::{HeaderMap, ORIGIN, REFERER};
 use actix_web::HttpRequest;
 use secrecy::SecretString;
 
@@ -32,6 +32,17 @@ fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
+/// Whether a request names more than one origin: several `Origin` fields, or one listing
+/// several (RFC 6454 allows a space-separated list; a serialized origin has no space or comma).
+pub fn several_origins(headers: &HeaderMap) -> bool {
+    headers.get_all(ORIGIN).count() > 1
+        || headers.get(ORIGIN).is_some_and(|v| {
+            v.as_bytes()
+                .iter()
+                .any(|b| matches!(b, b' ' | b',' | b'\t'))
+        })
+}
+
 impl CookiePolicy {
     /// The JWT from the cookie, if cookies are on and the request carries one.
     pub fn token(&self, req: &HttpRequest) -> Option<SecretString> {
@@ -52,16 +63,10 @@ impl CookiePolicy {
     pub fn check(&self, headers: &HeaderMap) -> Result<(), CrossSite> {
         // One initiator only: two `Origin` (or `Referer`, `Sec-Fetch-Site`) fields, or an
         // `Origin` listing several origins, cannot be judged by one of them.
-        for name in [ORIGIN, REFERER, HeaderName::from_static("sec-fetch-site")] {
-            if headers.get_all(&name).count() > 1 {
-                return Err(CrossSite);
-            }
-        }
-        if headers.get(ORIGIN).is_some_and(|v| {
-            v.as_bytes()
-                .iter()
-                .any(|b| matches!(b, b' ' | b',' | b'\t'))
-        }) {
+        if several_origins(headers)
+            || headers.get_all(REFERER).count() > 1
+            || headers.get_all("sec-fetch-site").count() > 1
+        {
             return Err(CrossSite);
         }
         // `Origin: null` (sandboxed frames, cross-origin redirects, data: pages) is an opaque

@@ -115,17 +115,6 @@ fn as_problem<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRespo
     ))
 }
 
-/// Whether the request carries more than one origin: several `Origin` fields, or one listing
-/// several (an origin serialization has no space or comma).
-pub fn several_origins(headers: &header::HeaderMap) -> bool {
-    headers.get_all(header::ORIGIN).count() > 1
-        || headers.get(header::ORIGIN).is_some_and(|v| {
-            v.as_bytes()
-                .iter()
-                .any(|b| matches!(b, b' ' | b',' | b'\t'))
-        })
-}
-
 /// Runs outside actix-cors on `/v1/*`. actix-cors adds `Access-Control-Allow-Credentials`,
 /// `-Expose-Headers` and friends to every answer, also to refused origins, and judges a request
 /// with two `Origin` fields by the first. Here: an answer that does not grant an origin
@@ -135,7 +124,7 @@ async fn cors_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let several = several_origins(req.headers());
+    let several = crate::auth::cookie::several_origins(req.headers());
     let preflight = req.method() == actix_web::http::Method::OPTIONS
         && req
             .headers()

@@ -94,6 +94,8 @@ values = ["fuzz-user"]
         .arg("--report-dir")
         .arg(&report)
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its cache (`.schemathesis/`) goes to the temporary directory, not the repository.
+        .current_dir(&dir)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(240), run)
