@@ -108,7 +108,7 @@ fn jwt(c: &mut Criterion) {
             Some(pem) => s.public_key_pem = Some(pem),
             None => s.hs256_secret = Some(SecretString::from(hs)),
         }
-        let verifier = JwtVerifier::from_settings(&s).unwrap();
+        let verifier = JwtVerifier::from_settings(&s, &Default::default()).unwrap();
         let token =
             SecretString::from(jsonwebtoken::encode(&Header::new(alg), &claims, &key).unwrap());
         assert!(rt.block_on(verifier.verify(&token)).is_ok());

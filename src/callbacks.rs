@@ -154,13 +154,15 @@ impl Callbacks {
     pub fn from_settings(
         s: &CallbackSettings,
         verify: &VerifySettings,
+        outbound: &crate::outbound::Outbound,
         store: Arc<dyn Store>,
     ) -> Result<Option<Self>, String> {
         let (Some(url), Some(secret)) = (s.url.clone().filter(|u| !u.is_empty()), s.secret.clone())
         else {
             return Ok(None);
         };
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .builder()
             .connect_timeout(Duration::from_millis(s.timeout_ms.min(2_000)))
             .timeout(Duration::from_millis(s.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())

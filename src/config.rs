@@ -47,6 +47,7 @@ const STRING_KEYS: &[&str] = &[
     "auth.service.jwks_url",
     "auth.service.public_key_pem",
     "auth.service.hs256_secret",
+    "outbound.proxy",
 ];
 
 /// Longest allowed lifetime for any `links.*_secs` value: 30 days, in seconds.
@@ -123,6 +124,22 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
     /// `[cors]`
     pub cors: CorsSettings,
+    /// `[outbound]`
+    #[serde(default)]
+    pub outbound: OutboundSettings,
+}
+
+/// `[outbound]`: how outgoing HTTP (ARGOS, JWKS, callbacks) reaches the network.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    /// Proxy for every outgoing request, `http(s)://[user:pass@]host:port` (secret: it may
+    /// carry credentials); empty = none.
+    #[serde(default, serialize_with = "redact")]
+    pub proxy: Option<SecretString>,
+    /// `true`: honour `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY` (ignored otherwise).
+    #[serde(default)]
+    pub use_env_proxy: bool,
 }
 
 /// `[cors]`
@@ -346,6 +363,13 @@ pub struct LimitsSettings {
     pub mint_per_user: Limit,
     /// `/l/*` requests per client IP.
     pub open_per_ip: Limit,
+    /// IPv6 clients share one bucket per this prefix (1–128).
+    #[serde(default = "default_ipv6_prefix_len")]
+    pub ipv6_prefix_len: u8,
+}
+
+fn default_ipv6_prefix_len() -> u8 {
+    64
 }
 
 /// `[server]`
@@ -374,6 +398,27 @@ pub struct ServerSettings {
     /// Seconds in-flight requests get to finish on shutdown.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// Most request header fields (`431` above).
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Most bytes of all request header fields together (`431` above).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Longest request target (path and query), bytes (`414` above).
+    #[serde(default = "default_max_uri_bytes")]
+    pub max_uri_bytes: usize,
+}
+
+fn default_max_headers() -> usize {
+    64
+}
+
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+
+fn default_max_uri_bytes() -> usize {
+    8 * 1024
 }
 
 fn default_shutdown_timeout() -> u64 {
@@ -559,6 +604,12 @@ pub struct AuthSettings {
     /// Cookie holding the user's JWT; empty = off.
     #[serde(default)]
     pub cookie_name: String,
+    /// Allow JWKS and discovery over plain `http` on non-loopback hosts (logged as a warning).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// Refuse tokens whose `exp` lies more than this many seconds ahead; 0 = no limit.
+    #[serde(default)]
+    pub max_token_lifetime_secs: u64,
 }
 
 /// `log.format`
@@ -969,6 +1020,39 @@ impl Settings {
                 "must differ from auth.audience, so user tokens cannot call service routes",
             ));
         }
+        if !(1..=128).contains(&self.limits.ipv6_prefix_len) {
+            return Err(ConfigError::new(
+                "limits.ipv6_prefix_len",
+                "must be between 1 and 128",
+            ));
+        }
+        for (key, value, range) in [
+            ("server.max_headers", self.server.max_headers, 8..=90),
+            (
+                "server.max_header_bytes",
+                self.server.max_header_bytes,
+                1024..=65_536,
+            ),
+            (
+                "server.max_uri_bytes",
+                self.server.max_uri_bytes,
+                256..=65_536,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
+        if self.auth.max_token_lifetime_secs > 400 * 24 * 3600 {
+            return Err(ConfigError::new(
+                "auth.max_token_lifetime_secs",
+                "must be at most 400 days (0 = no limit)",
+            ));
+        }
+        crate::outbound::Outbound::from_settings(&self.outbound)?;
         if self.auth.leeway_secs > 600 {
             return Err(ConfigError::new(
                 "auth.leeway_secs",
@@ -1024,14 +1108,18 @@ fn figment_error(e: figment::Error) -> ConfigError {
             )
         }
         figment::error::Kind::UnknownField(field, _) => {
+            // figment's path may already end with the unknown field (values from the
+            // environment); do not name it twice (`store.key_prefx.key_prefx`).
             return ConfigError::new(
                 if e.path.is_empty() {
                     field.to_string()
+                } else if e.path.last().is_some_and(|last| last == field) {
+                    key
                 } else {
                     format!("{key}.{field}")
                 },
                 "unknown setting (check the spelling against config/default.toml)",
-            )
+            );
         }
         figment::error::Kind::InvalidType(actual, expected) => {
             format!("invalid type: found {actual}, expected {expected}")

@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod links;
 pub mod metrics;
+pub mod outbound;
 pub mod queue;
 pub mod results;
 pub mod sid;

@@ -63,6 +63,20 @@ pub struct RateLimiter {
     store: Arc<dyn Store>,
     mint_per_user: Limit,
     open_per_ip: Limit,
+    ipv6_prefix_len: u8,
+}
+
+/// The bucket of a client address: IPv4 (IPv4-mapped IPv6 included) per address, IPv6 per
+/// network of `ipv6_prefix_len` bits, e.g. `2001:db8:1:2::/64`. One host usually owns a whole
+/// /64, so counting single IPv6 addresses would let it rotate into a fresh bucket per request.
+pub fn ip_bucket(ip: IpAddr, ipv6_prefix_len: u8) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, ipv6_prefix_len.min(128)) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+    }
 }
 
 impl RateLimiter {
@@ -72,7 +86,14 @@ impl RateLimiter {
             store,
             mint_per_user,
             open_per_ip,
+            ipv6_prefix_len: 64,
         }
+    }
+
+    /// Buckets IPv6 clients by this prefix length (`limits.ipv6_prefix_len`, default 64).
+    pub fn with_ipv6_prefix(mut self, len: u8) -> Self {
+        self.ipv6_prefix_len = len;
+        self
     }
 
     /// Counts one mint by `user_id`. `Ok(None)` when the limit is off.
@@ -85,10 +106,13 @@ impl RateLimiter {
         .await
     }
 
-    /// Counts one request to `/l/*` from `ip`. `Ok(None)` when the limit is off.
+    /// Counts one request to `/l/*` from `ip` (bucketed by [`ip_bucket`]). `Ok(None)` when the
+    /// limit is off.
     /// Errors: [`LimitError::Exceeded`], [`LimitError::Store`].
     pub async fn open(&self, ip: IpAddr) -> Result<Option<RateStatus>, LimitError> {
-        self.hit(&format!("rl:o:{{{ip}}}"), self.open_per_ip).await
+        let bucket = ip_bucket(ip, self.ipv6_prefix_len);
+        self.hit(&format!("rl:o:{{{bucket}}}"), self.open_per_ip)
+            .await
     }
 
     async fn hit(&self, key: &str, limit: Limit) -> Result<Option<RateStatus>, LimitError> {
@@ -114,6 +138,18 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
+
+    #[test]
+    fn ipv6_clients_share_their_prefix_and_mapped_ipv4_is_ipv4() {
+        let b = |ip: &str, len| ip_bucket(ip.parse().unwrap(), len);
+        assert_eq!(b("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(b("2001:db8:1:2:ffff::9", 64), "2001:db8:1:2::/64");
+        assert_ne!(b("2001:db8:1:3::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(b("2001:db8:1:2::1", 48), "2001:db8:1::/48");
+        assert_eq!(b("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(b("::ffff:198.51.100.7", 64), "198.51.100.7");
+        assert_eq!(b("198.51.100.7", 64), "198.51.100.7");
+    }
 
     #[tokio::test]
     async fn counts_and_refuses_over_the_limit() {

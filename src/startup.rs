@@ -196,10 +196,11 @@ impl Components {
     ///
     /// Errors: [`StartupError::Config`] naming the key.
     pub fn with_store(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
-        let mut verifier = JwtVerifier::from_settings(&settings.auth)?;
+        let outbound = crate::outbound::Outbound::from_settings(&settings.outbound)?;
+        let mut verifier = JwtVerifier::from_settings(&settings.auth, &outbound)?;
         verifier.refuse_audience(&settings.auth.service.audience);
-        let services = ServiceVerifier::from_settings(&settings.auth)?;
-        let argos = ArgosClient::from_settings(&settings.argos)
+        let services = ServiceVerifier::from_settings(&settings.auth, &outbound)?;
+        let argos = ArgosClient::from_settings(&settings.argos, &outbound)
             .map_err(|e| ConfigError::new("argos.api_base_url", e))?;
         let api_key = settings
             .argos
@@ -229,9 +230,13 @@ impl Components {
             max_url_bytes: settings.argos.max_url_bytes,
         };
         let sid = SidResolver::new(&settings.sid, store.clone(), argos.clone());
-        let callbacks =
-            Callbacks::from_settings(&settings.callbacks, &settings.verify, store.clone())
-                .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let callbacks = Callbacks::from_settings(
+            &settings.callbacks,
+            &settings.verify,
+            &outbound,
+            store.clone(),
+        )
+        .map_err(|e| ConfigError::new("callbacks.url", e))?;
         let results = Results::new(
             store.clone(),
             argos,
@@ -258,7 +263,8 @@ impl Components {
                 store.clone(),
                 settings.limits.mint_per_user,
                 settings.limits.open_per_ip,
-            ),
+            )
+            .with_ipv6_prefix(settings.limits.ipv6_prefix_len),
             idempotency: Idempotency::new(store.clone()),
             links: LinkService::new(store, settings.links.policy(), options, urls),
             verifier,
@@ -503,8 +509,15 @@ impl Application {
         });
         let services = web::Data::new(components.services);
         let demo = demo.map(web::Data::new);
+        let head_limits = web::Data::new(middleware::HeadLimits {
+            max_headers: settings.server.max_headers,
+            max_header_bytes: settings.server.max_header_bytes,
+            max_uri_bytes: settings.server.max_uri_bytes,
+        });
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
+                .app_data(head_limits.clone())
+                .wrap(from_fn(middleware::head_limits))
                 .wrap(from_fn(middleware::observe))
                 .wrap(
                     DefaultHeaders::new()

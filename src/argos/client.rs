@@ -160,9 +160,14 @@ impl std::fmt::Debug for ArgosClient {
 }
 
 impl ArgosClient {
-    /// A client for `[argos]`. Errors: a description if the HTTP client cannot be built.
-    pub fn from_settings(s: &ArgosSettings) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+    /// A client for `[argos]`, reaching the network as `[outbound]` says (no ambient proxy).
+    /// Errors: a description if the HTTP client cannot be built.
+    pub fn from_settings(
+        s: &ArgosSettings,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Self, String> {
+        let http = outbound
+            .builder()
             .connect_timeout(Duration::from_millis(s.api_connect_timeout_ms))
             .timeout(Duration::from_millis(s.api_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())

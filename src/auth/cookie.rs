@@ -32,6 +32,17 @@ fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
+/// Whether a request names more than one origin: several `Origin` fields, or one listing
+/// several (RFC 6454 allows a space-separated list; a serialized origin has no space or comma).
+pub fn several_origins(headers: &HeaderMap) -> bool {
+    headers.get_all(ORIGIN).count() > 1
+        || headers.get(ORIGIN).is_some_and(|v| {
+            v.as_bytes()
+                .iter()
+                .any(|b| matches!(b, b' ' | b',' | b'\t'))
+        })
+}
+
 impl CookiePolicy {
     /// The JWT from the cookie, if cookies are on and the request carries one.
     pub fn token(&self, req: &HttpRequest) -> Option<SecretString> {
@@ -50,6 +61,14 @@ impl CookiePolicy {
     /// Errors: [`CrossSite`] for a cross-site (or same-site but foreign-origin) request whose
     /// initiating origin is unknown or not allowed.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), CrossSite> {
+        // One initiator only: two `Origin` (or `Referer`, `Sec-Fetch-Site`) fields, or an
+        // `Origin` listing several origins, cannot be judged by one of them.
+        if several_origins(headers)
+            || headers.get_all(REFERER).count() > 1
+            || headers.get_all("sec-fetch-site").count() > 1
+        {
+            return Err(CrossSite);
+        }
         // `Origin: null` (sandboxed frames, cross-origin redirects, data: pages) is an opaque
         // origin: never trusted, whatever else the request says.
         if headers.get(ORIGIN).is_some_and(|v| v.as_bytes() == b"null") {
@@ -164,6 +183,23 @@ mod tests {
             Err(CrossSite)
         );
         assert_eq!(p.check(&headers(&[("origin", "null")])), Err(CrossSite));
+        assert_eq!(
+            p.check(&headers(&[(
+                "origin",
+                "https://app.example https://evil.example"
+            )])),
+            Err(CrossSite)
+        );
+        assert_eq!(
+            p.check(&headers(&[(
+                "origin",
+                "https://app.example, https://evil.example"
+            )])),
+            Err(CrossSite)
+        );
+        let mut two = headers(&[("origin", "https://app.example")]);
+        two.append(ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert_eq!(p.check(&two), Err(CrossSite));
         assert_eq!(
             p.check(&headers(&[
                 ("sec-fetch-site", "cross-site"),

@@ -2,9 +2,17 @@
 //!
 //! * Keys are chosen by `kid` (a token without `kid` uses the only key of its `alg`).
 //! * An unknown `kid` triggers at most one refetch per `auth.jwks_min_refresh_secs`.
+//! * A key with `alg` serves that algorithm only (it must be in `auth.algorithms` and fit the
+//!   key's `kty`/`crv`). A key without `alg` (Microsoft Entra ID, many RSA and Ed25519 sets)
+//!   serves every algorithm of `auth.algorithms` its `kty`/`crv` allows: RSA the RS*/PS*, EC
+//!   P-256 ES256, EC P-384 ES384, OKP Ed25519 EdDSA.
 //! * Keys the gateway cannot use are skipped without breaking the set: `use` other than `sig`,
-//!   no `alg`, an `alg` outside `auth.algorithms`, a `kty`/`crv` that does not fit the `alg`,
-//!   symmetric (`oct`) keys, or anything that does not parse.
+//!   an `alg` outside `auth.algorithms`, a `kty`/`crv` that does not fit the `alg` (or, without
+//!   `alg`, fits none of `auth.algorithms`), symmetric (`oct`) keys, or anything that does not
+//!   parse.
+//! * The JWKS URL, the discovery URL and the `jwks_uri` a discovery document names must be
+//!   `https`, except on loopback hosts, unless `auth.allow_insecure_http` is set. Redirects are
+//!   not followed: a `3xx` answer counts as a failed fetch.
 //! * `Cache-Control: max-age` sets the lifetime, bounded by `auth.jwks_min_ttl_secs` and
 //!   `auth.jwks_max_ttl_secs` (`auth.jwks_default_ttl_secs` without one).
 //! * While the IdP is down, cached keys stay usable `auth.jwks_max_stale_secs` after the cached
@@ -36,7 +44,9 @@ pub enum KeyError {
 /// One usable key.
 pub struct KeyEntry {
     kid: Option<String>,
-    alg: Algorithm,
+    /// The algorithms this key serves: its `alg`, or (without `alg`) every allowed algorithm
+    /// its `kty`/`crv` fits.
+    algs: Vec<Algorithm>,
     key: DecodingKey,
 }
 
@@ -44,6 +54,11 @@ impl KeyEntry {
     /// The verification key.
     pub fn key(&self) -> &DecodingKey {
         &self.key
+    }
+
+    /// Whether this key may verify a token signed with `alg`.
+    pub fn serves(&self, alg: Algorithm) -> bool {
+        self.algs.contains(&alg)
     }
 }
 
@@ -69,10 +84,39 @@ struct Timing {
     max_ttl: Duration,
 }
 
+/// Whether `url` names a loopback host (`localhost`, `127.0.0.0/8`, `::1`).
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The transport rule for key material: `https`, or `http` on a loopback host, or `http`
+/// anywhere with `auth.allow_insecure_http`.
+///
+/// Errors: a description naming the rule (never the URL's query or credentials).
+pub fn check_key_url(url: &url::Url, allow_insecure_http: bool) -> Result<(), String> {
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if url.host().is_some() && (is_loopback(url) || allow_insecure_http) => Ok(()),
+        "http" if url.host().is_some() => Err(
+            "must be https (plain http only on loopback, or with auth.allow_insecure_http = true)"
+                .into(),
+        ),
+        _ => Err("must be an absolute https URL".into()),
+    }
+}
+
 /// A cached JWKS. Cheap to share behind an `Arc`.
 pub struct JwksCache {
     client: reqwest::Client,
     source: Source,
+    allow_insecure_http: bool,
+    /// Set once the start-up log named a `jwks_uri` on another host than the issuer.
+    named_foreign_host: std::sync::atomic::AtomicBool,
     allowed: Vec<Algorithm>,
     timing: Timing,
     state: RwLock<Cached>,
@@ -104,18 +148,29 @@ pub fn parse_jwks(doc: &Value, allowed: &[Algorithm]) -> Vec<Arc<KeyEntry>> {
             if k.get("use").is_some_and(|u| u != "sig") {
                 return None;
             }
-            let alg: Algorithm = serde_json::from_value(k.get("alg")?.clone()).ok()?;
-            if !allowed.contains(&alg) {
-                return None;
-            }
             let kty = k.get("kty")?.as_str()?;
-            if !kty_fits(alg, kty, k.get("crv").and_then(Value::as_str)) {
+            let crv = k.get("crv").and_then(Value::as_str);
+            let algs: Vec<Algorithm> = match k.get("alg") {
+                // A key that names its algorithm serves that one only.
+                Some(alg) => {
+                    let alg: Algorithm = serde_json::from_value(alg.clone()).ok()?;
+                    vec![alg]
+                }
+                // Without `alg`: every allowed algorithm the key type fits (RFC 7517 §4.4
+                // makes `alg` optional; Entra ID and others omit it).
+                None => allowed.to_vec(),
+            };
+            let algs: Vec<Algorithm> = algs
+                .into_iter()
+                .filter(|a| allowed.contains(a) && kty_fits(*a, kty, crv))
+                .collect();
+            if algs.is_empty() {
                 return None;
             }
             let jwk: Jwk = serde_json::from_value(k.clone()).ok()?;
             let key = DecodingKey::from_jwk(&jwk).ok()?;
             let kid = k.get("kid").and_then(Value::as_str).map(str::to_string);
-            Some(Arc::new(KeyEntry { kid, alg, key }))
+            Some(Arc::new(KeyEntry { kid, algs, key }))
         })
         .take(MAX_KEYS)
         .collect()
@@ -141,7 +196,10 @@ impl JwksCache {
     ///
     /// Errors: a [`ConfigError`] naming the key when neither is usable or the HTTP client
     /// cannot be built.
-    pub fn from_settings(s: &AuthSettings) -> Result<Option<Self>, ConfigError> {
+    pub fn from_settings(
+        s: &AuthSettings,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Option<Self>, ConfigError> {
         let source = match (&s.jwks_url, s.discovery) {
             (Some(_), true) => {
                 return Err(ConfigError::new(
@@ -150,9 +208,8 @@ impl JwksCache {
                 ))
             }
             (Some(url), false) => {
-                if !matches!(url.scheme(), "http" | "https") {
-                    return Err(ConfigError::new("auth.jwks_url", "must be an http(s) URL"));
-                }
+                check_key_url(url, s.allow_insecure_http)
+                    .map_err(|e| ConfigError::new("auth.jwks_url", e))?;
                 Source::Direct(url.clone())
             }
             (None, true) => {
@@ -166,20 +223,35 @@ impl JwksCache {
                             "must be an http(s) URL when auth.discovery = true",
                         )
                     })?;
+                let parsed = url::Url::parse(&issuer)
+                    .map_err(|e| ConfigError::new("auth.issuer", e.to_string()))?;
+                check_key_url(&parsed, s.allow_insecure_http).map_err(|e| {
+                    ConfigError::new("auth.issuer", format!("with auth.discovery = true: {e}"))
+                })?;
                 Source::Discovery { issuer }
             }
             (None, false) => return Ok(None),
         };
-        let client = reqwest::Client::builder()
+        if s.allow_insecure_http {
+            tracing::warn!(
+                "auth.allow_insecure_http = true: JWKS and discovery may be fetched over plain \
+                 http, where anyone on the path can serve keys"
+            );
+        }
+        // No redirects: a redirect could leave https or the configured host.
+        let client = outbound
+            .builder()
             .connect_timeout(Duration::from_millis(s.jwks_connect_timeout_ms))
             .timeout(Duration::from_millis(s.jwks_timeout_ms))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("faceauth-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::new("auth.jwks_url", format!("HTTP client: {e}")))?;
         Ok(Some(JwksCache {
             client,
             source,
+            allow_insecure_http: s.allow_insecure_http,
+            named_foreign_host: std::sync::atomic::AtomicBool::new(false),
             allowed: s.algorithms.clone(),
             timing: Timing {
                 min_refresh: Duration::from_secs(s.jwks_min_refresh_secs),
@@ -256,10 +328,10 @@ impl JwksCache {
             Some(kid) => state
                 .keys
                 .iter()
-                .find(|k| k.kid.as_deref() == Some(kid) && k.alg == alg)
+                .find(|k| k.kid.as_deref() == Some(kid) && k.serves(alg))
                 .cloned(),
             None => {
-                let mut matching = state.keys.iter().filter(|k| k.alg == alg);
+                let mut matching = state.keys.iter().filter(|k| k.serves(alg));
                 match (matching.next(), matching.next()) {
                     (Some(only), None) => Some(only.clone()),
                     _ => None,
@@ -317,7 +389,25 @@ impl JwksCache {
                     .get("jwks_uri")
                     .and_then(Value::as_str)
                     .ok_or("discovery document has no jwks_uri")?;
-                url::Url::parse(uri).map_err(|e| format!("bad jwks_uri: {e}"))?
+                let jwks_uri = url::Url::parse(uri).map_err(|e| format!("bad jwks_uri: {e}"))?;
+                check_key_url(&jwks_uri, self.allow_insecure_http)
+                    .map_err(|e| format!("the discovery document's jwks_uri {e}"))?;
+                let issuer_host = url::Url::parse(issuer)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+                let jwks_host = jwks_uri.host_str().map(str::to_ascii_lowercase);
+                if jwks_host != issuer_host
+                    && !self
+                        .named_foreign_host
+                        .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    tracing::info!(
+                        jwks_host = jwks_host.as_deref().unwrap_or_default(),
+                        issuer_host = issuer_host.as_deref().unwrap_or_default(),
+                        "the discovery document names a jwks_uri on another host than the issuer"
+                    );
+                }
+                jwks_uri
             }
         };
         let (doc, cache_control) = self.get_json(jwks_url.as_str()).await?;
@@ -346,6 +436,12 @@ impl JwksCache {
             .send()
             .await
             .map_err(|e| format!("GET {url}: {e}"))?;
+        if res.status().is_redirection() {
+            return Err(format!(
+                "GET {url}: status {} (redirects are not followed)",
+                res.status()
+            ));
+        }
         if !res.status().is_success() {
             return Err(format!("GET {url}: status {}", res.status()));
         }
@@ -394,8 +490,63 @@ mod tests {
             {"kty": "RSA", "alg": "RS256", "kid": "good", "n": "sXch", "e": "AQAB"}
         ]});
         let keys = parse_jwks(&doc, &[Algorithm::RS256]);
-        assert_eq!(keys.len(), 1);
-        assert_eq!(keys[0].kid.as_deref(), Some("good"));
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, [Some("no-alg"), Some("good")]);
         assert!(parse_jwks(&json!({"nope": 1}), &[Algorithm::RS256]).is_empty());
+    }
+
+    #[test]
+    fn keys_without_alg_serve_what_their_type_allows() {
+        let doc = json!({"keys": [
+            // Entra ID's shape: no alg, x5t and x5c.
+            {"kty": "RSA", "use": "sig", "kid": "entra", "x5t": "abc", "n": "sXch", "e": "AQAB",
+             "x5c": ["MIIC"], "issuer": "https://login.microsoftonline.com/t/v2.0"},
+            {"kty": "EC", "kid": "p256", "crv": "P-256",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "RSA", "use": "enc", "kid": "enc", "n": "sXch", "e": "AQAB"},
+            {"kty": "RSA", "alg": "RS384", "kid": "pinned", "n": "sXch", "e": "AQAB"}
+        ]});
+        let allowed = [
+            Algorithm::RS256,
+            Algorithm::PS256,
+            Algorithm::RS384,
+            Algorithm::EdDSA,
+        ];
+        let keys = parse_jwks(&doc, &allowed);
+        let entra = keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some("entra"))
+            .unwrap();
+        assert!(entra.serves(Algorithm::RS256) && entra.serves(Algorithm::PS256));
+        assert!(!entra.serves(Algorithm::EdDSA) && !entra.serves(Algorithm::ES256));
+        let pinned = keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some("pinned"))
+            .unwrap();
+        assert!(pinned.serves(Algorithm::RS384) && !pinned.serves(Algorithm::RS256));
+        assert!(keys.iter().all(|k| k.kid.as_deref() != Some("enc")));
+        assert!(
+            keys.iter().all(|k| k.kid.as_deref() != Some("p256")),
+            "ES256 is not allowed: the P-256 key serves nothing"
+        );
+        let with_es = parse_jwks(&doc, &[Algorithm::ES256]);
+        assert_eq!(with_es.len(), 1);
+        assert!(with_es[0].serves(Algorithm::ES256));
+    }
+
+    #[test]
+    fn key_urls_must_be_https_except_loopback() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(check_key_url(&u("https://idp.example/jwks"), false).is_ok());
+        assert!(check_key_url(&u("http://127.0.0.1:8080/jwks"), false).is_ok());
+        assert!(check_key_url(&u("http://127.1.2.3/jwks"), false).is_ok());
+        assert!(check_key_url(&u("http://localhost:1/jwks"), false).is_ok());
+        assert!(check_key_url(&u("http://[::1]:1/jwks"), false).is_ok());
+        assert!(check_key_url(&u("http://idp.example/jwks"), false).is_err());
+        assert!(check_key_url(&u("http://10.0.0.1/jwks"), false).is_err());
+        assert!(check_key_url(&u("http://localhost.evil.example/jwks"), false).is_err());
+        assert!(check_key_url(&u("http://idp.example/jwks"), true).is_ok());
+        assert!(check_key_url(&u("ftp://idp.example/jwks"), true).is_err());
     }
 }

@@ -88,6 +88,8 @@ pub struct JwtVerifier {
     allowed: Vec<Algorithm>,
     validation: Validation,
     leeway_secs: u64,
+    /// `auth.max_token_lifetime_secs`; 0 = no limit.
+    max_lifetime_secs: u64,
     user_id_claim: String,
     sid_claim: String,
     cf_claims: [Option<String>; 3],
@@ -110,13 +112,16 @@ impl JwtVerifier {
     /// Errors: a [`ConfigError`] naming the key: empty or mixed-family `auth.algorithms`, a
     /// missing or unreadable key, missing `auth.issuer` / `auth.audience`, or a `cf_claims`
     /// entry other than `authCf1..3`.
-    pub fn from_settings(s: &AuthSettings) -> Result<Self, ConfigError> {
+    pub fn from_settings(
+        s: &AuthSettings,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Self, ConfigError> {
         let first = *s
             .algorithms
             .first()
             .ok_or_else(|| ConfigError::new("auth.algorithms", "required, e.g. [\"RS256\"]"))?;
         let fam = family(first);
-        let jwks = JwksCache::from_settings(s)?;
+        let jwks = JwksCache::from_settings(s, outbound)?;
         let mixes_hmac = s.algorithms.iter().any(|a| family(*a) == Family::Hmac)
             && s.algorithms.iter().any(|a| family(*a) != Family::Hmac);
         if mixes_hmac || (jwks.is_none() && s.algorithms.iter().any(|a| family(*a) != fam)) {
@@ -189,6 +194,7 @@ impl JwtVerifier {
             allowed: s.algorithms.clone(),
             validation,
             leeway_secs: s.leeway_secs,
+            max_lifetime_secs: s.max_token_lifetime_secs,
             user_id_claim: s.user_id_claim.clone(),
             sid_claim: s.sid_claim.clone(),
             cf_claims,
@@ -287,7 +293,14 @@ impl JwtVerifier {
             jsonwebtoken::decode::<Map<String, Value>>(token.expose_secret(), key, &validation)
                 .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
-        check_times(&claims, self.leeway_secs as f64, unix_now())?;
+        let now = unix_now();
+        check_times(&claims, self.leeway_secs as f64, now)?;
+        check_lifetime(
+            &claims,
+            self.max_lifetime_secs,
+            self.leeway_secs as f64,
+            now,
+        )?;
         // RFC 7519 §4.1.1: `iss` is one StringOrURI (jsonwebtoken also accepts an array).
         if !claims.get("iss").is_some_and(Value::is_string) {
             return Err(AuthError::Invalid("iss is not a string"));
@@ -402,6 +415,28 @@ fn check_times(claims: &Map<String, Value>, leeway: f64, now: f64) -> Result<(),
         if iat > now + leeway {
             return Err(AuthError::Invalid("iat is in the future"));
         }
+    }
+    Ok(())
+}
+
+/// With `auth.max_token_lifetime_secs` set (`max_secs > 0`): `exp` at most that far ahead (plus
+/// the leeway), like Kong's `maximum_expiration`. Long-lived tokens are refused even when
+/// their signature is good.
+fn check_lifetime(
+    claims: &Map<String, Value>,
+    max_secs: u64,
+    leeway: f64,
+    now: f64,
+) -> Result<(), AuthError> {
+    if max_secs == 0 {
+        return Ok(());
+    }
+    let exp = numeric_date(claims, "exp", "exp is not a NumericDate")?.unwrap_or(f64::MAX);
+    if exp > now + max_secs as f64 + leeway {
+        return Err(AuthError::Invalid(
+            "exp lies further ahead than auth.max_token_lifetime_secs allows; issue \
+             shorter-lived tokens",
+        ));
     }
     Ok(())
 }
@@ -547,6 +582,18 @@ mod tests {
             assert!(times(json!({"exp": 2_000_000, "iat": bad})).is_err());
         }
         assert!(times(json!({})).is_err(), "exp is required");
+    }
+
+    #[test]
+    fn max_token_lifetime() {
+        let c = |exp: f64| json!({ "exp": exp });
+        let now = 1_000_000.0;
+        let lifetime = |v: Value, max| check_lifetime(v.as_object().unwrap(), max, 30.0, now);
+        assert_eq!(lifetime(c(now + 1e9), 0), Ok(()), "0 = no limit");
+        assert_eq!(lifetime(c(now + 3600.0), 3600), Ok(()));
+        assert_eq!(lifetime(c(now + 3630.0), 3600), Ok(()), "leeway");
+        assert!(lifetime(c(now + 3631.0), 3600).is_err());
+        assert!(lifetime(c(1e300), 3600).is_err());
     }
 
     #[test]

@@ -56,7 +56,10 @@ impl ServiceVerifier {
     /// audience nor an API key is configured.
     ///
     /// Errors: a [`ConfigError`] naming the key.
-    pub fn from_settings(auth: &AuthSettings) -> Result<Option<Self>, ConfigError> {
+    pub fn from_settings(
+        auth: &AuthSettings,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Option<Self>, ConfigError> {
         let svc = &auth.service;
         let api_keys = svc
             .api_key_sha256
@@ -81,10 +84,11 @@ impl ServiceVerifier {
             }
             s.cf_claims.clear();
             s.user_id_claim = "sub".into();
-            let mut verifier = JwtVerifier::from_settings(&s).map_err(|e| ConfigError {
-                key: e.key.replacen("auth.", "auth.service.", 1),
-                message: e.message,
-            })?;
+            let mut verifier =
+                JwtVerifier::from_settings(&s, outbound).map_err(|e| ConfigError {
+                    key: e.key.replacen("auth.", "auth.service.", 1),
+                    message: e.message,
+                })?;
             verifier.refuse_audience(auth.audience.as_deref().unwrap_or_default());
             Some(verifier)
         };

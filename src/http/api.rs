@@ -200,7 +200,7 @@ pub(crate) fn created_response(
 /// `POST /v1/links`: mint a link for the caller.
 #[utoipa::path(post, path = "/v1/links", tag = "links",
     request_body(content = Option<MintRequest>, description = "Empty, `{}` or `{\"confirm_step\": bool}`"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; replays the first response for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 201, description = "Minted", body = MintResponse,
             headers(("Location" = String, description = "`/v1/links/{id}`"),
@@ -274,8 +274,8 @@ fn link_id(path: &str) -> Result<LinkId, ApiError> {
 
 /// `GET /v1/links/{id}`: a link's status for its owner, or for a service with
 /// `faceauth:status:read`.
-#[utoipa::path(get, path = "/v1/links/{id}", tag = "links",
-    params(("id" = String, Path, description = "Link id")),
+#[utoipa::path(method(get, head), path = "/v1/links/{id}", tag = "links",
+    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     responses((status = 200, description = "Status", body = crate::links::LinkStatus), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []), ("cookie" = []), ("service_bearer" = []), ("api_key" = [])))]
 pub async fn link_status(
@@ -296,7 +296,7 @@ pub async fn link_status(
 
 /// `DELETE /v1/links/{id}`: the owner revokes a link; it then answers `410 link_revoked`.
 #[utoipa::path(delete, path = "/v1/links/{id}", tag = "links",
-    params(("id" = String, Path, description = "Link id")),
+    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     responses((status = 204, description = "Revoked (a used or expired link keeps its state)"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn revoke_link(

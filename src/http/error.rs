@@ -80,6 +80,13 @@ pub enum ApiError {
     /// 408 `request_timeout`: the body did not arrive in time.
     #[error("request timeout")]
     RequestTimeout,
+    /// 431 `request_header_fields_too_large`: over `server.max_headers` or
+    /// `server.max_header_bytes` (the detail says which).
+    #[error("request header fields too large")]
+    HeaderFieldsTooLarge(String),
+    /// 414 `uri_too_long`: the request target is over `server.max_uri_bytes`.
+    #[error("URI too long")]
+    UriTooLong(usize),
     /// 400 `bad_request` with a client-facing detail.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -131,6 +138,10 @@ pub enum ProblemCode {
     PayloadTooLarge,
     /// 408
     RequestTimeout,
+    /// 431
+    RequestHeaderFieldsTooLarge,
+    /// 414
+    UriTooLong,
     /// 400
     BadRequest,
     /// 404
@@ -192,6 +203,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::RequestTimeout => "request_timeout",
+            ApiError::HeaderFieldsTooLarge(_) => "request_header_fields_too_large",
+            ApiError::UriTooLong(_) => "uri_too_long",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::StoreUnavailable(_) => "store_unavailable",
@@ -221,6 +234,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::BadRequest(_) => "Bad request",
             ApiError::RequestTimeout => "Request timeout",
+            ApiError::HeaderFieldsTooLarge(_) => "Request header fields too large",
+            ApiError::UriTooLong(_) => "URI too long",
             ApiError::RouteNotFound => "Not found",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::StoreUnavailable(_) => "Service unavailable",
@@ -281,6 +296,10 @@ impl ApiError {
             }
             ApiError::BadRequest(detail) => detail.clone(),
             ApiError::RequestTimeout => "The request body did not arrive in time.".into(),
+            ApiError::HeaderFieldsTooLarge(detail) => detail.clone(),
+            ApiError::UriTooLong(limit) => {
+                format!("The request target (path and query) is longer than {limit} bytes.")
+            }
             ApiError::RouteNotFound => "No such route.".into(),
             ApiError::MethodNotAllowed(_) => "This method is not allowed on this route.".into(),
             ApiError::StoreUnavailable(_) => {
@@ -408,6 +427,8 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -539,6 +560,8 @@ mod tests {
             ApiError::IdempotencyKeyInUse,
             ApiError::PayloadTooLarge(1),
             ApiError::RequestTimeout,
+            ApiError::HeaderFieldsTooLarge("x".into()),
+            ApiError::UriTooLong(1),
             ApiError::BadRequest("x".into()),
             ApiError::RouteNotFound,
             ApiError::MethodNotAllowed("GET"),

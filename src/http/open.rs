@@ -119,7 +119,7 @@ fn answer(
 
 /// `GET /l/{id}`.
 #[utoipa::path(get, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id: the capability")),
+    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4: the capability", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     responses(
         (status = 302, description = "Consumed: to the FaceAuth URL", headers(("Location" = String), ("Referrer-Policy" = String))),
         (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed", content_type = "text/html"),
@@ -135,7 +135,7 @@ pub async fn get(
 
 /// `POST /l/{id}`: the confirm page's button (works on any link).
 #[utoipa::path(post, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id")),
+    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     responses((status = 303, description = "Consumed: to the FaceAuth URL", headers(("Location" = String))),
         (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn post(
@@ -149,7 +149,7 @@ pub async fn post(
 
 /// `HEAD /l/{id}`: whether the link would open; consumes nothing.
 #[utoipa::path(head, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id")),
+    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     responses((status = 200, description = "Would open; never a Location"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn head(
     req: HttpRequest,
@@ -168,8 +168,10 @@ pub async fn head(
 
 /// `OPTIONS /l/{id}`: `204` with `Allow`; consumes nothing.
 #[utoipa::path(options, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id")),
-    responses((status = 204, description = "Allowed methods", headers(("Allow" = String)))))]
+    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    responses((status = 204, description = "Allowed methods", headers(("Allow" = String))),
+        (status = 429, description = "`rate_limited` (`limits.open_per_ip`), with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn options(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -53,6 +53,50 @@ impl Modify for Security {
     }
 }
 
+/// Makes the generated document exact:
+/// * `HEAD` operations share their handler (and so their name) with `GET`: they get their own
+///   `operationId` (ids must be unique) and no response bodies (a `HEAD` answer has none).
+/// * An optional JSON body (`Option<T>`) is generated as "`null` or `T`", but the API takes an
+///   empty body or `T`, never the JSON value `null`: the body becomes `T`, not required.
+struct Exact;
+
+impl Modify for Exact {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::{RefOr, Required};
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.post, &mut item.put].into_iter().flatten() {
+                let Some(body) = op.request_body.as_mut() else {
+                    continue;
+                };
+                for content in body.content.values_mut() {
+                    let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+                        continue;
+                    };
+                    let reference = one_of
+                        .items
+                        .iter()
+                        .find(|i| matches!(i, RefOr::Ref(_)))
+                        .cloned();
+                    if let (2, Some(reference)) = (one_of.items.len(), reference) {
+                        content.schema = Some(reference);
+                        body.required = Some(Required::False);
+                    }
+                }
+            }
+            let Some(head) = item.head.as_mut() else {
+                continue;
+            };
+            head.operation_id = head.operation_id.as_ref().map(|id| format!("{id}_head"));
+            for response in head.responses.responses.values_mut() {
+                if let utoipa::openapi::RefOr::T(response) = response {
+                    response.content.clear();
+                }
+            }
+        }
+    }
+}
+
 /// The gateway's API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -75,9 +119,10 @@ impl Modify for Security {
         webhooks::receive,
         routes::healthz,
         routes::readyz,
+        handler,
     ),
     components(schemas(super::error::ProblemCode)),
-    modifiers(&Security),
+    modifiers(&Security, &Exact),
     tags(
         (name = "links", description = "Minting and managing links (user JWT)"),
         (name = "open", description = "The link a user opens (the id is the capability)"),
@@ -95,7 +140,9 @@ pub fn json() -> String {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// `GET /openapi.json`.
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn handler() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

@@ -16,9 +16,11 @@
 //! | `GET /healthz`, `GET /readyz` | none | liveness, store readiness |
 
 use actix_cors::Cors;
-use actix_web::dev::ServiceResponse;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::ResponseError;
 use actix_web::{web, HttpResponse};
@@ -113,6 +115,44 @@ fn as_problem<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRespo
     ))
 }
 
+/// Runs outside actix-cors on `/v1/*`. actix-cors adds `Access-Control-Allow-Credentials`,
+/// `-Expose-Headers` and friends to every answer, also to refused origins, and judges a request
+/// with two `Origin` fields by the first. Here: an answer that does not grant an origin
+/// (`Access-Control-Allow-Origin` absent) carries no `Access-Control-*` field at all, a request
+/// with several origins is never granted one, and such a preflight is refused (`400`).
+async fn cors_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let several = crate::auth::cookie::several_origins(req.headers());
+    let preflight = req.method() == actix_web::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if several && preflight {
+        let problem = ApiError::BadRequest(
+            "CORS request refused: send exactly one origin in one Origin field".into(),
+        )
+        .error_response();
+        return Ok(req.into_response(problem).map_into_boxed_body());
+    }
+    // Handlers and extractors answer errors as responses; an `Err` here would come from a
+    // middleware and is passed on as it is. (The request must not be cloned before routing.)
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    let headers = res.headers_mut();
+    if several || !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        let cors_fields: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in cors_fields {
+            headers.remove(name);
+        }
+    }
+    Ok(res)
+}
+
 /// Registers the public routes; `/v1/*` behind CORS from `settings`.
 pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
     move |cfg| {
@@ -120,6 +160,7 @@ pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
             web::scope("/v1")
                 .wrap(cors(&settings))
                 .wrap(ErrorHandlers::new().handler(StatusCode::BAD_REQUEST, as_problem))
+                .wrap(from_fn(cors_guard))
                 .service(
                     web::resource("/links")
                         .route(web::post().to(api::create_link))
@@ -195,13 +236,13 @@ pub fn allow(methods: &'static str) -> actix_web::Route {
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+#[utoipa::path(method(get, head), path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// Readiness: the store answers and the instance is not draining.
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(method(get, head), path = "/readyz", tag = "health",
     responses((status = 200, description = "Ready"),
         (status = 503, description = "`store_unavailable` or `shutting_down`", body = super::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

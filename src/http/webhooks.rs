@@ -45,7 +45,7 @@ fn authorised(req: &HttpRequest, path: &str, state: &AppState) -> bool {
 
 /// The receiver.
 #[utoipa::path(post, path = "/v1/webhooks/argos/{path_secret}", tag = "webhooks",
-    params(("path_secret" = String, Path, description = "`webhooks.path_secret`")),
+    params(("path_secret" = String, Path, description = "`webhooks.path_secret`: at least 32 of A-Z a-z 0-9 - _", min_length = 32, pattern = "^[A-Za-z0-9_-]+$")),
     request_body(content = Object, description = "ARGOS webhook body (any documented shape, optionally an encrypted envelope)"),
     responses((status = 200, description = "Recorded: `{\"status\": \"accepted\"|\"duplicate\"|\"ignored\"}`"),
         (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Wrong path secret or source address (`not_found`)", body = Problem, content_type = "application/problem+json"),
