@@ -68,6 +68,18 @@ pub struct Components {
     pub callbacks: Option<Callbacks>,
     /// Webhook receiver settings.
     pub webhooks: WebhookReceiver,
+    /// The Redis store, for its upkeep worker (clock offset); `None` with the memory backend.
+    pub redis: Option<RedisStore>,
+}
+
+/// The Redis store's options from the settings.
+fn store_options(settings: &Settings) -> crate::store::redis::StoreOptions {
+    crate::store::redis::StoreOptions {
+        min_replica_acks: settings.store.min_replica_acks,
+        replica_ack_timeout: Duration::from_millis(settings.store.replica_ack_timeout_ms),
+        sentinel_poll: Duration::from_millis(settings.store.sentinel_poll_ms),
+        clock_warn: Some(Duration::from_secs(settings.auth.leeway_secs.max(1))),
+    }
 }
 
 impl Components {
@@ -104,6 +116,7 @@ impl Components {
             cipher,
             settings.argos.plaintext,
         );
+        let mut redis_store = None;
         let store: Arc<dyn Store> = match settings.store.backend {
             StoreBackend::Memory => Arc::new(MemoryStore::new()),
             StoreBackend::Redis => {
@@ -124,16 +137,36 @@ impl Components {
                         RedisTarget::Cluster(settings.store.cluster_nodes.clone())
                     }
                 };
-                Arc::new(
-                    RedisStore::connect_to(
-                        &target,
-                        &settings.store.key_prefix,
-                        Duration::from_millis(settings.store.timeout_ms),
-                    )
-                    .await?,
+                let redis = RedisStore::connect_with(
+                    &target,
+                    &settings.store.key_prefix,
+                    Duration::from_millis(settings.store.timeout_ms),
+                    store_options(settings),
                 )
+                .await?;
+                redis_store = Some(redis.clone());
+                Arc::new(redis)
             }
         };
+        // What Redis will keep: refuse settings that can lose or resurrect link state unless
+        // the operator accepted them (`store.accept_risks`).
+        let risks = crate::store::assess_risks(store.as_ref(), &settings.store.accept_risks)
+            .await
+            .map_err(StartupError::Store)?;
+        if let Some(refused) = risks.refused.first() {
+            return Err(StartupError::Store(StoreError::Unsupported(format!(
+                "{refused}{}",
+                if risks.refused.len() > 1 {
+                    format!(" (and {} more)", risks.refused.len() - 1)
+                } else {
+                    String::new()
+                }
+            ))));
+        }
+        for accepted in &risks.accepted {
+            tracing::warn!(risk = accepted.name, setting = %accepted.setting,
+                "accepted store risk (store.accept_risks)");
+        }
         let options = LinkOptions {
             confirm_step: settings.links.confirm_step,
             single_active: settings.links.single_active,
@@ -169,9 +202,15 @@ impl Components {
                 settings.limits.mint_per_user,
                 settings.limits.open_per_ip,
             ),
-            idempotency: Idempotency::new(store.clone()),
-            links: LinkService::new(store, settings.links.policy(), options, urls),
+            idempotency: Idempotency::with_claim(
+                store.clone(),
+                settings.store.idempotency_claim_ms,
+                Duration::from_millis(settings.store.timeout_ms),
+            ),
+            links: LinkService::new(store, settings.links.policy(), options, urls)
+                .with_accepted_risks(settings.store.accept_risks.clone()),
             verifier,
+            redis: redis_store,
         })
     }
 }
@@ -299,6 +338,13 @@ impl Application {
             let results = results.clone();
             async move { results.run_due().await }
         }));
+        if let Some(redis) = components.redis.clone() {
+            // The clock offset to Redis (write deadlines, the offset metric and warning).
+            workers.push(spawn_worker("store", Duration::from_secs(5), move || {
+                let redis = redis.clone();
+                async move { redis.maintain().await }
+            }));
+        }
         if let Some(callbacks) = components.callbacks.clone() {
             workers.push(spawn_worker("callbacks", every, move || {
                 let callbacks = callbacks.clone();

@@ -266,6 +266,26 @@ impl KvStore for MemoryStore {
         Ok(false)
     }
 
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        if !matches!(inner.live_kv(key, now), Some((Value::Text(v), _)) if v == expected) {
+            return Ok(false);
+        }
+        inner.wrote(now);
+        inner.kv.insert(
+            key.to_string(),
+            (Value::Text(value.to_string()), at(now, ttl_ms)),
+        );
+        Ok(true)
+    }
+
     async fn swap(
         &self,
         key: &str,

@@ -3,14 +3,17 @@
 //! after a connection error or a `READONLY` answer, i.e. after a failover), or a Redis Cluster
 //! (slot-aware, follows `MOVED`/`ASK` and failovers). Every script of the store touches one
 //! key, so it runs on one slot in a cluster.
+//!
+//! In Sentinel mode the connection follows the master, not the socket: see `SentinelConn`'s
+//! watcher, which drops the connection as soon as the sentinels name another master.
 
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline,
+    RedisFuture, RedisResult, Value,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,26 +36,121 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
+/// The master of a Sentinel-managed group, followed as it moves.
+///
+/// * Resolution asks the sentinels (`SENTINEL get-master-addr-by-name`) and then checks `ROLE`
+///   on the node they name: only a node that says `master` is used.
+/// * A watcher task asks the sentinels again every `poll` and checks `ROLE` on the node in
+///   use; when the sentinels name another node (a failover, `+switch-master`) or the node is no
+///   longer a master, the connection is dropped at once, so no further command reaches it.
+/// * A connection error, a timeout, or a `READONLY`, `LOADING` or `MASTERDOWN` answer drops it
+///   too; that request answers `503` and the next one resolves again.
 struct SentinelConn {
-    client: tokio::sync::Mutex<SentinelClient>,
-    current: tokio::sync::RwLock<Option<MultiplexedConnection>>,
+    master: String,
+    sentinels: Vec<ConnectionInfo>,
+    node: redis::RedisConnectionInfo,
+    current: tokio::sync::RwLock<Option<(ConnectionAddr, MultiplexedConnection)>>,
+    resolving: tokio::sync::Mutex<()>,
+    sentinel_conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     config: AsyncConnectionConfig,
+    timeout: Duration,
+}
+
+fn same_addr(a: &ConnectionAddr, b: &ConnectionAddr) -> bool {
+    match (a, b) {
+        (ConnectionAddr::Tcp(h1, p1), ConnectionAddr::Tcp(h2, p2)) => h1 == h2 && p1 == p2,
+        _ => false,
+    }
 }
 
 impl SentinelConn {
     async fn get(&self) -> RedisResult<MultiplexedConnection> {
-        if let Some(c) = self.current.read().await.clone() {
+        if let Some((_, c)) = self.current.read().await.clone() {
             return Ok(c);
         }
-        let mut client = self.client.lock().await;
-        if let Some(c) = self.current.read().await.clone() {
+        let _guard = self.resolving.lock().await;
+        if let Some((_, c)) = self.current.read().await.clone() {
             return Ok(c);
         }
-        let c = client
-            .get_async_connection_with_config(&self.config)
-            .await?;
-        *self.current.write().await = Some(c.clone());
+        let addr = self.master_addr().await?;
+        let c = self.connect_master(&addr).await?;
+        *self.current.write().await = Some((addr, c.clone()));
         Ok(c)
+    }
+
+    /// The master's address according to the first sentinel that answers.
+    async fn master_addr(&self) -> RedisResult<ConnectionAddr> {
+        let mut cached = self.sentinel_conn.lock().await;
+        if let Some(c) = cached.as_mut() {
+            match self.ask(c).await {
+                Ok(addr) => return Ok(addr),
+                Err(_) => *cached = None,
+            }
+        }
+        let mut last = None;
+        for info in &self.sentinels {
+            let attempt = async {
+                let client = redis::Client::open(info.clone())?;
+                let mut c = client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?;
+                let addr = self.ask(&mut c).await?;
+                Ok::<_, redis::RedisError>((c, addr))
+            };
+            match attempt.await {
+                Ok((c, addr)) => {
+                    *cached = Some(c);
+                    return Ok(addr);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::ClientError, "no sentinel configured"))
+        }))
+    }
+
+    async fn ask(&self, c: &mut MultiplexedConnection) -> RedisResult<ConnectionAddr> {
+        let reply: Option<(String, u16)> = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.master)
+                .query_async(c),
+        )
+        .await
+        .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+        match reply {
+            Some((host, port)) => Ok(ConnectionAddr::Tcp(host, port)),
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::ClientError,
+                "the sentinels know no master by the name store.sentinel_master",
+            ))),
+        }
+    }
+
+    async fn connect_master(&self, addr: &ConnectionAddr) -> RedisResult<MultiplexedConnection> {
+        let client = redis::Client::open(ConnectionInfo {
+            addr: addr.clone(),
+            redis: self.node.clone(),
+        })?;
+        let mut c = client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        if !is_master(&mut c).await? {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::ReadOnly,
+                "the node the sentinels name is not a master (yet)",
+            )));
+        }
+        Ok(c)
+    }
+
+    async fn forget(&self, why: &'static str) {
+        let mut current = self.current.write().await;
+        if current.take().is_some() {
+            tracing::warn!(reason = why, "store: leaving the Redis node (sentinel mode)");
+        }
     }
 
     async fn forget_if_failed<T>(&self, result: &RedisResult<T>) {
@@ -61,12 +159,46 @@ impl SentinelConn {
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
                 || e.is_timeout()
-                || e.code() == Some("READONLY")
+                || matches!(e.code(), Some("READONLY" | "LOADING" | "MASTERDOWN"))
             {
-                *self.current.write().await = None;
+                self.forget("error from the master").await;
             }
         }
     }
+
+    /// One watcher round: the sentinels still name the node in use, and it is still a master.
+    async fn watch_once(&self) {
+        let Some((addr, mut c)) = self.current.read().await.clone() else {
+            return;
+        };
+        match self.master_addr().await {
+            Ok(named) if !same_addr(&named, &addr) => {
+                self.forget("the sentinels name another master (failover)")
+                    .await;
+                return;
+            }
+            // Sentinels unreachable: keep the node; its ROLE still decides.
+            _ => {}
+        }
+        match tokio::time::timeout(self.timeout, is_master(&mut c)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => self.forget("the node is no longer a master").await,
+            Ok(Err(_)) | Err(_) => self.forget("ROLE check failed").await,
+        }
+    }
+}
+
+async fn is_master(c: &mut MultiplexedConnection) -> RedisResult<bool> {
+    let role: Value = redis::cmd("ROLE").query_async(c).await?;
+    let first = match &role {
+        Value::Array(items) => items.first(),
+        _ => None,
+    };
+    Ok(match first {
+        Some(Value::BulkString(b)) => b.as_slice() == b"master",
+        Some(Value::SimpleString(s)) => s == "master",
+        _ => false,
+    })
 }
 
 /// A connection to any topology; cheap to clone.
@@ -88,6 +220,16 @@ impl Conn {
     ///
     /// Errors: the Redis error (bad URL, nothing reachable).
     pub async fn connect(target: &RedisTarget, timeout: Duration) -> RedisResult<Conn> {
+        Self::connect_with(target, timeout, Duration::from_millis(100)).await
+    }
+
+    /// Like [`Conn::connect`]; in Sentinel mode the sentinels are asked every `sentinel_poll`
+    /// which node is the master (the watcher stops when the last clone is dropped).
+    pub async fn connect_with(
+        target: &RedisTarget,
+        timeout: Duration,
+        sentinel_poll: Duration,
+    ) -> RedisResult<Conn> {
         match target {
             RedisTarget::Standalone(url) => {
                 let client = redis::Client::open(url.as_str())?;
@@ -114,25 +256,35 @@ impl Conn {
                 node_url,
             } => {
                 let node = node_url.as_str().into_connection_info()?;
-                let info = SentinelNodeConnectionInfo {
-                    tls_mode: None,
-                    redis_connection_info: Some(node.redis.clone()),
-                };
-                let client = SentinelClient::build(
-                    sentinels.clone(),
-                    master.clone(),
-                    Some(info),
-                    SentinelServerType::Master,
-                )?;
+                let sentinels = sentinels
+                    .iter()
+                    .map(|s| s.as_str().into_connection_info())
+                    .collect::<RedisResult<Vec<_>>>()?;
                 let conn = SentinelConn {
-                    client: tokio::sync::Mutex::new(client),
+                    master: master.clone(),
+                    sentinels,
+                    node: node.redis,
                     current: tokio::sync::RwLock::new(None),
+                    resolving: tokio::sync::Mutex::new(()),
+                    sentinel_conn: tokio::sync::Mutex::new(None),
                     config: AsyncConnectionConfig::new()
                         .set_connection_timeout(timeout)
                         .set_response_timeout(timeout),
+                    timeout,
                 };
                 conn.get().await?;
-                Ok(Conn::Sentinel(Arc::new(SentinelConnHandle(conn))))
+                let handle = Arc::new(SentinelConnHandle(conn));
+                let weak = Arc::downgrade(&handle);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(sentinel_poll).await;
+                        let Some(handle) = weak.upgrade() else {
+                            return;
+                        };
+                        handle.0.watch_once().await;
+                    }
+                });
+                Ok(Conn::Sentinel(handle))
             }
         }
     }
