@@ -50,8 +50,10 @@ impl Default for ClockOffset {
 impl ClockOffset {
     /// Warns when the offset exceeds `limit` (usually `auth.leeway_secs`).
     pub fn set_warn_threshold(&self, limit: Duration) {
-        self.warn_above_us
-            .store(limit.as_micros().min(i64::MAX as u128) as i64, Ordering::Relaxed);
+        self.warn_above_us.store(
+            limit.as_micros().min(i64::MAX as u128) as i64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Records one measurement: Redis said `redis_us` between local `sent_us` and `received_us`.
@@ -60,7 +62,8 @@ impl ClockOffset {
         let offset = redis_us - (sent_us + rtt / 2);
         self.offset_us.store(offset, Ordering::Relaxed);
         // Half the round trip, plus Redis's TIME resolution and a millisecond of slack.
-        self.uncertainty_us.store(rtt / 2 + 1_000, Ordering::Relaxed);
+        self.uncertainty_us
+            .store(rtt / 2 + 1_000, Ordering::Relaxed);
         crate::metrics::METRICS
             .store_clock_offset
             .set(offset as f64 / 1e6);

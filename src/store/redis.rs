@@ -414,8 +414,7 @@ impl RedisStore {
         let sent = local_now_us();
         let (secs, micros): (i64, i64) = self.command("time", &redis::cmd("TIME")).await?;
         let received = local_now_us();
-        self.clock
-            .record(sent, secs * 1_000_000 + micros, received);
+        self.clock.record(sent, secs * 1_000_000 + micros, received);
         Ok(())
     }
 
@@ -553,12 +552,14 @@ impl RedisStore {
             // from WAIT after it): the caller undoes it, fenced by its nonce, which is harmless
             // if it never ran.
             Ok(Err(e)) => Err(Failure::Unknown(unavailable(e))),
-            Ok(Ok((_, Some(n)))) if n < i64::from(acks) => Err(Failure::Unknown(
-                StoreError::Unavailable(format!(
+            // Only a write needs confirming: a refusal (`used`, `none`, a conflict) wrote
+            // nothing and stands on state that was confirmed when it was written.
+            Ok(Ok((v, Some(n)))) if n < i64::from(acks) && wrote(&v) => {
+                Err(Failure::Unknown(StoreError::Unavailable(format!(
                     "{n} of the {acks} replicas required by store.min_replica_acks confirmed \
                      within {wait_ms} ms"
-                )),
-            )),
+                ))))
+            }
             Ok(Ok((v, _))) => Ok(v),
         };
         match &outcome {
@@ -668,7 +669,10 @@ impl RedisStore {
                 name: "async-replication",
                 setting: format!(
                     "replication ({} replica(s) connected{})",
-                    replicas.iter().filter_map(|n| n.parse::<u32>().ok()).sum::<u32>(),
+                    replicas
+                        .iter()
+                        .filter_map(|n| n.parse::<u32>().ok())
+                        .sum::<u32>(),
                     if self.sentinel { ", sentinel mode" } else { "" }
                 ),
                 consequence: "a failover can lose acknowledged writes: a used link can open a \
@@ -727,7 +731,9 @@ impl RedisStore {
         let mut out = Vec::new();
         collect_config(&value, name, &mut out);
         if out.is_empty() {
-            return Err(StoreError::Unsupported(format!("CONFIG GET {name}: no value")));
+            return Err(StoreError::Unsupported(format!(
+                "CONFIG GET {name}: no value"
+            )));
         }
         Ok(out)
     }
@@ -777,7 +783,9 @@ fn collect_field(value: &redis::Value, prefix: &str, out: &mut Vec<String>) {
         redis::Value::Array(items) | redis::Value::Set(items) => {
             items.iter().for_each(|v| collect_field(v, prefix, out))
         }
-        redis::Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_field(v, prefix, out)),
+        redis::Value::Map(pairs) => pairs
+            .iter()
+            .for_each(|(_, v)| collect_field(v, prefix, out)),
         other => {
             if let Some(text) = value_text(other) {
                 out.extend(
@@ -852,6 +860,18 @@ fn decode(json: &str) -> Result<LinkRecord, StoreError> {
 fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T, StoreError> {
     redis::from_owned_redis_value(value)
         .map_err(|e| StoreError::Corrupt(format!("unexpected script reply ({:?})", e.kind())))
+}
+
+/// Whether a create or open reply reports a write: a stored record, or `{'ok', json}`.
+fn wrote(reply: &redis::Value) -> bool {
+    match reply {
+        redis::Value::Nil => false,
+        redis::Value::Array(items) => matches!(
+            items.first(),
+            Some(redis::Value::BulkString(b)) if b.as_slice() == b"ok"
+        ),
+        _ => true,
+    }
 }
 
 fn nonce() -> String {

@@ -45,6 +45,11 @@ pub enum RedisTarget {
 ///   longer a master, the connection is dropped at once, so no further command reaches it.
 /// * A connection error, a timeout, or a `READONLY`, `LOADING` or `MASTERDOWN` answer drops it
 ///   too; that request answers `503` and the next one resolves again.
+type Replicas = (
+    Option<ConnectionAddr>,
+    Vec<(ConnectionAddr, Option<MultiplexedConnection>)>,
+);
+
 struct SentinelConn {
     master: String,
     sentinels: Vec<ConnectionInfo>,
@@ -54,6 +59,12 @@ struct SentinelConn {
     sentinel_conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     config: AsyncConnectionConfig,
     timeout: Duration,
+    /// A master one of whose replicas now says it is a master (a failover under way that the
+    /// sentinels have not announced yet): not used while that lasts.
+    fenced: tokio::sync::Mutex<Option<(ConnectionAddr, ConnectionAddr)>>,
+    /// Replicas of the master at the first address (from its `INFO replication`), with a
+    /// connection each.
+    replicas: tokio::sync::Mutex<Replicas>,
 }
 
 fn same_addr(a: &ConnectionAddr, b: &ConnectionAddr) -> bool {
@@ -73,6 +84,14 @@ impl SentinelConn {
             return Ok(c);
         }
         let addr = self.master_addr().await?;
+        if let Some((old, promoted)) = self.fenced.lock().await.clone() {
+            if same_addr(&old, &addr) && self.says_master(&promoted).await {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::ReadOnly,
+                    "failover under way: a replica of the master was promoted",
+                )));
+            }
+        }
         let c = self.connect_master(&addr).await?;
         *self.current.write().await = Some((addr, c.clone()));
         Ok(c)
@@ -119,7 +138,9 @@ impl SentinelConn {
                 .query_async(c),
         )
         .await
-        .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
         match reply {
             Some((host, port)) => Ok(ConnectionAddr::Tcp(host, port)),
             None => Err(redis::RedisError::from((
@@ -149,7 +170,10 @@ impl SentinelConn {
     async fn forget(&self, why: &'static str) {
         let mut current = self.current.write().await;
         if current.take().is_some() {
-            tracing::warn!(reason = why, "store: leaving the Redis node (sentinel mode)");
+            tracing::warn!(
+                reason = why,
+                "store: leaving the Redis node (sentinel mode)"
+            );
         }
     }
 
@@ -166,7 +190,80 @@ impl SentinelConn {
         }
     }
 
-    /// One watcher round: the sentinels still name the node in use, and it is still a master.
+    /// Whether the node at `addr` says it is a master (a short-lived connection).
+    async fn says_master(&self, addr: &ConnectionAddr) -> bool {
+        let attempt = async {
+            let client = redis::Client::open(ConnectionInfo {
+                addr: addr.clone(),
+                redis: self.node.clone(),
+            })?;
+            let mut c = client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await?;
+            is_master(&mut c).await
+        };
+        matches!(
+            tokio::time::timeout(self.timeout, attempt).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// Whether a replica of the master in use was promoted (the first step of a failover,
+    /// before the sentinels announce it): asks `ROLE` of each replica the master listed.
+    async fn promoted_replica(
+        &self,
+        master: &ConnectionAddr,
+        c: &mut MultiplexedConnection,
+    ) -> Option<ConnectionAddr> {
+        let listed = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async::<String>(c),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|info| replica_addrs(&info));
+        let mut guard = self.replicas.lock().await;
+        if !guard.0.as_ref().is_some_and(|m| same_addr(m, master)) {
+            *guard = (Some(master.clone()), Vec::new());
+        }
+        let replicas = &mut guard.1;
+        // Keep replicas that vanished from the list: a promoted replica leaves it.
+        for addr in listed.unwrap_or_default() {
+            if !replicas.iter().any(|(a, _)| same_addr(a, &addr)) {
+                replicas.push((addr, None));
+            }
+        }
+        for (addr, conn) in replicas.iter_mut() {
+            if conn.is_none() {
+                let client = redis::Client::open(ConnectionInfo {
+                    addr: addr.clone(),
+                    redis: self.node.clone(),
+                })
+                .ok()?;
+                *conn = tokio::time::timeout(
+                    self.timeout,
+                    client.get_multiplexed_async_connection_with_config(&self.config),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok);
+            }
+            if let Some(rc) = conn.as_mut() {
+                match tokio::time::timeout(self.timeout, is_master(rc)).await {
+                    Ok(Ok(true)) => return Some(addr.clone()),
+                    Ok(Ok(false)) => {}
+                    _ => *conn = None,
+                }
+            }
+        }
+        None
+    }
+
+    /// One watcher round: the sentinels still name the node in use, it is still a master, and
+    /// none of its replicas has been promoted.
     async fn watch_once(&self) {
         let Some((addr, mut c)) = self.current.read().await.clone() else {
             return;
@@ -182,10 +279,42 @@ impl SentinelConn {
         }
         match tokio::time::timeout(self.timeout, is_master(&mut c)).await {
             Ok(Ok(true)) => {}
-            Ok(Ok(false)) => self.forget("the node is no longer a master").await,
-            Ok(Err(_)) | Err(_) => self.forget("ROLE check failed").await,
+            Ok(Ok(false)) => {
+                self.forget("the node is no longer a master").await;
+                return;
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.forget("ROLE check failed").await;
+                return;
+            }
+        }
+        if let Some(promoted) = self.promoted_replica(&addr, &mut c).await {
+            *self.fenced.lock().await = Some((addr, promoted));
+            *self.replicas.lock().await = (None, Vec::new());
+            self.forget("a replica of the master was promoted (failover under way)")
+                .await;
         }
     }
+}
+
+/// The `ip=…,port=…` of each `slaveN:` line of `INFO replication`.
+fn replica_addrs(info: &str) -> Vec<ConnectionAddr> {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains(":ip="))
+        .filter_map(|l| {
+            let fields = l.split_once(':')?.1;
+            let mut ip = None;
+            let mut port = None;
+            for kv in fields.split(',') {
+                match kv.split_once('=') {
+                    Some(("ip", v)) => ip = Some(v.to_string()),
+                    Some(("port", v)) => port = v.parse::<u16>().ok(),
+                    _ => {}
+                }
+            }
+            Some(ConnectionAddr::Tcp(ip?, port?))
+        })
+        .collect()
 }
 
 async fn is_master(c: &mut MultiplexedConnection) -> RedisResult<bool> {
@@ -271,6 +400,8 @@ impl Conn {
                         .set_connection_timeout(timeout)
                         .set_response_timeout(timeout),
                     timeout,
+                    fenced: tokio::sync::Mutex::new(None),
+                    replicas: tokio::sync::Mutex::new((None, Vec::new())),
                 };
                 conn.get().await?;
                 let handle = Arc::new(SentinelConnHandle(conn));

@@ -221,7 +221,11 @@ async fn a_re_sent_open_script_gets_its_original_answer() {
         }
     };
     assert_eq!(run("nonce-a").await, "ok");
-    assert_eq!(run("nonce-a").await, "ok", "the re-send answers what the first did");
+    assert_eq!(
+        run("nonce-a").await,
+        "ok",
+        "the re-send answers what the first did"
+    );
     assert_eq!(run("nonce-b").await, "used", "another request is refused");
     // Past its deadline the script writes nothing.
     let key2 = "t:link:{00000000-0000-4000-8000-000000000002}";
@@ -311,7 +315,10 @@ fn serve_refuses_a_redis_that_can_lose_or_resurrect_links() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("maxmemory-policy allkeys-lru"), "{err}");
     assert!(err.contains("noeviction"), "names the fix: {err}");
-    assert!(err.contains("store.accept_risks"), "names the override: {err}");
+    assert!(
+        err.contains("store.accept_risks"),
+        "names the override: {err}"
+    );
     assert!(!err.contains("an-add-on-key"), "{err}");
     let (code, err) = run_gateway("check-config", &evicting.url(), &[]);
     assert_eq!(code, Some(1), "{err}");
@@ -346,7 +353,10 @@ async fn readyz_and_the_metric_report_store_risks() {
     s.store.redis_url = Some(SecretString::from(url.clone()));
     match faceauth_gateway::Application::build(s.clone()).await {
         Err(faceauth_gateway::StartupError::Store(e)) => {
-            assert!(e.to_string().contains("maxmemory-policy volatile-lru"), "{e}")
+            assert!(
+                e.to_string().contains("maxmemory-policy volatile-lru"),
+                "{e}"
+            )
         }
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("started on an evicting Redis"),
