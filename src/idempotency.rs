@@ -281,14 +281,36 @@ impl Idempotency {
             response: Some(response),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if !self
+        match self
             .store
             .replace_if_equals(&claim.key, &claim.pending, &done, REPLAY_TTL_MS)
-            .await?
+            .await
         {
-            tracing::warn!("idempotency claim was lost before completion; response not stored");
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::warn!("idempotency claim was lost before completion; response not stored");
+                Ok(())
+            }
+            Err(e) => {
+                // Try again in the background (fenced, so harmless if it already landed): a
+                // retry with this key must replay, not mint again.
+                let store = self.store.clone();
+                let (key, pending) = (claim.key.clone(), claim.pending.clone());
+                tokio::spawn(async move {
+                    for attempt in 1..=5u32 {
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                        match store
+                            .replace_if_equals(&key, &pending, &done, REPLAY_TTL_MS)
+                            .await
+                        {
+                            Ok(_) => return,
+                            Err(_) => continue,
+                        }
+                    }
+                });
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     /// Releases a claim whose request failed, so a retry can run (only if it is still this

@@ -33,6 +33,8 @@ pub struct ClockOffset {
     /// Above this (absolute), a warning is logged; microseconds.
     warn_above_us: AtomicI64,
     warned: AtomicBool,
+    /// Measurements skipped in a row for a round trip much slower than the kept one.
+    skipped: AtomicI64,
 }
 
 impl Default for ClockOffset {
@@ -43,6 +45,7 @@ impl Default for ClockOffset {
             uncertainty_us: AtomicI64::new(1_000_000),
             warn_above_us: AtomicI64::new(i64::MAX),
             warned: AtomicBool::new(false),
+            skipped: AtomicI64::new(0),
         }
     }
 }
@@ -57,13 +60,21 @@ impl ClockOffset {
     }
 
     /// Records one measurement: Redis said `redis_us` between local `sent_us` and `received_us`.
+    /// A measurement whose round trip was much slower than the one in use is skipped (it would
+    /// shorten every deadline), unless five in a row were.
     pub fn record(&self, sent_us: i64, redis_us: i64, received_us: i64) {
         let rtt = (received_us - sent_us).max(0);
         let offset = redis_us - (sent_us + rtt / 2);
-        self.offset_us.store(offset, Ordering::Relaxed);
         // Half the round trip, plus Redis's TIME resolution and a millisecond of slack.
-        self.uncertainty_us
-            .store(rtt / 2 + 1_000, Ordering::Relaxed);
+        let uncertainty = rtt / 2 + 1_000;
+        if uncertainty > self.uncertainty_us() * 2 + 2_000
+            && self.skipped.fetch_add(1, Ordering::Relaxed) < 5
+        {
+            return;
+        }
+        self.skipped.store(0, Ordering::Relaxed);
+        self.offset_us.store(offset, Ordering::Relaxed);
+        self.uncertainty_us.store(uncertainty, Ordering::Relaxed);
         crate::metrics::METRICS
             .store_clock_offset
             .set(offset as f64 / 1e6);
@@ -120,6 +131,19 @@ mod tests {
         let d = c.deadline_ms(Duration::from_millis(250));
         let expected = (local_now_us() + 5_000_000 + 250_000 - 2_000) / 1000;
         assert!((d - expected).abs() <= 5, "{d} vs {expected}");
+    }
+
+    #[test]
+    fn a_slow_measurement_does_not_replace_a_good_one_at_once() {
+        let c = ClockOffset::default();
+        c.record(0, 1_000, 2_000);
+        assert_eq!(c.uncertainty_us(), 2_000);
+        for _ in 0..5 {
+            c.record(0, 300_000, 600_000);
+            assert_eq!(c.offset_us(), 0, "skipped");
+        }
+        c.record(0, 300_000, 600_000);
+        assert_eq!(c.uncertainty_us(), 301_000, "taken after five in a row");
     }
 
     #[test]
