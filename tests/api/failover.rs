@@ -266,8 +266,7 @@ async fn failover_loop(acks: u32) -> LoopStats {
         }
     })
     .await;
-    let jwt = user_jwt("failover-loop");
-    let warm = app.mint_id(&jwt).await;
+    let warm = app.mint_id(&user_jwt("failover-warm-up")).await;
     assert_eq!(app.open(&warm).await.status, 302);
     // Links minted before the failover, on both nodes: opened during it, one per round.
     let mut pool = Vec::new();
@@ -290,6 +289,7 @@ async fn failover_loop(acks: u32) -> LoopStats {
     let mut settled_at = None;
     let mut window_links = 0;
     let (mut clean_rounds, mut failures_before) = (0, 0);
+    let (mut round, mut lost_in_loop) = (0, 0);
     loop {
         let switched = sentinel_master_port(sentinel_port) == Some(replica_port);
         let demoted = role(master_port).as_deref() == Some("slave");
@@ -300,7 +300,9 @@ async fn failover_loop(acks: u32) -> LoopStats {
                 settled_at = Some(links.len());
             }
         }
-        let r = app.mint(&jwt).await;
+        // A user per round: `links.single_active` would revoke a link whose open answered 503.
+        round += 1;
+        let r = app.mint(&user_jwt(&format!("loop-{round}"))).await;
         match r.status.as_u16() {
             201 => {
                 let id = r.json()["id"].as_str().unwrap().to_string();
@@ -311,6 +313,8 @@ async fn failover_loop(acks: u32) -> LoopStats {
                         open_503 += 1;
                         links.push((id, 0));
                     }
+                    // Minted on the old master, opened on the new one: the mint was lost.
+                    404 => lost_in_loop += 1,
                     other => panic!("open answered {other}: {}", o.text()),
                 }
             }
@@ -355,6 +359,7 @@ async fn failover_loop(acks: u32) -> LoopStats {
         window_iterations: in_window,
         mint_503,
         open_503,
+        lost: lost_in_loop,
         ..LoopStats::default()
     };
     for (id, redirects) in &mut links {
