@@ -285,7 +285,16 @@ impl LinkService {
                 Err(e) => return Err(e.into()),
             };
             if self.options.single_active {
-                self.supersede(&id, &link.user_id).await?;
+                if let Err(e) = self.supersede(&id, &link.user_id).await {
+                    // The mint answers 503: leave no record behind (nobody has its id).
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        if store.discard(&id).await.is_err() {
+                            tracing::warn!("could not delete the record of a failed mint");
+                        }
+                    });
+                    return Err(e);
+                }
             }
             return Ok(MintedLink { id, record });
         }

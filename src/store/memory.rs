@@ -190,6 +190,11 @@ impl LinkStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
     }
+
+    async fn discard(&self, id: &LinkId) -> Result<(), StoreError> {
+        self.lock()?.links.remove(id);
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -135,6 +135,10 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Checks that the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Deletes the record of a link that was never handed out (a mint that failed after its
+    /// create, e.g. in the `single_active` step), so that a failed mint leaves no record.
+    async fn discard(&self, id: &LinkId) -> Result<(), StoreError>;
+
     /// The store's settings that can lose or resurrect link state (memory policy, persistence,
     /// replication), read from the server now. A store that keeps nothing across restarts and
     /// never evicts (like the memory backend) has none.

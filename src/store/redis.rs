@@ -1039,6 +1039,12 @@ impl LinkStore for RedisStore {
         }
     }
 
+    async fn discard(&self, id: &LinkId) -> Result<(), StoreError> {
+        self.command::<i64>("discard", redis::cmd("DEL").arg(self.key(id)))
+            .await
+            .map(|_| ())
+    }
+
     async fn durability_risks(&self) -> Result<Vec<StoreRisk>, StoreError> {
         self.read_durability().await
     }
