@@ -36,20 +36,24 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
-/// The master of a Sentinel-managed group, followed as it moves.
-///
-/// * Resolution asks the sentinels (`SENTINEL get-master-addr-by-name`) and then checks `ROLE`
-///   on the node they name: only a node that says `master` is used.
-/// * A watcher task asks the sentinels again every `poll` and checks `ROLE` on the node in
-///   use; when the sentinels name another node (a failover, `+switch-master`) or the node is no
-///   longer a master, the connection is dropped at once, so no further command reaches it.
-/// * A connection error, a timeout, or a `READONLY`, `LOADING` or `MASTERDOWN` answer drops it
-///   too; that request answers `503` and the next one resolves again.
+/// The master a replica list belongs to, and each replica with its connection.
 type Replicas = (
     Option<ConnectionAddr>,
     Vec<(ConnectionAddr, Option<MultiplexedConnection>)>,
 );
 
+/// The master of a Sentinel-managed group, followed as it moves.
+///
+/// * Resolution asks the sentinels (`SENTINEL get-master-addr-by-name`) and then checks `ROLE`
+///   on the node they name: only a node that says `master` is used.
+/// * A watcher task asks the sentinels again every `poll`, checks `ROLE` on the node in use
+///   and on each of its replicas (from its `INFO replication`). When the sentinels name another
+///   node (a failover, `+switch-master`), the node is no longer a master, or one of its
+///   replicas says it is a master (a promotion the sentinels have not announced yet), the
+///   connection is dropped at once, so no further command reaches it; in the last case the
+///   node stays fenced until the sentinels name another one.
+/// * A connection error, a timeout, or a `READONLY`, `LOADING` or `MASTERDOWN` answer drops it
+///   too; that request answers `503` and the next one resolves again.
 struct SentinelConn {
     master: String,
     sentinels: Vec<ConnectionInfo>,
@@ -464,5 +468,29 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_addresses_from_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=10.0.0.2,port=6380,state=online,offset=42,lag=0\r\n\
+                    slave1:ip=10.0.0.3,port=6381,state=wait_bgsave,offset=0,lag=1\r\n\
+                    master_replid:abc\r\n";
+        let addrs = replica_addrs(info);
+        assert_eq!(addrs.len(), 2);
+        assert!(same_addr(
+            &addrs[0],
+            &ConnectionAddr::Tcp("10.0.0.2".into(), 6380)
+        ));
+        assert!(same_addr(
+            &addrs[1],
+            &ConnectionAddr::Tcp("10.0.0.3".into(), 6381)
+        ));
+        assert!(replica_addrs("role:master\r\nconnected_slaves:0\r\n").is_empty());
     }
 }
