@@ -25,7 +25,7 @@
 //!   on the same connection; fewer confirmations than asked is a failure (503 and undo).
 
 use super::clock::{local_now_us, ClockOffset};
-use super::redis_conn::{Conn, RedisTarget};
+use super::redis_conn::{Conn, RedisTarget, NOT_SENT};
 use async_trait::async_trait;
 use redis::Script;
 use std::future::Future;
@@ -300,8 +300,10 @@ pub struct RedisStore {
 enum Failure {
     /// Redis ran it after its deadline: nothing was written.
     Late,
-    /// It may or may not have taken effect (timeout, connection lost, an error answer,
-    /// replicas did not confirm).
+    /// It did not run: never sent, or refused by the server.
+    NotRun(StoreError),
+    /// It may or may not have taken effect (timeout, connection lost, replicas did not
+    /// confirm).
     Unknown(StoreError),
 }
 
@@ -311,7 +313,7 @@ impl From<Failure> for StoreError {
             Failure::Late => StoreError::Unavailable(
                 "Redis ran the command after its deadline; nothing was written".into(),
             ),
-            Failure::Unknown(e) => e,
+            Failure::NotRun(e) | Failure::Unknown(e) => e,
         }
     }
 }
@@ -548,9 +550,14 @@ impl RedisStore {
                 self.timeout.as_millis()
             )))),
             Ok(Err(e)) if e.code() == Some("FAGLATE") => Err(Failure::Late),
-            // Whether or not the script ran (a READONLY answer, a lost connection, an error
-            // from WAIT after it): the caller undoes it, fenced by its nonce, which is harmless
-            // if it never ran.
+            // Never sent (no usable node), or refused by the server before the script ran
+            // (READONLY, LOADING, NOSCRIPT, ACL): nothing to undo. With WAIT in the pipeline
+            // an error may be WAIT's, after the script ran: undo then.
+            Ok(Err(e)) if e.to_string().contains(NOT_SENT) || (acks == 0 && e.code().is_some()) => {
+                Err(Failure::NotRun(unavailable(e)))
+            }
+            // Whether or not the script ran (a lost connection, a timeout): the caller undoes
+            // it, fenced by its nonce, which is harmless if it never ran.
             Ok(Err(e)) => Err(Failure::Unknown(unavailable(e))),
             // Only a write needs confirming: a refusal (`used`, `none`, a conflict) wrote
             // nothing and stands on state that was confirmed when it was written.

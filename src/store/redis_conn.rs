@@ -36,6 +36,13 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
+/// In the error of a command that was never sent (no usable node): it cannot have run.
+pub const NOT_SENT: &str = "command not sent: no usable Redis node";
+
+fn not_sent(e: redis::RedisError) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::ClientError, NOT_SENT, e.to_string()))
+}
+
 /// The master a replica list belongs to, and each replica with its connection.
 type Replicas = (
     Option<ConnectionAddr>,
@@ -433,7 +440,7 @@ impl ConnectionLike for Conn {
             Conn::Sentinel(s) => {
                 let s = s.clone();
                 Box::pin(async move {
-                    let mut c = s.0.get().await?;
+                    let mut c = s.0.get().await.map_err(not_sent)?;
                     let result = c.req_packed_command(cmd).await;
                     s.0.forget_if_failed(&result).await;
                     result
@@ -454,7 +461,7 @@ impl ConnectionLike for Conn {
             Conn::Sentinel(s) => {
                 let s = s.clone();
                 Box::pin(async move {
-                    let mut c = s.0.get().await?;
+                    let mut c = s.0.get().await.map_err(not_sent)?;
                     let result = c.req_packed_commands(cmd, offset, count).await;
                     s.0.forget_if_failed(&result).await;
                     result
@@ -492,5 +499,14 @@ mod tests {
             &ConnectionAddr::Tcp("10.0.0.3".into(), 6381)
         ));
         assert!(replica_addrs("role:master\r\nconnected_slaves:0\r\n").is_empty());
+    }
+
+    #[test]
+    fn an_unsent_command_says_so() {
+        let e = not_sent(redis::RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(e.to_string().contains(NOT_SENT), "{e}");
+        assert_eq!(e.code(), None);
     }
 }
