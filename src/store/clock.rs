@@ -25,6 +25,13 @@ pub fn local_now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// The last measured offset of this process's clock to Redis's (Redis − local), seconds; `0`
+/// before the first measurement or with the memory store. For checks that compare times from
+/// both clocks (e.g. token lifetimes against link times).
+pub fn measured_offset_secs() -> f64 {
+    crate::metrics::METRICS.store_clock_offset.get()
+}
+
 /// The measured offset between this process and Redis (Redis − local).
 #[derive(Debug)]
 pub struct ClockOffset {
