@@ -487,6 +487,43 @@ pub struct StoreSettings {
     /// How long `serve` waits at start-up for the store to answer, retrying with backoff,
     /// seconds (`0`: one attempt). `check-config` never waits.
     pub startup_wait_secs: u64,
+    /// Replicas that must confirm (`WAIT`) each mint and open before it is answered; 0 = off.
+    #[serde(default)]
+    pub min_replica_acks: u32,
+    /// How long `WAIT` waits for them, milliseconds (less than half of `timeout_ms`).
+    #[serde(default = "default_replica_ack_timeout")]
+    pub replica_ack_timeout_ms: u64,
+    /// Sentinel mode: how often the sentinels are asked which node is the master, milliseconds.
+    #[serde(default = "default_sentinel_poll")]
+    pub sentinel_poll_ms: u64,
+    /// How long an `Idempotency-Key` claim lives without renewal, milliseconds.
+    #[serde(default = "default_idempotency_claim")]
+    pub idempotency_claim_ms: u64,
+    /// Redis settings the operator accepts although they can lose or resurrect link state
+    /// (see [`STORE_RISKS`]).
+    #[serde(default)]
+    pub accept_risks: Vec<String>,
+}
+
+/// The names `store.accept_risks` accepts: each names a start-up check of what Redis keeps.
+pub const STORE_RISKS: [&str; 5] = [
+    "eviction",
+    "rdb-snapshots",
+    "aof-fsync-no",
+    "async-replication",
+    "unverifiable",
+];
+
+fn default_replica_ack_timeout() -> u64 {
+    100
+}
+
+fn default_sentinel_poll() -> u64 {
+    100
+}
+
+fn default_idempotency_claim() -> u64 {
+    30_000
 }
 
 /// `[argos]`
@@ -824,6 +861,53 @@ impl Settings {
             return Err(ConfigError::new(
                 "store.startup_wait_secs",
                 "must be between 0 and 3600",
+            ));
+        }
+        if self.store.min_replica_acks > 16 {
+            return Err(ConfigError::new(
+                "store.min_replica_acks",
+                "must be between 0 and 16",
+            ));
+        }
+        if self.store.min_replica_acks > 0 && self.store.redis_mode == RedisMode::Cluster {
+            return Err(ConfigError::new(
+                "store.min_replica_acks",
+                "is not supported with store.redis_mode = \"cluster\" (use 0)",
+            ));
+        }
+        if self.store.min_replica_acks > 0
+            && (self.store.replica_ack_timeout_ms == 0
+                || self.store.replica_ack_timeout_ms * 2 > self.store.timeout_ms)
+        {
+            return Err(ConfigError::new(
+                "store.replica_ack_timeout_ms",
+                "must be at least 1 and at most half of store.timeout_ms",
+            ));
+        }
+        if !(10..=10_000).contains(&self.store.sentinel_poll_ms) {
+            return Err(ConfigError::new(
+                "store.sentinel_poll_ms",
+                "must be between 10 and 10000",
+            ));
+        }
+        if !(1_000..=3_600_000).contains(&self.store.idempotency_claim_ms) {
+            return Err(ConfigError::new(
+                "store.idempotency_claim_ms",
+                "must be between 1000 and 3600000",
+            ));
+        }
+        if let Some(unknown) = self
+            .store
+            .accept_risks
+            .iter()
+            .find(|r| !STORE_RISKS.contains(&r.as_str()))
+        {
+            return Err(ConfigError::new(
+                "store.accept_risks",
+                format!(
+                    "unknown risk {unknown:?}; known: {}",
+                    STORE_RISKS.join(", ")
+                ),
             ));
         }
         match &self.argos.project_id {

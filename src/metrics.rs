@@ -3,7 +3,8 @@
 //! ids, user ids or secrets.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -39,6 +40,32 @@ pub struct Metrics {
     pub worker_last_round: GaugeVec,
     /// `faceauth_jobs_dead_lettered_total{queue}`: verify, callbacks.
     pub dead_lettered: IntCounterVec,
+    /// `faceauth_store_clock_offset_seconds`: Redis clock minus this process's clock.
+    pub store_clock_offset: Gauge,
+    /// `faceauth_store_risk{risk, accepted}`: 1 for each Redis setting that can lose or
+    /// resurrect link state (see `store.accept_risks`).
+    pub store_risks: IntGaugeVec,
+    /// `faceauth_store_late_total{op}`: writes refused by Redis because they arrived after their
+    /// deadline (nothing written), and unconfirmed writes undone.
+    pub store_late: IntCounterVec,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    let g = Gauge::new(name, help)
+        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
+    registry
+        .register(Box::new(g.clone()))
+        .unwrap_or_else(|e| unreachable!("metric {name} registered twice: {e}"));
+    g
+}
+
+fn int_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
+    registry
+        .register(Box::new(g.clone()))
+        .unwrap_or_else(|e| unreachable!("metric {name} registered twice: {e}"));
+    g
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -166,6 +193,23 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "faceauth_jobs_dead_lettered_total",
             "Jobs moved to a dead-letter set",
             &["queue"],
+        ),
+        store_clock_offset: gauge(
+            &registry,
+            "faceauth_store_clock_offset_seconds",
+            "Redis clock minus this gateway's clock, seconds",
+        ),
+        store_risks: int_gauges(
+            &registry,
+            "faceauth_store_risk",
+            "Redis settings that can lose or resurrect link state (1 = present)",
+            &["risk", "accepted"],
+        ),
+        store_late: counter(
+            &registry,
+            "faceauth_store_late_total",
+            "Store writes refused after their deadline or undone after no confirmation",
+            &["op", "what"],
         ),
         registry,
     }

@@ -326,13 +326,28 @@ fn failure_backoff_ms(failures: u32) -> u64 {
     (500u64 << failures.clamp(1, 7)).min(60_000)
 }
 
+/// A supervised worker's metric label, and whether it works a queue (and so can dead-letter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerName(&'static str, bool);
+
+impl WorkerName {
+    /// The store's upkeep (clock offset to Redis): no queue.
+    pub const STORE: WorkerName = WorkerName("store", false);
+}
+
+impl From<QueueName> for WorkerName {
+    fn from(q: QueueName) -> Self {
+        WorkerName(q.as_str(), true)
+    }
+}
+
 /// Runs `round` every `every`, forever: a round that panics, returns an error or takes longer
 /// than `round_timeout` is logged and counted in `faceauth_worker_restarts_total{worker}`, and
 /// the next round starts as usual. Each completed round sets
 /// `faceauth_worker_last_round_timestamp_seconds{worker}`. Aborting the returned handle stops
 /// the worker and its current round.
 pub fn supervise<F, Fut>(
-    worker: QueueName,
+    worker: impl Into<WorkerName>,
     every: Duration,
     round_timeout: Duration,
     round: F,
@@ -341,11 +356,14 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = Result<usize, StoreError>> + Send + 'static,
 {
-    let name = worker.as_str();
+    let worker = worker.into();
+    let name = worker.0;
     let m = &crate::metrics::METRICS;
     // Exported from the start (at 0), so dashboards and alerts see every worker.
     m.worker_restarts.with_label_values(&[name]);
-    m.dead_lettered.with_label_values(&[name]);
+    if worker.1 {
+        m.dead_lettered.with_label_values(&[name]);
+    }
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;

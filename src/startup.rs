@@ -79,6 +79,18 @@ pub struct Components {
     pub callbacks: Option<Callbacks>,
     /// Webhook receiver settings.
     pub webhooks: WebhookReceiver,
+    /// The Redis store, for its upkeep worker (clock offset); `None` with the memory backend.
+    pub redis: Option<RedisStore>,
+}
+
+/// The Redis store's options from the settings.
+fn store_options(settings: &Settings) -> crate::store::redis::StoreOptions {
+    crate::store::redis::StoreOptions {
+        min_replica_acks: settings.store.min_replica_acks,
+        replica_ack_timeout: Duration::from_millis(settings.store.replica_ack_timeout_ms),
+        sentinel_poll: Duration::from_millis(settings.store.sentinel_poll_ms),
+        clock_warn: Some(Duration::from_secs(settings.auth.leeway_secs.max(1))),
+    }
 }
 
 /// What the store connection is waiting for at start-up.
@@ -126,9 +138,9 @@ pub async fn open_store(
     settings: &Settings,
     wait: StoreWait,
     mut on_wait: impl FnMut(),
-) -> Result<Arc<dyn Store>, StartupError> {
+) -> Result<StoreHandle, StartupError> {
     if settings.store.backend == StoreBackend::Memory {
-        return Ok(Arc::new(MemoryStore::new()));
+        return Ok(StoreHandle::memory());
     }
     let target = redis_target(&settings.store);
     let timeout = Duration::from_millis(settings.store.timeout_ms);
@@ -137,9 +149,8 @@ pub async fn open_store(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let error = match RedisStore::connect_to(&target, &settings.store.key_prefix, timeout).await
-        {
-            Ok(store) => {
+        let error = match connect_checked(settings, &target, timeout).await {
+            Ok(handle) => {
                 if attempt > 1 {
                     tracing::info!(
                         attempt,
@@ -147,7 +158,7 @@ pub async fn open_store(
                         "store ready"
                     );
                 }
-                return Ok(Arc::new(store));
+                return Ok(handle);
             }
             Err(e @ StoreError::Unavailable(_)) => e,
             Err(e) => return Err(e.into()),
@@ -180,6 +191,60 @@ pub async fn open_store(
     }
 }
 
+/// A connected store: the trait object every component shares, and the Redis backend itself
+/// for its upkeep worker (clock offset), `None` with the memory backend.
+pub struct StoreHandle {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The Redis backend, if that is the store.
+    pub redis: Option<RedisStore>,
+}
+
+impl StoreHandle {
+    /// An in-process store (demo, and the configuration dry run).
+    pub fn memory() -> Self {
+        StoreHandle {
+            store: Arc::new(MemoryStore::new()),
+            redis: None,
+        }
+    }
+}
+
+/// One connection attempt, then the check of what Redis will keep: settings that can lose or
+/// resurrect link state are refused unless the operator accepted them (`store.accept_risks`).
+///
+/// Errors: [`StoreError::Unavailable`] (try again), [`StoreError::Unsupported`] (too old,
+/// scripts refused, a risky setting not accepted).
+async fn connect_checked(
+    settings: &Settings,
+    target: &RedisTarget,
+    timeout: Duration,
+) -> Result<StoreHandle, StoreError> {
+    let redis = RedisStore::connect_with(
+        target,
+        &settings.store.key_prefix,
+        timeout,
+        store_options(settings),
+    )
+    .await?;
+    let risks = crate::store::assess_risks(&redis, &settings.store.accept_risks).await?;
+    if let Some(refused) = risks.refused.first() {
+        let more = match risks.refused.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return Err(StoreError::Unsupported(format!("{refused}{more}")));
+    }
+    for accepted in &risks.accepted {
+        tracing::warn!(risk = accepted.name, setting = %accepted.setting,
+            "accepted store risk (store.accept_risks)");
+    }
+    Ok(StoreHandle {
+        store: Arc::new(redis.clone()),
+        redis: Some(redis),
+    })
+}
+
 impl Components {
     /// Validates `settings`, connects the store once (no waiting: `check-config`) and builds
     /// every component.
@@ -195,7 +260,11 @@ impl Components {
     /// Builds every component on an already connected `store`. `settings` must be validated.
     ///
     /// Errors: [`StartupError::Config`] naming the key.
-    pub fn with_store(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
+    pub fn with_store(settings: &Settings, handle: StoreHandle) -> Result<Self, StartupError> {
+        let StoreHandle {
+            store,
+            redis: redis_store,
+        } = handle;
         let outbound = crate::outbound::Outbound::from_settings(&settings.outbound)?;
         let mut verifier = JwtVerifier::from_settings(&settings.auth, &outbound)?;
         verifier.refuse_audience(&settings.auth.service.audience);
@@ -265,9 +334,15 @@ impl Components {
                 settings.limits.open_per_ip,
             )
             .with_ipv6_prefix(settings.limits.ipv6_prefix_len),
-            idempotency: Idempotency::new(store.clone()),
-            links: LinkService::new(store, settings.links.policy(), options, urls),
+            idempotency: Idempotency::with_claim(
+                store.clone(),
+                settings.store.idempotency_claim_ms,
+                Duration::from_millis(settings.store.timeout_ms),
+            ),
+            links: LinkService::new(store, settings.links.policy(), options, urls)
+                .with_accepted_risks(settings.store.accept_risks.clone()),
             verifier,
+            redis: redis_store,
         })
     }
 }
@@ -315,7 +390,7 @@ impl Standby {
 async fn wait_for_store(
     settings: &Settings,
     listener: &TcpListener,
-) -> Result<Arc<dyn Store>, StartupError> {
+) -> Result<StoreHandle, StartupError> {
     let wait = match settings.store.startup_wait_secs {
         0 => StoreWait::Once,
         secs => StoreWait::UpTo(Duration::from_secs(secs)),
@@ -406,7 +481,7 @@ impl Application {
         // Configuration first: a bad config is reported as such even when the port is taken
         // or the store is not there yet.
         settings.validate()?;
-        Components::with_store(&settings, Arc::new(MemoryStore::new()))?;
+        Components::with_store(&settings, StoreHandle::memory())?;
         let listener = TcpListener::bind(settings.server.bind)?;
         Self::build_on(settings, listener, None).await
     }
@@ -419,7 +494,7 @@ impl Application {
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
         settings.validate()?;
-        Components::with_store(&settings, Arc::new(MemoryStore::new()))?;
+        Components::with_store(&settings, StoreHandle::memory())?;
         Self::build_on(settings, listener, demo).await
     }
 
@@ -461,6 +536,18 @@ impl Application {
                 async move { results.run_due().await }
             },
         ));
+        if let Some(redis) = components.redis.clone() {
+            // The clock offset to Redis (write deadlines, the offset metric and warning).
+            workers.push(supervise(
+                crate::queue::WorkerName::STORE,
+                Duration::from_secs(5),
+                round_timeout,
+                move || {
+                    let redis = redis.clone();
+                    async move { redis.maintain().await }
+                },
+            ));
+        }
         if let Some(callbacks) = components.callbacks.clone() {
             workers.push(supervise(
                 QueueName::Callbacks,

@@ -231,7 +231,7 @@ pub async fn create_link(
         },
         None => None,
     };
-    let result = mint(&state, principal, request).await;
+    let result = mint(&state, principal, request, claim.as_ref()).await;
     match (claim, &result) {
         (Some(claim), Ok((stored, _))) => {
             if let Err(e) = state.idempotency.complete(claim, stored.clone()).await {
@@ -249,12 +249,20 @@ async fn mint(
     state: &AppState,
     principal: Principal,
     request: MintRequest,
+    claim: Option<&idempotency::Claim>,
 ) -> Result<(StoredResponse, Option<RateStatus>), ApiError> {
     let confirm_step = request
         .confirm_step
         .unwrap_or(state.links.options().confirm_step);
     let link = new_link(state, principal, confirm_step).await?;
+    // The sid lookup may have been slow: mint only while the Idempotency-Key is still ours.
+    if let Some(claim) = claim {
+        claim.ensure_held()?;
+    }
     let rate = state.limiter.mint(&link.user_id).await?;
+    if let Some(claim) = claim {
+        claim.ensure_held()?;
+    }
     let minted = state.links.mint(&link).await?;
     crate::metrics::METRICS
         .links_minted

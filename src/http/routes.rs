@@ -250,7 +250,16 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         return Err(ApiError::ShuttingDown);
     }
     state.links.ready().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    // What Redis keeps: a setting changed at run time that can lose or resurrect link state
+    // makes the replica unready, naming it.
+    let risks = state.links.durability().await?;
+    if let Some(refused) = risks.refused.first() {
+        return Err(ApiError::from(crate::store::StoreError::Unsupported(
+            refused.to_string(),
+        )));
+    }
+    let accepted: Vec<&str> = risks.accepted.iter().map(|r| r.name).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "store_risks": accepted})))
 }
 
 /// Default service: unknown routes get a problem body too.

@@ -186,6 +186,7 @@ pub struct LinkService {
     policy: LinkPolicy,
     options: LinkOptions,
     urls: FaceAuthUrlBuilder,
+    accepted_risks: Vec<String>,
 }
 
 /// The store key of a user's index of links (for `single_active`): the user id is hashed so
@@ -207,7 +208,21 @@ impl LinkService {
             policy,
             options,
             urls,
+            accepted_risks: Vec::new(),
         }
+    }
+
+    /// The store risks the operator accepted (`store.accept_risks`), for [`Self::durability`].
+    pub fn with_accepted_risks(mut self, accepted: Vec<String>) -> Self {
+        self.accepted_risks = accepted;
+        self
+    }
+
+    /// The store's risky settings now (for `/readyz`): refused ones mean link state can vanish
+    /// or come back.
+    /// Errors: [`StoreError::Unavailable`].
+    pub async fn durability(&self) -> Result<crate::store::RiskAssessment, StoreError> {
+        crate::store::assess_risks(self.store.as_ref(), &self.accepted_risks).await
     }
 
     /// The options in force.
@@ -271,7 +286,16 @@ impl LinkService {
                 Err(e) => return Err(e.into()),
             };
             if self.options.single_active {
-                self.supersede(&id, &link.user_id).await?;
+                if let Err(e) = self.supersede(&id, &link.user_id).await {
+                    // The mint answers 503: leave no record behind (nobody has its id).
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        if store.discard(&id).await.is_err() {
+                            tracing::warn!("could not delete the record of a failed mint");
+                        }
+                    });
+                    return Err(e);
+                }
             }
             return Ok(MintedLink { id, record });
         }

@@ -250,6 +250,11 @@ impl LinkStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
     }
+
+    async fn discard(&self, id: &LinkId) -> Result<(), StoreError> {
+        self.lock()?.links.remove(id);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -324,6 +329,26 @@ impl KvStore for MemoryStore {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        if !matches!(inner.live_kv(key, now), Some((Value::Text(v), _)) if v == expected) {
+            return Ok(false);
+        }
+        inner.wrote(now);
+        inner.kv.insert(
+            key.to_string(),
+            (Value::Text(value.to_string()), at(now, ttl_ms)),
+        );
+        Ok(true)
     }
 
     async fn swap(

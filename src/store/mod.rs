@@ -6,6 +6,7 @@
 //! Both implement the state machine of [`crate::links::LinkRecord::apply_open`] as one atomic
 //! step, and both are held to one contract test suite (`tests/api/store_contract.rs`).
 
+pub mod clock;
 pub mod memory;
 pub mod redis;
 pub mod redis_conn;
@@ -259,6 +260,40 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Checks that the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Deletes the record of a link that was never handed out (a mint that failed after its
+    /// create, e.g. in the `single_active` step), so that a failed mint leaves no record.
+    async fn discard(&self, id: &LinkId) -> Result<(), StoreError>;
+
+    /// The store's settings that can lose or resurrect link state (memory policy, persistence,
+    /// replication), read from the server now. A store that keeps nothing across restarts and
+    /// never evicts (like the memory backend) has none.
+    async fn durability_risks(&self) -> Result<Vec<StoreRisk>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A store setting that can make link state vanish or come back (start-up check, `/readyz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRisk {
+    /// Stable name, as in `store.accept_risks` (see [`crate::config::STORE_RISKS`]).
+    pub name: &'static str,
+    /// The server setting and its value, e.g. `maxmemory-policy allkeys-lru`.
+    pub setting: String,
+    /// What can go wrong.
+    pub consequence: &'static str,
+    /// How to fix it.
+    pub fix: &'static str,
+}
+
+impl std::fmt::Display for StoreRisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Redis setting {}: {}; fix: {} (or accept it with store.accept_risks = [\"{}\"])",
+            self.setting, self.consequence, self.fix, self.name
+        )
+    }
 }
 
 /// Small atomic primitives for rate limits, idempotency and per-user link indexes. Keys are
@@ -284,6 +319,16 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Deletes `key` if it still holds `value`; returns whether it did.
     async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, StoreError>;
+
+    /// Overwrites `key` with `value` for `ttl_ms` only if it still holds `expected` (a fenced
+    /// write: only the owner of a claim completes or renews it); returns whether it did.
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError>;
 
     /// Writes `value` for `ttl_ms` and returns the value it replaced, in one step.
     async fn swap(&self, key: &str, value: &str, ttl_ms: u64)
@@ -372,3 +417,35 @@ pub trait KvStore: Send + Sync + 'static {
 pub trait Store: LinkStore + KvStore {}
 
 impl<T: LinkStore + KvStore> Store for T {}
+
+/// The store's risky settings, split by `store.accept_risks`.
+#[derive(Debug, Clone, Default)]
+pub struct RiskAssessment {
+    /// Present and not accepted: the gateway refuses to start, `/readyz` answers `503`.
+    pub refused: Vec<StoreRisk>,
+    /// Present and accepted by the operator.
+    pub accepted: Vec<StoreRisk>,
+}
+
+/// Reads the store's risky settings and splits them by `accept`; also sets the
+/// `faceauth_store_risk` metric.
+///
+/// Errors: [`StoreError::Unavailable`] if the store does not answer.
+pub async fn assess_risks(
+    store: &dyn LinkStore,
+    accept: &[String],
+) -> Result<RiskAssessment, StoreError> {
+    let risks = store.durability_risks().await?;
+    let gauge = &crate::metrics::METRICS.store_risks;
+    for name in crate::config::STORE_RISKS {
+        let present = risks.iter().any(|r| r.name == name);
+        let accepted = accept.iter().any(|a| a == name);
+        gauge
+            .with_label_values(&[name, if accepted { "true" } else { "false" }])
+            .set(i64::from(present));
+    }
+    let (accepted, refused) = risks
+        .into_iter()
+        .partition(|r| accept.iter().any(|a| a == r.name));
+    Ok(RiskAssessment { refused, accepted })
+}

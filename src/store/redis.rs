@@ -8,16 +8,33 @@
 //! and retries): each reads the Redis clock (`TIME`) where it needs one, decides and writes in
 //! one atomic step, so replicas with skewed clocks agree and a count-based link opens at most
 //! once. Never GET-then-SET.
+//!
+//! A request that fails leaves no effect, or its retry gets the same outcome:
+//!
+//! * Every script that changes state gets a **deadline in Redis time** (`ARGV[1]`, from
+//!   [`super::clock::ClockOffset`], half of `store.timeout_ms` ahead). Past it the script writes
+//!   nothing and answers the error `FAGLATE`: a script that Redis runs after the gateway gave up
+//!   on it (`CLIENT PAUSE`, a stalled server, a queued re-send) changes nothing.
+//! * Creates and opens carry a **request nonce**, recorded in the link (`rq`): a re-sent script
+//!   (a Cluster retry after a network error) answers what the first one did, `ok` instead of
+//!   `used`. When a create or an open fails without a clear answer (timeout, connection lost,
+//!   replicas did not confirm), the gateway undoes it in the background, fenced by that nonce:
+//!   the link is deleted (create) or made `issued` again (open), since its URL never left the
+//!   gateway.
+//! * With `store.min_replica_acks`, `WAIT` is pipelined right after the create or open script
+//!   on the same connection; fewer confirmations than asked is a failure (503 and undo).
 
-use super::redis_conn::{Conn, RedisTarget};
+use super::clock::{local_now_us, ClockOffset};
+use super::redis_conn::{Conn, RedisTarget, NOT_SENT};
 use async_trait::async_trait;
 use redis::Script;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
     Claim, ClaimedJob, DeadJob, KvStore, LinkStore, OpenResult, QueuePolicy, ResultWrite,
-    RevokeResult, Settle, Settled, Snapshot, StoreError, WindowCount,
+    RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
 };
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
@@ -42,73 +59,121 @@ local function first_open(r, now, retention)
 end
 "#;
 
-/// KEYS[1] link key; ARGV[1] issued record JSON; ARGV[2] unopened TTL ms; ARGV[3] retention ms;
-/// ARGV[4] "1" to apply the first open at once. Returns the stored JSON, or nil if the key exists.
+/// Shared Lua (after [`NOW_LUA`]): past the deadline `ARGV[1]` (Redis time, ms), write nothing.
+const GATE_LUA: &str = r#"
+if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
+"#;
+
+/// KEYS[1] link key; ARGV[1] deadline; ARGV[2] request nonce; ARGV[3] issued record JSON;
+/// ARGV[4] unopened TTL ms; ARGV[5] retention ms; ARGV[6] "1" to apply the first open at once.
+/// Returns the stored JSON, or nil if the key exists (the same JSON again for a re-send).
 const CREATE_BODY: &str = r#"
-local r = cjson.decode(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local retention = tonumber(ARGV[3])
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  if cjson.decode(existing).rq == ARGV[2] then return existing end
+  return false
+end
+if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
+local r = cjson.decode(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local retention = tonumber(ARGV[5])
 r.ca = now
 r.ea = now + ttl
+r.rq = ARGV[2]
 local px = ttl + retention
-if ARGV[4] == '1' then
+if ARGV[6] == '1' then
+  r.pea = r.ea
   px = first_open(r, now, retention)
 end
 local v = cjson.encode(r)
-if not redis.call('SET', KEYS[1], v, 'NX', 'PX', px) then
-  return false
-end
+redis.call('SET', KEYS[1], v, 'PX', px)
 return v
 "#;
 
-/// KEYS[1] link key; ARGV[1] retention ms; ARGV[2] "1" for the confirming POST.
+/// KEYS[1] link key; ARGV[1] request nonce. Undoes a create whose answer was lost: deletes the
+/// record if that request wrote it. Returns 1 if it did.
+const UNCREATE_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if cjson.decode(v).rq ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"#;
+
+/// KEYS[1] link key; ARGV[1] deadline; ARGV[2] request nonce; ARGV[3] retention ms; ARGV[4]
+/// "1" for the confirming POST.
 /// Returns {'ok', json} | {'confirm'} | {'used'} | {'expired'} | {'revoked'} | {'none'}.
 const OPEN_BODY: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return {'none'} end
 local r = cjson.decode(v)
+if r.rq == ARGV[2] and (r.st == 'u' or r.st == 'o') then return {'ok', v} end
 if r.st == 'u' then return {'used'} end
 if r.st == 'r' then return {'revoked'} end
 if now >= r.ea then return {'expired'} end
-if r.cs and ARGV[2] ~= '1' then return {'confirm'} end
+if r.cs and ARGV[4] ~= '1' then return {'confirm'} end
 if r.st == 'o' then return {'ok', v} end
-local px = first_open(r, now, tonumber(ARGV[1]))
+if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
+r.pea = r.ea
+r.rq = ARGV[2]
+local px = first_open(r, now, tonumber(ARGV[3]))
 v = cjson.encode(r)
 redis.call('SET', KEYS[1], v, 'PX', px)
 return {'ok', v}
 "#;
 
-/// KEYS[1] link key; ARGV[1] owner ('' = any); ARGV[2] "1" = only an issued, unexpired link;
-/// ARGV[3] retention ms. Returns 'revoked' | 'unchanged' | 'none'. A used or expired link
-/// stays as it is (mirrors `LinkRecord::revoke`).
+/// KEYS[1] link key; ARGV[1] request nonce; ARGV[2] retention ms. Undoes a first open whose
+/// answer was lost (the FaceAuth URL never left the gateway): the link is `issued` again with
+/// its old expiry, if that request opened it. Returns 1 if it did.
+const UNOPEN_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local r = cjson.decode(v)
+if r.rq ~= ARGV[1] or not r.pea or (r.st ~= 'u' and r.st ~= 'o') then return 0 end
+r.st = 'i'
+r.oa = nil
+r.ea = r.pea
+r.pea = nil
+r.rq = nil
+local px = r.ea - now + tonumber(ARGV[2])
+if px < 1 then px = 1 end
+redis.call('SET', KEYS[1], cjson.encode(r), 'PX', px)
+return 1
+"#;
+
+/// KEYS[1] link key; ARGV[1] deadline; ARGV[2] owner ('' = any); ARGV[3] "1" = only an issued,
+/// unexpired link; ARGV[4] retention ms. Returns 'revoked' | 'unchanged' | 'none'. A used or
+/// expired link stays as it is (mirrors `LinkRecord::revoke`).
 const REVOKE_BODY: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return 'none' end
 local r = cjson.decode(v)
-if ARGV[1] ~= '' and r.u ~= ARGV[1] then return 'none' end
+if ARGV[2] ~= '' and r.u ~= ARGV[2] then return 'none' end
 if r.st == 'r' or r.st == 'u' or now >= r.ea then return 'unchanged' end
-if ARGV[2] == '1' and r.st ~= 'i' then return 'unchanged' end
+if ARGV[3] == '1' and r.st ~= 'i' then return 'unchanged' end
+if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
 r.st = 'r'
-redis.call('SET', KEYS[1], cjson.encode(r), 'PX', tonumber(ARGV[3]))
+redis.call('SET', KEYS[1], cjson.encode(r), 'PX', tonumber(ARGV[4]))
 return 'revoked'
 "#;
 
-/// KEYS[1] counter; ARGV[1] window ms. Returns {count, ms until reset}.
-const INCR_WINDOW_LUA: &str = r#"
+/// KEYS[1] counter; ARGV[1] deadline; ARGV[2] window ms. Returns {count, ms until reset}.
+const INCR_WINDOW_BODY: &str = r#"
 local n = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if n == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
 end
 return {n, ttl}
 "#;
 
-/// KEYS[1]; ARGV[1] value; ARGV[2] ttl ms. Returns the existing value, or nil after writing.
-const PUT_IF_ABSENT_LUA: &str = r#"
+/// KEYS[1]; ARGV[1] deadline; ARGV[2] value; ARGV[3] ttl ms. Returns the existing value, or nil
+/// after writing.
+const PUT_IF_ABSENT_BODY: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if v then return v end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return false
 "#;
 
@@ -118,6 +183,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"#;
+
+/// KEYS[1]; ARGV[1] deadline; ARGV[2] expected value; ARGV[3] new value; ARGV[4] ttl ms.
+/// Returns 1 if replaced.
+const REPLACE_IF_EQUALS_BODY: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
 "#;
 
 /// KEYS[1] link key; ARGV[1] result; ARGV[2] auth id; ARGV[3] verified-at ms. Keeps the key's
@@ -340,10 +414,10 @@ const DUE_BODY: &str = r#"
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 "#;
 
-/// KEYS[1]; ARGV[1] value; ARGV[2] ttl ms. Returns the replaced value or nil.
-const SWAP_LUA: &str = r#"
+/// KEYS[1]; ARGV[1] deadline; ARGV[2] value; ARGV[3] ttl ms. Returns the replaced value or nil.
+const SWAP_BODY: &str = r#"
 local old = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return old
 "#;
 
@@ -364,6 +438,30 @@ pub fn open_script_source() -> String {
 /// script may read `TIME` before writing.
 pub const MIN_REDIS_VERSION: (u32, u32) = (5, 0);
 
+/// Store behaviour beyond the connection (from `[store]` and `auth.leeway_secs`).
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `store.min_replica_acks`: replicas that must confirm each create and open (`WAIT`).
+    pub min_replica_acks: u32,
+    /// `store.replica_ack_timeout_ms`.
+    pub replica_ack_timeout: Duration,
+    /// `store.sentinel_poll_ms`.
+    pub sentinel_poll: Duration,
+    /// Warn when the clock offset to Redis exceeds this (`auth.leeway_secs`).
+    pub clock_warn: Option<Duration>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            min_replica_acks: 0,
+            replica_ack_timeout: Duration::from_millis(100),
+            sentinel_poll: Duration::from_millis(100),
+            clock_warn: None,
+        }
+    }
+}
+
 /// Links in Redis (standalone). Cheap to clone: one multiplexed connection shared by all
 /// requests, reconnecting by itself.
 #[derive(Clone)]
@@ -371,13 +469,19 @@ pub struct RedisStore {
     conn: Conn,
     prefix: String,
     timeout: Duration,
+    options: StoreOptions,
+    sentinel: bool,
+    clock: Arc<ClockOffset>,
     create: Script,
+    uncreate: Script,
     open: Script,
+    unopen: Script,
     revoke: Script,
     get: Script,
     incr_window: Script,
     put_if_absent: Script,
     delete_if_equals: Script,
+    replace_if_equals: Script,
     swap: Script,
     set_result: Script,
     schedule: Script,
@@ -389,6 +493,28 @@ pub struct RedisStore {
     queue_settle: Script,
     queue_dead: Script,
     queue_revive: Script,
+}
+
+/// Why a script gave no usable answer.
+enum Failure {
+    /// Redis ran it after its deadline: nothing was written.
+    Late,
+    /// It did not run: never sent, or refused by the server.
+    NotRun(StoreError),
+    /// It may or may not have taken effect (timeout, connection lost, replicas did not
+    /// confirm).
+    Unknown(StoreError),
+}
+
+impl From<Failure> for StoreError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Late => StoreError::Unavailable(
+                "Redis ran the command after its deadline; nothing was written".into(),
+            ),
+            Failure::NotRun(e) | Failure::Unknown(e) => e,
+        }
+    }
 }
 
 impl RedisStore {
@@ -419,19 +545,47 @@ impl RedisStore {
         key_prefix: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let conn = bounded("connect", timeout * 4, Conn::connect(target, timeout)).await?;
+        Self::connect_with(target, key_prefix, timeout, StoreOptions::default()).await
+    }
+
+    /// Like [`RedisStore::connect_to`] with [`StoreOptions`].
+    ///
+    /// Errors: as [`RedisStore::connect_to`].
+    pub async fn connect_with(
+        target: &RedisTarget,
+        key_prefix: &str,
+        timeout: Duration,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let conn = bounded(
+            "connect",
+            timeout * 4,
+            Conn::connect_with(target, timeout, options.sentinel_poll),
+        )
+        .await?;
+        let clock = Arc::new(ClockOffset::default());
+        if let Some(limit) = options.clock_warn {
+            clock.set_warn_threshold(limit);
+        }
+        let gated = |body: &str| Script::new(&format!("{NOW_LUA}{GATE_LUA}{body}"));
         let store = RedisStore {
             conn,
             prefix: key_prefix.to_string(),
             timeout,
+            options,
+            sentinel: matches!(target, RedisTarget::Sentinel { .. }),
+            clock,
             create: Script::new(&format!("{NOW_LUA}{FIRST_OPEN_LUA}{CREATE_BODY}")),
+            uncreate: Script::new(UNCREATE_LUA),
             open: Script::new(&open_script_source()),
+            unopen: Script::new(&format!("{NOW_LUA}{UNOPEN_LUA}")),
             revoke: Script::new(&format!("{NOW_LUA}{REVOKE_BODY}")),
             get: Script::new(&format!("{NOW_LUA}{GET_BODY}")),
-            incr_window: Script::new(INCR_WINDOW_LUA),
-            put_if_absent: Script::new(PUT_IF_ABSENT_LUA),
+            incr_window: gated(INCR_WINDOW_BODY),
+            put_if_absent: Script::new(&format!("{NOW_LUA}{PUT_IF_ABSENT_BODY}")),
             delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
-            swap: Script::new(SWAP_LUA),
+            replace_if_equals: Script::new(&format!("{NOW_LUA}{REPLACE_IF_EQUALS_BODY}")),
+            swap: gated(SWAP_BODY),
             set_result: Script::new(SET_RESULT_LUA),
             schedule: Script::new(&format!("{NOW_LUA}{SCHEDULE_BODY}")),
             due: Script::new(&format!("{NOW_LUA}{DUE_BODY}")),
@@ -445,7 +599,31 @@ impl RedisStore {
         };
         store.ping().await?;
         store.check_server().await?;
+        store.measure_clock().await?;
         Ok(store)
+    }
+
+    /// The measured offset to the Redis clock.
+    pub fn clock(&self) -> &ClockOffset {
+        &self.clock
+    }
+
+    /// Periodic upkeep (the `store` worker): measures the clock offset to Redis.
+    ///
+    /// Errors: [`StoreError::Unavailable`].
+    pub async fn maintain(&self) -> Result<usize, StoreError> {
+        self.measure_clock().await.map(|_| 0)
+    }
+
+    /// One `TIME` round trip: updates the clock offset (and its metric and warning).
+    ///
+    /// Errors: [`StoreError::Unavailable`].
+    pub async fn measure_clock(&self) -> Result<(), StoreError> {
+        let sent = local_now_us();
+        let (secs, micros): (i64, i64) = self.command("time", &redis::cmd("TIME")).await?;
+        let received = local_now_us();
+        self.clock.record(sent, secs * 1_000_000 + micros, received);
+        Ok(())
     }
 
     /// Start-up check: the server is recent enough and accepts every script (this also loads
@@ -479,12 +657,15 @@ impl RedisStore {
         }
         for script in [
             &self.create,
+            &self.uncreate,
             &self.open,
+            &self.unopen,
             &self.revoke,
             &self.get,
             &self.incr_window,
             &self.put_if_absent,
             &self.delete_if_equals,
+            &self.replace_if_equals,
             &self.swap,
             &self.set_result,
             &self.schedule,
@@ -522,14 +703,138 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Runs a script with the store's timeout, latency and error metrics under `op`.
-    async fn script<T: redis::FromRedisValue>(
+    /// The deadline (Redis time, ms) for a state-changing script sent now: half the timeout
+    /// ahead, so that a script Redis runs in time has the other half to answer.
+    fn deadline(&self) -> String {
+        self.clock.deadline_ms(self.timeout / 2).to_string()
+    }
+
+    /// Runs a state-changing script whose `ARGV[1]` is its deadline, optionally followed by
+    /// `WAIT` for `store.min_replica_acks` replicas on the same connection.
+    async fn run_gated(
         &self,
         op: &'static str,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
+        script: &Script,
+        key: String,
+        args: Vec<String>,
+        confirm: bool,
+    ) -> Result<redis::Value, Failure> {
+        let acks = if confirm {
+            self.options.min_replica_acks
+        } else {
+            0
+        };
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(self.deadline());
+        full.extend(args);
         let mut conn = self.conn.clone();
-        bounded(op, self.timeout, invocation.invoke_async(&mut conn)).await
+        let wait_ms = self.options.replica_ack_timeout.as_millis() as u64;
+        let attempt = async {
+            for first in [true, false] {
+                let mut evalsha = redis::cmd("EVALSHA");
+                evalsha.arg(script.get_hash()).arg(1).arg(&key);
+                for a in &full {
+                    evalsha.arg(a);
+                }
+                let result: redis::RedisResult<(redis::Value, Option<i64>)> = if acks > 0 {
+                    let mut pipe = redis::pipe();
+                    pipe.add_command(evalsha).cmd("WAIT").arg(acks).arg(wait_ms);
+                    pipe.query_async::<(redis::Value, i64)>(&mut conn)
+                        .await
+                        .map(|(v, n)| (v, Some(n)))
+                } else {
+                    evalsha
+                        .query_async::<redis::Value>(&mut conn)
+                        .await
+                        .map(|v| (v, None))
+                };
+                match result {
+                    Err(e) if first && e.kind() == redis::ErrorKind::NoScriptError => {
+                        script.prepare_invoke().load_async(&mut conn).await?;
+                    }
+                    other => return other,
+                }
+            }
+            Err(redis::RedisError::from((
+                redis::ErrorKind::NoScriptError,
+                "script missing after loading it",
+            )))
+        };
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.timeout, attempt).await;
+        let m = &crate::metrics::METRICS;
+        m.store_duration
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match result {
+            Err(_) => Err(Failure::Unknown(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                self.timeout.as_millis()
+            )))),
+            Ok(Err(e)) if e.code() == Some("FAGLATE") => Err(Failure::Late),
+            // Never sent (no usable node), or refused by the server before the script ran
+            // (READONLY, LOADING, NOSCRIPT, ACL): nothing to undo. With WAIT in the pipeline
+            // an error may be WAIT's, after the script ran: undo then.
+            Ok(Err(e)) if e.to_string().contains(NOT_SENT) || (acks == 0 && e.code().is_some()) => {
+                Err(Failure::NotRun(unavailable(e)))
+            }
+            // Whether or not the script ran (a lost connection, a timeout): the caller undoes
+            // it, fenced by its nonce, which is harmless if it never ran.
+            Ok(Err(e)) => Err(Failure::Unknown(unavailable(e))),
+            // Only a write needs confirming: a refusal (`used`, `none`, a conflict) wrote
+            // nothing and stands on state that was confirmed when it was written.
+            Ok(Ok((v, Some(n)))) if n < i64::from(acks) && wrote(&v) => {
+                Err(Failure::Unknown(StoreError::Unavailable(format!(
+                    "{n} of the {acks} replicas required by store.min_replica_acks confirmed \
+                     within {wait_ms} ms"
+                ))))
+            }
+            Ok(Ok((v, _))) => Ok(v),
+        };
+        match &outcome {
+            Err(Failure::Late) => {
+                m.store_errors.with_label_values(&[op]).inc();
+                m.store_late.with_label_values(&[op, "late"]).inc();
+            }
+            Err(_) => m.store_errors.with_label_values(&[op]).inc(),
+            Ok(_) => {}
+        }
+        outcome
+    }
+
+    /// Undoes a create or open whose outcome is unknown, in the background, fenced by the
+    /// request nonce (a few attempts; the store may be slow right now).
+    fn undo(&self, op: &'static str, script: Script, key: String, args: Vec<String>) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            for _ in 0..6 {
+                let mut conn = store.conn.clone();
+                let mut invocation = script.key(&key);
+                for a in &args {
+                    invocation.arg(a);
+                }
+                let result: Result<i64, StoreError> =
+                    bounded(op, store.timeout, invocation.invoke_async(&mut conn)).await;
+                match result {
+                    Ok(n) => {
+                        if n == 1 {
+                            crate::metrics::METRICS
+                                .store_late
+                                .with_label_values(&[op, "undone"])
+                                .inc();
+                            tracing::info!(op, "store: undid a write whose answer was lost");
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            tracing::warn!(op, "store: could not undo a write whose answer was lost");
+        });
     }
 
     /// Runs a command with the store's timeout, latency and error metrics under `op`.
@@ -540,6 +845,16 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
         bounded(op, self.timeout, cmd.query_async(&mut conn)).await
+    }
+
+    /// Runs a read-only (or idempotent) script with the store's timeout and metrics.
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(op, self.timeout, invocation.invoke_async(&mut conn)).await
     }
 
     fn prefixed(&self, key: &str) -> String {
@@ -559,6 +874,166 @@ impl RedisStore {
     /// The Redis key of a link: `<prefix>link:{<id>}`.
     pub fn key(&self, id: &LinkId) -> String {
         format!("{}link:{{{}}}", self.prefix, id)
+    }
+
+    /// Reads the settings that decide whether link state can vanish or come back.
+    async fn read_durability(&self) -> Result<Vec<StoreRisk>, StoreError> {
+        let mut risks = Vec::new();
+        let memory: redis::Value = self
+            .command("check_server", redis::cmd("INFO").arg("memory"))
+            .await?;
+        let mut policies = Vec::new();
+        collect_field(&memory, "maxmemory_policy:", &mut policies);
+        if let Some(policy) = policies.iter().find(|p| p.as_str() != "noeviction") {
+            risks.push(StoreRisk {
+                name: "eviction",
+                setting: format!("maxmemory-policy {policy}"),
+                consequence: "Redis may evict link records, idempotency records and rate-limit \
+                              counters under memory pressure (links then answer 404, a retried \
+                              Idempotency-Key mints again, limits reset)",
+                fix: "CONFIG SET maxmemory-policy noeviction (and in redis.conf), with enough \
+                      maxmemory for the links",
+            });
+        }
+        let replication: redis::Value = self
+            .command("check_server", redis::cmd("INFO").arg("replication"))
+            .await?;
+        let mut replicas = Vec::new();
+        collect_field(&replication, "connected_slaves:", &mut replicas);
+        let has_replicas = replicas
+            .iter()
+            .any(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
+        if (has_replicas || self.sentinel) && self.options.min_replica_acks == 0 {
+            risks.push(StoreRisk {
+                name: "async-replication",
+                setting: format!(
+                    "replication ({} replica(s) connected{})",
+                    replicas
+                        .iter()
+                        .filter_map(|n| n.parse::<u32>().ok())
+                        .sum::<u32>(),
+                    if self.sentinel { ", sentinel mode" } else { "" }
+                ),
+                consequence: "a failover can lose acknowledged writes: a used link can open a \
+                              second time, an acknowledged mint can vanish",
+                fix: "set store.min_replica_acks = 1 (Redis WAIT before answering)",
+            });
+        }
+        let save = self.config_get("save").await;
+        let aof = self.config_get("appendonly").await;
+        let fsync = self.config_get("appendfsync").await;
+        match (save, aof, fsync) {
+            (Ok(save), Ok(aof), Ok(fsync)) => {
+                let aof_on = aof.iter().any(|v| v == "yes");
+                if let Some(rules) = save.iter().find(|s| !s.trim().is_empty()) {
+                    if !aof.iter().all(|v| v == "yes") {
+                        risks.push(StoreRisk {
+                            name: "rdb-snapshots",
+                            setting: format!("save \"{rules}\" with appendonly no"),
+                            consequence: "after a restart Redis loads its last snapshot: links \
+                                          used since then are issued again and open a second \
+                                          time, revoked links come back",
+                            fix: "either appendonly yes (appendfsync everysec or always), or no \
+                                  persistence at all: save \"\" (a restart then forgets every \
+                                  link: they answer 404 and never open)",
+                        });
+                    }
+                }
+                if aof_on {
+                    if let Some(policy) = fsync.iter().find(|f| f.as_str() == "no") {
+                        risks.push(StoreRisk {
+                            name: "aof-fsync-no",
+                            setting: format!("appendfsync {policy}"),
+                            consequence: "a host crash can lose tens of seconds of writes that \
+                                          a restart then misses: used links open again",
+                            fix: "CONFIG SET appendfsync everysec (or always)",
+                        });
+                    }
+                }
+            }
+            _ => risks.push(StoreRisk {
+                name: "unverifiable",
+                setting: "CONFIG GET save/appendonly/appendfsync (refused)".into(),
+                consequence: "the gateway cannot tell whether a restart resurrects old link \
+                              state",
+                fix: "allow CONFIG GET for the gateway's user, or check the persistence \
+                      settings yourself",
+            }),
+        }
+        Ok(risks)
+    }
+
+    async fn config_get(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let value: redis::Value = self
+            .command("check_server", redis::cmd("CONFIG").arg("GET").arg(name))
+            .await?;
+        let mut out = Vec::new();
+        collect_config(&value, name, &mut out);
+        if out.is_empty() {
+            return Err(StoreError::Unsupported(format!(
+                "CONFIG GET {name}: no value"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+fn value_text(value: &redis::Value) -> Option<String> {
+    match value {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) | redis::Value::VerbatimString { text: s, .. } => {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Every value of `name` in a `CONFIG GET` answer, whatever its shape (a flat name/value
+/// array, a map, or one answer per cluster node).
+fn collect_config(value: &redis::Value, name: &str, out: &mut Vec<String>) {
+    match value {
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            if items.len() % 2 == 0 && items.iter().all(|v| value_text(v).is_some()) {
+                for pair in items.chunks(2) {
+                    if value_text(&pair[0]).as_deref() == Some(name) {
+                        out.extend(value_text(&pair[1]));
+                    }
+                }
+            } else {
+                items.iter().for_each(|v| collect_config(v, name, out));
+            }
+        }
+        redis::Value::Map(pairs) => {
+            for (k, v) in pairs {
+                if value_text(k).as_deref() == Some(name) {
+                    out.extend(value_text(v));
+                } else {
+                    collect_config(v, name, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every value of the `INFO` field `prefix` (e.g. `maxmemory_policy:`), whatever the shape.
+fn collect_field(value: &redis::Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().for_each(|v| collect_field(v, prefix, out))
+        }
+        redis::Value::Map(pairs) => pairs
+            .iter()
+            .for_each(|(_, v)| collect_field(v, prefix, out)),
+        other => {
+            if let Some(text) = value_text(other) {
+                out.extend(
+                    text.lines()
+                        .filter_map(|l| l.strip_prefix(prefix))
+                        .map(|v| v.trim().to_string()),
+                );
+            }
+        }
     }
 }
 
@@ -637,6 +1112,27 @@ fn decode(json: &str) -> Result<LinkRecord, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T, StoreError> {
+    redis::from_owned_redis_value(value)
+        .map_err(|e| StoreError::Corrupt(format!("unexpected script reply ({:?})", e.kind())))
+}
+
+/// Whether a create or open reply reports a write: a stored record, or `{'ok', json}`.
+fn wrote(reply: &redis::Value) -> bool {
+    match reply {
+        redis::Value::Nil => false,
+        redis::Value::Array(items) => matches!(
+            items.first(),
+            Some(redis::Value::BulkString(b)) if b.as_slice() == b"ok"
+        ),
+        _ => true,
+    }
+}
+
+fn nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 #[async_trait]
 impl LinkStore for RedisStore {
     async fn create(
@@ -648,17 +1144,31 @@ impl LinkStore for RedisStore {
     ) -> Result<LinkRecord, StoreError> {
         let template = serde_json::to_string(&link.issued_record(policy, 0))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let stored: Option<String> = self
-            .script(
+        let nonce = nonce();
+        let key = self.key(id);
+        let reply = self
+            .run_gated(
                 "create",
-                self.create
-                    .key(self.key(id))
-                    .arg(template)
-                    .arg(policy.unopened_ttl_ms)
-                    .arg(policy.retention_ms)
-                    .arg(if open_now { "1" } else { "0" }),
+                &self.create,
+                key.clone(),
+                vec![
+                    nonce.clone(),
+                    template,
+                    policy.unopened_ttl_ms.to_string(),
+                    policy.retention_ms.to_string(),
+                    if open_now { "1" } else { "0" }.to_string(),
+                ],
+                true,
             )
-            .await?;
+            .await;
+        let stored: Option<String> = match reply {
+            Ok(v) => from_value(v)?,
+            Err(Failure::Unknown(e)) => {
+                self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
+                return Err(e);
+            }
+            Err(f) => return Err(f.into()),
+        };
         match stored {
             Some(json) => decode(&json),
             None => Err(StoreError::Conflict),
@@ -671,15 +1181,34 @@ impl LinkStore for RedisStore {
         retention_ms: u64,
         confirmed: bool,
     ) -> Result<OpenResult, StoreError> {
-        let reply: Vec<String> = self
-            .script(
+        let nonce = nonce();
+        let key = self.key(id);
+        let reply = self
+            .run_gated(
                 "open",
-                self.open
-                    .key(self.key(id))
-                    .arg(retention_ms)
-                    .arg(if confirmed { "1" } else { "0" }),
+                &self.open,
+                key.clone(),
+                vec![
+                    nonce.clone(),
+                    retention_ms.to_string(),
+                    if confirmed { "1" } else { "0" }.to_string(),
+                ],
+                true,
             )
-            .await?;
+            .await;
+        let reply: Vec<String> = match reply {
+            Ok(v) => from_value(v)?,
+            Err(Failure::Unknown(e)) => {
+                self.undo(
+                    "unopen",
+                    self.unopen.clone(),
+                    key,
+                    vec![nonce, retention_ms.to_string()],
+                );
+                return Err(e);
+            }
+            Err(f) => return Err(f.into()),
+        };
         match reply.first().map(String::as_str) {
             Some("ok") => match reply.get(1) {
                 Some(json) => Ok(OpenResult::Opened(Box::new(decode(json)?))),
@@ -701,16 +1230,20 @@ impl LinkStore for RedisStore {
         only_unopened: bool,
         retention_ms: u64,
     ) -> Result<RevokeResult, StoreError> {
-        let reply: String = self
-            .script(
+        let reply: String = from_value(
+            self.run_gated(
                 "revoke",
-                self.revoke
-                    .key(self.key(id))
-                    .arg(owner.unwrap_or(""))
-                    .arg(if only_unopened { "1" } else { "0" })
-                    .arg(retention_ms),
+                &self.revoke,
+                self.key(id),
+                vec![
+                    owner.unwrap_or("").to_string(),
+                    if only_unopened { "1" } else { "0" }.to_string(),
+                    retention_ms.to_string(),
+                ],
+                false,
             )
-            .await?;
+            .await?,
+        )?;
         match reply.as_str() {
             "revoked" => Ok(RevokeResult::Revoked),
             "unchanged" => Ok(RevokeResult::Unchanged),
@@ -773,17 +1306,31 @@ impl LinkStore for RedisStore {
             Err(StoreError::Unavailable("unexpected PING reply".into()))
         }
     }
+
+    async fn discard(&self, id: &LinkId) -> Result<(), StoreError> {
+        self.command::<i64>("discard", redis::cmd("DEL").arg(self.key(id)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn durability_risks(&self) -> Result<Vec<StoreRisk>, StoreError> {
+        self.read_durability().await
+    }
 }
 
 #[async_trait]
 impl KvStore for RedisStore {
     async fn incr_window(&self, key: &str, window_ms: u64) -> Result<WindowCount, StoreError> {
-        let (count, reset_ms): (u64, i64) = self
-            .script(
+        let (count, reset_ms): (u64, i64) = from_value(
+            self.run_gated(
                 "incr_window",
-                self.incr_window.key(self.prefixed(key)).arg(window_ms),
+                &self.incr_window,
+                self.prefixed(key),
+                vec![window_ms.to_string()],
+                false,
             )
-            .await?;
+            .await?,
+        )?;
         Ok(WindowCount {
             count,
             reset_ms: reset_ms.max(0) as u64,
@@ -796,14 +1343,18 @@ impl KvStore for RedisStore {
         value: &str,
         ttl_ms: u64,
     ) -> Result<Option<String>, StoreError> {
-        self.script(
-            "put_if_absent",
-            self.put_if_absent
-                .key(self.prefixed(key))
-                .arg(value)
-                .arg(ttl_ms),
+        // On an unknown outcome the value may be written; callers that need it gone (an
+        // idempotency claim) take it back with `delete_if_equals`, their value being unique.
+        from_value(
+            self.run_gated(
+                "put_if_absent",
+                &self.put_if_absent,
+                self.prefixed(key),
+                vec![value.to_string(), ttl_ms.to_string()],
+                false,
+            )
+            .await?,
         )
-        .await
     }
 
     async fn read(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -833,17 +1384,42 @@ impl KvStore for RedisStore {
         Ok(deleted == 1)
     }
 
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let replaced: i64 = from_value(
+            self.run_gated(
+                "replace_if_equals",
+                &self.replace_if_equals,
+                self.prefixed(key),
+                vec![expected.to_string(), value.to_string(), ttl_ms.to_string()],
+                false,
+            )
+            .await?,
+        )?;
+        Ok(replaced == 1)
+    }
+
     async fn swap(
         &self,
         key: &str,
         value: &str,
         ttl_ms: u64,
     ) -> Result<Option<String>, StoreError> {
-        self.script(
-            "swap",
-            self.swap.key(self.prefixed(key)).arg(value).arg(ttl_ms),
+        from_value(
+            self.run_gated(
+                "swap",
+                &self.swap,
+                self.prefixed(key),
+                vec![value.to_string(), ttl_ms.to_string()],
+                false,
+            )
+            .await?,
         )
-        .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -3,14 +3,17 @@
 //! after a connection error or a `READONLY` answer, i.e. after a failover), or a Redis Cluster
 //! (slot-aware, follows `MOVED`/`ASK` and failovers). Every script of the store touches one
 //! key, so it runs on one slot in a cluster.
+//!
+//! In Sentinel mode the connection follows the master, not the socket: see `SentinelConn`'s
+//! watcher, which drops the connection as soon as the sentinels name another master.
 
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline,
+    RedisFuture, RedisResult, Value,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,26 +36,156 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
+/// In the error of a command that was never sent (no usable node): it cannot have run.
+pub const NOT_SENT: &str = "command not sent: no usable Redis node";
+
+fn not_sent(e: redis::RedisError) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::ClientError, NOT_SENT, e.to_string()))
+}
+
+/// The master a replica list belongs to, and each replica with its connection.
+type Replicas = (
+    Option<ConnectionAddr>,
+    Vec<(ConnectionAddr, Option<MultiplexedConnection>)>,
+);
+
+/// The master of a Sentinel-managed group, followed as it moves.
+///
+/// * Resolution asks the sentinels (`SENTINEL get-master-addr-by-name`) and then checks `ROLE`
+///   on the node they name: only a node that says `master` is used.
+/// * A watcher task asks the sentinels again every `poll`, checks `ROLE` on the node in use
+///   and on each of its replicas (from its `INFO replication`). When the sentinels name another
+///   node (a failover, `+switch-master`), the node is no longer a master, or one of its
+///   replicas says it is a master (a promotion the sentinels have not announced yet), the
+///   connection is dropped at once, so no further command reaches it; in the last case the
+///   node stays fenced until the sentinels name another one.
+/// * A connection error, a timeout, or a `READONLY`, `LOADING` or `MASTERDOWN` answer drops it
+///   too; that request answers `503` and the next one resolves again.
 struct SentinelConn {
-    client: tokio::sync::Mutex<SentinelClient>,
-    current: tokio::sync::RwLock<Option<MultiplexedConnection>>,
+    master: String,
+    sentinels: Vec<ConnectionInfo>,
+    node: redis::RedisConnectionInfo,
+    current: tokio::sync::RwLock<Option<(ConnectionAddr, MultiplexedConnection)>>,
+    resolving: tokio::sync::Mutex<()>,
+    sentinel_conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     config: AsyncConnectionConfig,
+    timeout: Duration,
+    /// A master one of whose replicas now says it is a master (a failover under way that the
+    /// sentinels have not announced yet): not used while that lasts.
+    fenced: tokio::sync::Mutex<Option<(ConnectionAddr, ConnectionAddr)>>,
+    /// Replicas of the master at the first address (from its `INFO replication`), with a
+    /// connection each.
+    replicas: tokio::sync::Mutex<Replicas>,
+}
+
+fn same_addr(a: &ConnectionAddr, b: &ConnectionAddr) -> bool {
+    match (a, b) {
+        (ConnectionAddr::Tcp(h1, p1), ConnectionAddr::Tcp(h2, p2)) => h1 == h2 && p1 == p2,
+        _ => false,
+    }
 }
 
 impl SentinelConn {
     async fn get(&self) -> RedisResult<MultiplexedConnection> {
-        if let Some(c) = self.current.read().await.clone() {
+        if let Some((_, c)) = self.current.read().await.clone() {
             return Ok(c);
         }
-        let mut client = self.client.lock().await;
-        if let Some(c) = self.current.read().await.clone() {
+        let _guard = self.resolving.lock().await;
+        if let Some((_, c)) = self.current.read().await.clone() {
             return Ok(c);
         }
-        let c = client
-            .get_async_connection_with_config(&self.config)
-            .await?;
-        *self.current.write().await = Some(c.clone());
+        let addr = self.master_addr().await?;
+        if let Some((old, promoted)) = self.fenced.lock().await.clone() {
+            if same_addr(&old, &addr) && self.says_master(&promoted).await {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::ReadOnly,
+                    "failover under way: a replica of the master was promoted",
+                )));
+            }
+        }
+        let c = self.connect_master(&addr).await?;
+        *self.current.write().await = Some((addr, c.clone()));
         Ok(c)
+    }
+
+    /// The master's address according to the first sentinel that answers.
+    async fn master_addr(&self) -> RedisResult<ConnectionAddr> {
+        let mut cached = self.sentinel_conn.lock().await;
+        if let Some(c) = cached.as_mut() {
+            match self.ask(c).await {
+                Ok(addr) => return Ok(addr),
+                Err(_) => *cached = None,
+            }
+        }
+        let mut last = None;
+        for info in &self.sentinels {
+            let attempt = async {
+                let client = redis::Client::open(info.clone())?;
+                let mut c = client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?;
+                let addr = self.ask(&mut c).await?;
+                Ok::<_, redis::RedisError>((c, addr))
+            };
+            match attempt.await {
+                Ok((c, addr)) => {
+                    *cached = Some(c);
+                    return Ok(addr);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::ClientError, "no sentinel configured"))
+        }))
+    }
+
+    async fn ask(&self, c: &mut MultiplexedConnection) -> RedisResult<ConnectionAddr> {
+        let reply: Option<(String, u16)> = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.master)
+                .query_async(c),
+        )
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
+        match reply {
+            Some((host, port)) => Ok(ConnectionAddr::Tcp(host, port)),
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::ClientError,
+                "the sentinels know no master by the name store.sentinel_master",
+            ))),
+        }
+    }
+
+    async fn connect_master(&self, addr: &ConnectionAddr) -> RedisResult<MultiplexedConnection> {
+        let client = redis::Client::open(ConnectionInfo {
+            addr: addr.clone(),
+            redis: self.node.clone(),
+        })?;
+        let mut c = client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        if !is_master(&mut c).await? {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::ReadOnly,
+                "the node the sentinels name is not a master (yet)",
+            )));
+        }
+        Ok(c)
+    }
+
+    async fn forget(&self, why: &'static str) {
+        let mut current = self.current.write().await;
+        if current.take().is_some() {
+            tracing::warn!(
+                reason = why,
+                "store: leaving the Redis node (sentinel mode)"
+            );
+        }
     }
 
     async fn forget_if_failed<T>(&self, result: &RedisResult<T>) {
@@ -61,12 +194,151 @@ impl SentinelConn {
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
                 || e.is_timeout()
-                || e.code() == Some("READONLY")
+                || matches!(e.code(), Some("READONLY" | "LOADING" | "MASTERDOWN"))
             {
-                *self.current.write().await = None;
+                self.forget("error from the master").await;
             }
         }
     }
+
+    /// Whether the node at `addr` says it is a master (a short-lived connection).
+    async fn says_master(&self, addr: &ConnectionAddr) -> bool {
+        let attempt = async {
+            let client = redis::Client::open(ConnectionInfo {
+                addr: addr.clone(),
+                redis: self.node.clone(),
+            })?;
+            let mut c = client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await?;
+            is_master(&mut c).await
+        };
+        matches!(
+            tokio::time::timeout(self.timeout, attempt).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// Whether a replica of the master in use was promoted (the first step of a failover,
+    /// before the sentinels announce it): asks `ROLE` of each replica the master listed.
+    async fn promoted_replica(
+        &self,
+        master: &ConnectionAddr,
+        c: &mut MultiplexedConnection,
+    ) -> Option<ConnectionAddr> {
+        let listed = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async::<String>(c),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|info| replica_addrs(&info));
+        let mut guard = self.replicas.lock().await;
+        if !guard.0.as_ref().is_some_and(|m| same_addr(m, master)) {
+            *guard = (Some(master.clone()), Vec::new());
+        }
+        let replicas = &mut guard.1;
+        // Keep replicas that vanished from the list: a promoted replica leaves it.
+        for addr in listed.unwrap_or_default() {
+            if !replicas.iter().any(|(a, _)| same_addr(a, &addr)) {
+                replicas.push((addr, None));
+            }
+        }
+        for (addr, conn) in replicas.iter_mut() {
+            if conn.is_none() {
+                let client = redis::Client::open(ConnectionInfo {
+                    addr: addr.clone(),
+                    redis: self.node.clone(),
+                })
+                .ok()?;
+                *conn = tokio::time::timeout(
+                    self.timeout,
+                    client.get_multiplexed_async_connection_with_config(&self.config),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok);
+            }
+            if let Some(rc) = conn.as_mut() {
+                match tokio::time::timeout(self.timeout, is_master(rc)).await {
+                    Ok(Ok(true)) => return Some(addr.clone()),
+                    Ok(Ok(false)) => {}
+                    _ => *conn = None,
+                }
+            }
+        }
+        None
+    }
+
+    /// One watcher round: the sentinels still name the node in use, it is still a master, and
+    /// none of its replicas has been promoted.
+    async fn watch_once(&self) {
+        let Some((addr, mut c)) = self.current.read().await.clone() else {
+            return;
+        };
+        match self.master_addr().await {
+            Ok(named) if !same_addr(&named, &addr) => {
+                self.forget("the sentinels name another master (failover)")
+                    .await;
+                return;
+            }
+            // Sentinels unreachable: keep the node; its ROLE still decides.
+            _ => {}
+        }
+        match tokio::time::timeout(self.timeout, is_master(&mut c)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                self.forget("the node is no longer a master").await;
+                return;
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.forget("ROLE check failed").await;
+                return;
+            }
+        }
+        if let Some(promoted) = self.promoted_replica(&addr, &mut c).await {
+            *self.fenced.lock().await = Some((addr, promoted));
+            *self.replicas.lock().await = (None, Vec::new());
+            self.forget("a replica of the master was promoted (failover under way)")
+                .await;
+        }
+    }
+}
+
+/// The `ip=…,port=…` of each `slaveN:` line of `INFO replication`.
+fn replica_addrs(info: &str) -> Vec<ConnectionAddr> {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains(":ip="))
+        .filter_map(|l| {
+            let fields = l.split_once(':')?.1;
+            let mut ip = None;
+            let mut port = None;
+            for kv in fields.split(',') {
+                match kv.split_once('=') {
+                    Some(("ip", v)) => ip = Some(v.to_string()),
+                    Some(("port", v)) => port = v.parse::<u16>().ok(),
+                    _ => {}
+                }
+            }
+            Some(ConnectionAddr::Tcp(ip?, port?))
+        })
+        .collect()
+}
+
+async fn is_master(c: &mut MultiplexedConnection) -> RedisResult<bool> {
+    let role: Value = redis::cmd("ROLE").query_async(c).await?;
+    let first = match &role {
+        Value::Array(items) => items.first(),
+        _ => None,
+    };
+    Ok(match first {
+        Some(Value::BulkString(b)) => b.as_slice() == b"master",
+        Some(Value::SimpleString(s)) => s == "master",
+        _ => false,
+    })
 }
 
 /// A connection to any topology; cheap to clone.
@@ -88,6 +360,16 @@ impl Conn {
     ///
     /// Errors: the Redis error (bad URL, nothing reachable).
     pub async fn connect(target: &RedisTarget, timeout: Duration) -> RedisResult<Conn> {
+        Self::connect_with(target, timeout, Duration::from_millis(100)).await
+    }
+
+    /// Like [`Conn::connect`]; in Sentinel mode the sentinels are asked every `sentinel_poll`
+    /// which node is the master (the watcher stops when the last clone is dropped).
+    pub async fn connect_with(
+        target: &RedisTarget,
+        timeout: Duration,
+        sentinel_poll: Duration,
+    ) -> RedisResult<Conn> {
         match target {
             RedisTarget::Standalone(url) => {
                 let client = redis::Client::open(url.as_str())?;
@@ -114,25 +396,37 @@ impl Conn {
                 node_url,
             } => {
                 let node = node_url.as_str().into_connection_info()?;
-                let info = SentinelNodeConnectionInfo {
-                    tls_mode: None,
-                    redis_connection_info: Some(node.redis.clone()),
-                };
-                let client = SentinelClient::build(
-                    sentinels.clone(),
-                    master.clone(),
-                    Some(info),
-                    SentinelServerType::Master,
-                )?;
+                let sentinels = sentinels
+                    .iter()
+                    .map(|s| s.as_str().into_connection_info())
+                    .collect::<RedisResult<Vec<_>>>()?;
                 let conn = SentinelConn {
-                    client: tokio::sync::Mutex::new(client),
+                    master: master.clone(),
+                    sentinels,
+                    node: node.redis,
                     current: tokio::sync::RwLock::new(None),
+                    resolving: tokio::sync::Mutex::new(()),
+                    sentinel_conn: tokio::sync::Mutex::new(None),
                     config: AsyncConnectionConfig::new()
                         .set_connection_timeout(timeout)
                         .set_response_timeout(timeout),
+                    timeout,
+                    fenced: tokio::sync::Mutex::new(None),
+                    replicas: tokio::sync::Mutex::new((None, Vec::new())),
                 };
                 conn.get().await?;
-                Ok(Conn::Sentinel(Arc::new(SentinelConnHandle(conn))))
+                let handle = Arc::new(SentinelConnHandle(conn));
+                let weak = Arc::downgrade(&handle);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(sentinel_poll).await;
+                        let Some(handle) = weak.upgrade() else {
+                            return;
+                        };
+                        handle.0.watch_once().await;
+                    }
+                });
+                Ok(Conn::Sentinel(handle))
             }
         }
     }
@@ -146,7 +440,7 @@ impl ConnectionLike for Conn {
             Conn::Sentinel(s) => {
                 let s = s.clone();
                 Box::pin(async move {
-                    let mut c = s.0.get().await?;
+                    let mut c = s.0.get().await.map_err(not_sent)?;
                     let result = c.req_packed_command(cmd).await;
                     s.0.forget_if_failed(&result).await;
                     result
@@ -167,7 +461,7 @@ impl ConnectionLike for Conn {
             Conn::Sentinel(s) => {
                 let s = s.clone();
                 Box::pin(async move {
-                    let mut c = s.0.get().await?;
+                    let mut c = s.0.get().await.map_err(not_sent)?;
                     let result = c.req_packed_commands(cmd, offset, count).await;
                     s.0.forget_if_failed(&result).await;
                     result
@@ -181,5 +475,38 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_addresses_from_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=10.0.0.2,port=6380,state=online,offset=42,lag=0\r\n\
+                    slave1:ip=10.0.0.3,port=6381,state=wait_bgsave,offset=0,lag=1\r\n\
+                    master_replid:abc\r\n";
+        let addrs = replica_addrs(info);
+        assert_eq!(addrs.len(), 2);
+        assert!(same_addr(
+            &addrs[0],
+            &ConnectionAddr::Tcp("10.0.0.2".into(), 6380)
+        ));
+        assert!(same_addr(
+            &addrs[1],
+            &ConnectionAddr::Tcp("10.0.0.3".into(), 6381)
+        ));
+        assert!(replica_addrs("role:master\r\nconnected_slaves:0\r\n").is_empty());
+    }
+
+    #[test]
+    fn an_unsent_command_says_so() {
+        let e = not_sent(redis::RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(e.to_string().contains(NOT_SENT), "{e}");
+        assert_eq!(e.code(), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real server on a random port, real Redis.
 
+mod at_most_once;
 mod browser;
 mod cli;
 mod concurrency;

@@ -273,3 +273,61 @@ async fn redis_keys_always_carry_an_expiry() {
         );
     }
 }
+
+#[tokio::test]
+async fn fenced_replace_and_discard_agree() {
+    use faceauth_gateway::store::Store;
+    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let stores: Vec<(&str, Arc<dyn Store>)> = vec![
+        ("memory", Arc::new(MemoryStore::new())),
+        ("redis", Arc::new(redis)),
+    ];
+    for (name, store) in stores {
+        let key = "idem:{t}:k";
+        assert!(store
+            .put_if_absent(key, "a", 60_000)
+            .await
+            .unwrap()
+            .is_none());
+        // A re-sent claim finds its own value.
+        assert_eq!(
+            store
+                .put_if_absent(key, "a", 60_000)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert!(
+            !store
+                .replace_if_equals(key, "b", "c", 60_000)
+                .await
+                .unwrap(),
+            "{name}: only the owner replaces"
+        );
+        assert!(store
+            .replace_if_equals(key, "a", "d", 60_000)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.read(key).await.unwrap().as_deref(),
+            Some("d"),
+            "{name}"
+        );
+        assert!(!store
+            .replace_if_equals("idem:{t}:none", "a", "b", 60_000)
+            .await
+            .unwrap());
+        assert_eq!(store.read("idem:{t}:none").await.unwrap(), None, "{name}");
+
+        let id = LinkId::random();
+        store
+            .create(&id, &new_link(), &policy(Expiry::Count), false)
+            .await
+            .unwrap();
+        store.discard(&id).await.unwrap();
+        assert!(store.get(&id).await.unwrap().is_none(), "{name}");
+    }
+}
