@@ -39,6 +39,8 @@ pub struct Metrics {
     pub worker_last_round: GaugeVec,
     /// `faceauth_jobs_dead_lettered_total{queue}`: verify, callbacks.
     pub dead_lettered: IntCounterVec,
+    /// `faceauth_assertions_issued_total{via}`: link_status, step_up, callback.
+    pub assertions_issued: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -166,6 +168,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "faceauth_jobs_dead_lettered_total",
             "Jobs moved to a dead-letter set",
             &["queue"],
+        ),
+        assertions_issued: counter(
+            &registry,
+            "faceauth_assertions_issued_total",
+            "Signed step-up assertions handed out, by where",
+            &["via"],
         ),
         registry,
     }

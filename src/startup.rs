@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::argos::client::ArgosClient;
 use crate::argos::crypto::{Encryption, QueryCipher};
 use crate::argos::url::FaceAuthUrlBuilder;
+use crate::assertions::Assertions;
 use crate::auth::cookie::CookiePolicy;
 use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
@@ -79,6 +80,8 @@ pub struct Components {
     pub callbacks: Option<Callbacks>,
     /// Webhook receiver settings.
     pub webhooks: WebhookReceiver,
+    /// Step-up assertions, if `[assertions]` is on.
+    pub assertions: Option<Arc<Assertions>>,
 }
 
 /// What the store connection is waiting for at start-up.
@@ -237,6 +240,15 @@ impl Components {
             store.clone(),
         )
         .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let assertions = Assertions::from_settings(
+            &settings.assertions,
+            settings
+                .server
+                .public_base_url
+                .as_str()
+                .trim_end_matches('/'),
+        )?
+        .map(Arc::new);
         let results = Results::new(
             store.clone(),
             argos,
@@ -244,7 +256,8 @@ impl Components {
             sid.clone(),
             &settings.verify,
             &settings.webhooks,
-        );
+        )
+        .with_assertions(assertions.clone());
         Ok(Components {
             services,
             sid,
@@ -266,8 +279,10 @@ impl Components {
             )
             .with_ipv6_prefix(settings.limits.ipv6_prefix_len),
             idempotency: Idempotency::new(store.clone()),
-            links: LinkService::new(store, settings.links.policy(), options, urls),
+            links: LinkService::new(store, settings.links.policy(), options, urls)
+                .with_assertions(assertions.clone()),
             verifier,
+            assertions,
         })
     }
 }
@@ -483,6 +498,7 @@ impl Application {
             results: components.results,
             webhooks: components.webhooks,
             draining: draining.clone(),
+            assertions: components.assertions,
             public_base_url: settings
                 .server
                 .public_base_url
