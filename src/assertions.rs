@@ -4,8 +4,8 @@
 //! asking `GET /v1/users/{id}/step-up` on every decision (see `docs/step-up-assertions.md`).
 //!
 //! Assertions are made **on demand** from a stored approved result (the link's result, the
-//! user's step-up record, or the result being written when the callback is queued), never
-//! stored by themselves: the claims are a function of that record (`sub`, `auth_time`, `exp`,
+//! user's step-up record, or the result being written when the callback is queued; that
+//! event's queued body is the only place one is stored): the claims are a function of that record (`sub`, `auth_time`, `exp`,
 //! link and authentication ids, `reference`), only `jti` and `iat` are fresh per issuance.
 //! `exp` is `auth_time + assertions.lifetime_secs`: an assertion for an old FaceAuth is not
 //! made at all ([`Assertions::issue`] answers `None`), and a rejected result never reaches
