@@ -3,8 +3,11 @@
 //! `PyJWKClient` and verifies signature, `iss`, `aud`, `exp` and `sub`; the claims it returns
 //! are then compared with ARGOS's record. Runs the PyJWT part when `python3 -c "import jwt,
 //! cryptography"` works; `.ci/run` installs PyJWT and sets `FACEAUTH_E2E_REQUIRED=1`, which
-//! turns a missing verifier into a failure. The rest (JWKS, thumbprints, claims decoded by
-//! hand, rejected and expired results) always runs.
+//! turns a missing verifier into a failure. A second one, Node's `jose`, runs the guide's Node
+//! function (`tests/node/verify.mjs`, installed with `npm ci --prefix tests/node`, likewise
+//! required under `FACEAUTH_E2E_REQUIRED`). The guide's Rust function (`jsonwebtoken`) runs too.
+//! The rest (JWKS, thumbprints, claims decoded by hand, rejected and expired results) always
+//! runs.
 
 use crate::helpers::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -344,6 +347,77 @@ async fn pyjwt_verify(
         .collect()
 }
 
+// ---- A second independent verifier: Node's jose, running the guide's function ----
+
+fn node_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node")
+}
+
+/// Whether `node` and `tests/node/node_modules/jose` (`npm ci --prefix tests/node`) are there;
+/// missing ones fail under `FACEAUTH_E2E_REQUIRED`.
+fn jose_available() -> bool {
+    let ok = node_dir().join("node_modules/jose/package.json").is_file()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("FACEAUTH_E2E_REQUIRED").is_err(),
+            "node or jose is not installed (npm ci --prefix tests/node), and FACEAUTH_E2E_REQUIRED is set"
+        );
+        eprintln!("skipped the jose checks: npm ci --prefix tests/node");
+    }
+    ok
+}
+
+/// Verifies `(token, expected sub)` pairs with the guide's jose function against `app`'s JWKS.
+async fn jose_verify(app: &TestApp, cases: &[(&str, &str)]) -> Vec<Result<Value, String>> {
+    let request = json!({
+        "jwks_url": app.url("/.well-known/jwks.json"),
+        "issuer": ISS,
+        "audience": AUDIENCE_APP,
+        "acr": ACR,
+        "cases": cases.iter().map(|(t, s)| json!({"token": t, "sub": s})).collect::<Vec<_>>(),
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new("node")
+            .arg(node_dir().join("verify.mjs"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the jose verifier failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .into_iter()
+        .map(|r| {
+            if r["ok"] == true {
+                Ok(r["claims"].clone())
+            } else {
+                Err(r["error"].as_str().unwrap().to_string())
+            }
+        })
+        .collect()
+}
+
 fn tamper_payload(jwt: &str, change: impl FnOnce(&mut Value)) -> String {
     let parts: Vec<&str> = jwt.split('.').collect();
     let mut payload: Value =
@@ -528,10 +602,31 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
     let forged = tamper_payload(&from_status, |c| c["auth_time"] = json!(now_secs()));
     assert!(verify_step_up(&forged, &set, "amelie", 300, now_secs()).is_none());
 
+    let forged_sub = tamper_payload(&from_status, |c| c["sub"] = "bob".into());
+    if jose_available() {
+        let results = jose_verify(
+            &app,
+            &[
+                (&from_status, "amelie"),
+                (&from_callback, "amelie"),
+                (&bobs, "amelie"),
+                (&forged_sub, "bob"),
+            ],
+        )
+        .await;
+        let claims = results[0].as_ref().unwrap();
+        assert_eq!(claims["auth_time"], auth_time);
+        assert_eq!(claims["amr"], json!(["face"]));
+        assert!(results[1].is_ok(), "{:?}", results[1]);
+        let other = results[2].as_ref().unwrap_err();
+        assert!(other.contains("sub"), "{other}");
+        let forged = results[3].as_ref().unwrap_err();
+        assert!(forged.contains("SIGNATURE"), "{forged}");
+    }
+
     if !pyjwt_available() {
         return;
     }
-    let forged_sub = tamper_payload(&from_status, |c| c["sub"] = "bob".into());
     let longer = tamper_payload(&from_status, |c| c["exp"] = json!(auth_time + 86_400));
     // One signature byte changed (the first character: all six of its bits count).
     let (signed, signature) = from_status.rsplit_once('.').unwrap();
@@ -717,6 +812,15 @@ async fn after_a_key_rotation_old_assertions_verify_until_the_old_key_is_removed
         assert!(results[1].is_ok(), "{:?}", results[1]);
         assert_eq!(results[0].as_ref().unwrap().0["auth_time"], auth_time);
         let results = pyjwt_verify(
+            &removed,
+            &[(&signed_before, "rosa"), (&signed_after, "rosa")],
+        )
+        .await;
+        assert!(results[0].is_err(), "the old key is gone");
+        assert!(results[1].is_ok(), "{:?}", results[1]);
+    }
+    if jose_available() {
+        let results = jose_verify(
             &removed,
             &[(&signed_before, "rosa"), (&signed_after, "rosa")],
         )
