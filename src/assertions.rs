@@ -327,12 +327,6 @@ impl Assertions {
         assertions.sign(&probe, 0, 0).map_err(|_| {
             ConfigError::new("assertions.signing_key_file", "the key does not sign")
         })?;
-        tracing::info!(
-            kid = assertions.kid.as_str(),
-            alg = ?assertions.alg,
-            published = assertions.jwks.keys.len(),
-            "step-up assertions on"
-        );
         Ok(Some(assertions))
     }
 
@@ -400,6 +394,16 @@ impl Assertions {
     /// The `kid` of the signing key.
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// Logs which key signs (its `kid`, never the key) and how many keys are published.
+    pub fn log_start(&self) {
+        tracing::info!(
+            kid = self.kid.as_str(),
+            alg = ?self.alg,
+            published = self.jwks.keys.len(),
+            "step-up assertions on"
+        );
     }
 }
 

@@ -456,6 +456,9 @@ impl Application {
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
         components.verifier.warm_up().await;
+        if let Some(assertions) = &components.assertions {
+            assertions.log_start();
+        }
         if let Some(services) = &components.services {
             services.warm_up().await;
         }

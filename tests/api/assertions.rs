@@ -495,6 +495,14 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
     assert_eq!(keys[0]["alg"], "EdDSA");
     assert_eq!(keys[0]["use"], "sig");
     assert!(keys[0].get("d").is_none(), "no private part");
+    let head = app
+        .client
+        .head(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["cache-control"], "public, max-age=300");
 
     // Amelie: a service-minted link with a reference; approved by ARGOS 30 s ago.
     let r = app
@@ -558,6 +566,26 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
         .as_str()
         .unwrap()
         .to_string();
+
+    // Counted by route, nothing else in the labels.
+    let metrics = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        app.metrics_port.unwrap()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    for via in ["link_status", "step_up", "callback"] {
+        assert!(
+            metrics.contains(&format!(
+                "faceauth_assertions_issued_total{{via=\"{via}\"}}"
+            )),
+            "{via}"
+        );
+    }
+    assert!(!metrics.contains(&from_status) && !metrics.contains(&key.kid));
 
     // The claims, decoded by hand (the signature is PyJWT's part below).
     let mut jtis = std::collections::HashSet::new();
