@@ -955,3 +955,85 @@ async fn build_error(s: Settings) -> Option<String> {
         .err()
         .map(|e| e.to_string())
 }
+
+#[tokio::test]
+async fn the_real_binary_logs_neither_the_key_nor_the_assertions() {
+    use crate::operations::Gateway;
+    let key = key_files("ed25519");
+    let pem = std::fs::read_to_string(&key.private).unwrap();
+    let secret_line = pem.lines().nth(1).unwrap().to_string();
+    let argos = MockServer::start().await;
+    let (gw, _, _) = Gateway::start(&[
+        ("FACEAUTH__ARGOS__API_BASE_URL", argos.uri()),
+        ("FACEAUTH__ARGOS__API_RETRIES", "0".into()),
+        ("FACEAUTH__VERIFY__POLL_INTERVAL_MS", "200".into()),
+        (
+            "FACEAUTH__ASSERTIONS__SIGNING_KEY_FILE",
+            path_str(&key.private),
+        ),
+        ("FACEAUTH__ASSERTIONS__AUDIENCE", AUDIENCE_APP.into()),
+    ]);
+    let client = test_client();
+    let jwt = user_jwt("lotte");
+    let minted: Value = client
+        .post(gw.url("/v1/links"))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = minted["id"].as_str().unwrap().to_string();
+    let opened = client
+        .get(gw.url(&format!("/l/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 302);
+    let (at, _) = argos_time(3);
+    argos_says(&argos, "auth-lotte", "approved", "sid-of-lotte", &at).await;
+    let hook = client
+        .post(gw.url("/v1/webhooks/argos/webhook_path_secret_0123456789_abcdef"))
+        .body(format!(
+            r#"{{"webhook_trigger":"faceAuth","data":{{"Authentication_id":"auth-lotte","Token_id":"{id}"}}}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 200);
+    let status = || async {
+        client
+            .get(gw.url(&format!("/v1/links/{id}")))
+            .bearer_auth(&jwt)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    eventually("approved", || async {
+        status().await["result"] == "approved"
+    })
+    .await;
+    let assertion = status().await["assertion"].as_str().unwrap().to_string();
+    let jwks = client
+        .get(gw.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
+    gw.signal("TERM");
+    let (code, logs) = gw.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0));
+    assert!(logs.contains("step-up assertions on") && logs.contains(&key.kid));
+    let signature = assertion.rsplit('.').next().unwrap();
+    for (what, secret) in [
+        ("assertion", assertion.as_str()),
+        ("assertion signature", signature),
+        ("private key", secret_line.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "{what} leaked into the logs");
+    }
+}
