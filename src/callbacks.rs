@@ -128,6 +128,10 @@ pub struct StepUpCompleted {
     pub verified_at: Option<time::OffsetDateTime>,
     /// The session layer's reference, if any.
     pub reference: Option<String>,
+    /// A signed step-up assertion (`[assertions]` on, `approved` results whose assertion has
+    /// not expired yet); see `docs/step-up-assertions.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<crate::assertions::Assertion>,
 }
 
 /// The signature timestamp `t`: this replica's clock, like a JWT's `iat` (receivers compare

@@ -48,6 +48,9 @@ const STRING_KEYS: &[&str] = &[
     "auth.service.public_key_pem",
     "auth.service.hs256_secret",
     "outbound.proxy",
+    "assertions.signing_key_file",
+    "assertions.audience",
+    "assertions.acr",
 ];
 
 /// Longest allowed lifetime for any `links.*_secs` value: 30 days, in seconds.
@@ -127,6 +130,95 @@ pub struct Settings {
     /// `[outbound]`
     #[serde(default)]
     pub outbound: OutboundSettings,
+    /// `[assertions]`
+    #[serde(default)]
+    pub assertions: AssertionSettings,
+}
+
+/// `[assertions]`: signed step-up assertions (see [`crate::assertions`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssertionSettings {
+    /// PKCS#8 PEM private key (Ed25519 or P-256) that signs assertions; empty = off.
+    pub signing_key_file: String,
+    /// Earlier keys still published in the JWKS during a rotation (PEM public keys or the old
+    /// PKCS#8 private keys); never used to sign.
+    pub previous_key_files: Vec<String>,
+    /// `aud` of every assertion (the app's backend); required when on.
+    pub audience: String,
+    /// `acr` of every assertion.
+    pub acr: String,
+    /// `exp` = `auth_time` + this, seconds (1-3600).
+    pub lifetime_secs: u64,
+    /// `Cache-Control: public, max-age=` of `GET /.well-known/jwks.json`, seconds (0-86400).
+    pub jwks_max_age_secs: u64,
+}
+
+impl Default for AssertionSettings {
+    fn default() -> Self {
+        AssertionSettings {
+            signing_key_file: String::new(),
+            previous_key_files: Vec::new(),
+            audience: String::new(),
+            acr: "urn:faceauth-gateway:acr:face".into(),
+            lifetime_secs: 300,
+            jwks_max_age_secs: 300,
+        }
+    }
+}
+
+impl AssertionSettings {
+    fn validate(&self, auth: &AuthSettings) -> Result<(), ConfigError> {
+        if self.signing_key_file.is_empty() {
+            if !self.previous_key_files.is_empty() {
+                return Err(ConfigError::new(
+                    "assertions.previous_key_files",
+                    "needs assertions.signing_key_file",
+                ));
+            }
+            return Ok(());
+        }
+        if self.audience.trim().is_empty() {
+            return Err(ConfigError::new(
+                "assertions.audience",
+                "required with assertions.signing_key_file",
+            ));
+        }
+        if Some(self.audience.as_str()) == auth.audience.as_deref()
+            || self.audience == auth.service.audience
+        {
+            return Err(ConfigError::new(
+                "assertions.audience",
+                "must differ from auth.audience and auth.service.audience: an assertion is not \
+                 a credential for the gateway",
+            ));
+        }
+        // acr goes into WWW-Authenticate quoted strings (RFC 9470): visible ASCII, no quotes.
+        if self.acr.is_empty()
+            || !self
+                .acr
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            return Err(ConfigError::new(
+                "assertions.acr",
+                "must be 1 or more visible ASCII characters without `\"` or `\\`",
+            ));
+        }
+        if !(1..=3600).contains(&self.lifetime_secs) {
+            return Err(ConfigError::new(
+                "assertions.lifetime_secs",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
+        if self.jwks_max_age_secs > 86_400 {
+            return Err(ConfigError::new(
+                "assertions.jwks_max_age_secs",
+                "must be at most 86400 seconds",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[outbound]`: how outgoing HTTP (ARGOS, JWKS, callbacks) reaches the network.
@@ -1144,6 +1236,7 @@ impl Settings {
             ));
         }
         self.validate_workers()?;
+        self.assertions.validate(&self.auth)?;
         Ok(())
     }
 

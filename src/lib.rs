@@ -11,6 +11,7 @@
 //! single error mapping), [`demo`] (self-contained demo mode), [`cli`] (the binary's commands).
 
 pub mod argos;
+pub mod assertions;
 pub mod auth;
 pub mod callbacks;
 pub mod cli;

@@ -48,6 +48,8 @@ pub struct Metrics {
     /// `faceauth_store_late_total{op}`: writes refused by Redis because they arrived after their
     /// deadline (nothing written), and unconfirmed writes undone.
     pub store_late: IntCounterVec,
+    /// `faceauth_assertions_issued_total{via}`: link_status, step_up, callback.
+    pub assertions_issued: IntCounterVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
@@ -210,6 +212,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "faceauth_store_late_total",
             "Store writes refused after their deadline or undone after no confirmation",
             &["op", "what"],
+        ),
+        assertions_issued: counter(
+            &registry,
+            "faceauth_assertions_issued_total",
+            "Signed step-up assertions handed out, by where",
+            &["via"],
         ),
         registry,
     }

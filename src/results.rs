@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::argos::client::{ArgosClient, ArgosError};
 use crate::argos::webhook::WebhookEvent;
+use crate::assertions::{AssertionFacts, Assertions};
 use crate::callbacks::{Callbacks, StepUpCompleted};
 use crate::config::{VerifySettings, WebhookSettings};
 use crate::links::{LinkId, LinkResult, Outcome};
@@ -57,6 +58,9 @@ pub struct StepUpRecord {
     pub link_id: String,
     /// ARGOS authentication id.
     pub auth_id: String,
+    /// The link's `reference` (service-minted links); absent in records written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The user's latest step-up with the store's clock at the read.
@@ -88,6 +92,7 @@ pub struct Results {
     deadline_ms: u64,
     result_ttl_ms: u64,
     dedup_ttl_ms: u64,
+    assertions: Option<Arc<Assertions>>,
 }
 
 impl Results {
@@ -115,7 +120,14 @@ impl Results {
             deadline_ms,
             result_ttl_ms: verify.result_ttl_secs.saturating_mul(1000),
             dedup_ttl_ms: webhooks.dedup_ttl_secs.saturating_mul(1000),
+            assertions: None,
         }
+    }
+
+    /// Puts a signed assertion into the callbacks of approved results (`[assertions]`).
+    pub fn with_assertions(mut self, assertions: Option<Arc<Assertions>>) -> Self {
+        self.assertions = assertions;
+        self
     }
 
     /// The verification queue (for the CLI and the worker).
@@ -272,6 +284,7 @@ impl Results {
                 verified_at_ms: result.verified_at_ms,
                 link_id: link_id.to_string(),
                 auth_id: auth_id.to_string(),
+                reference: link.reference.clone(),
             };
             self.store
                 .put_if_later(
@@ -284,6 +297,24 @@ impl Results {
                 .await?;
         }
         if let Some(callbacks) = &self.callbacks {
+            // Made here, from the result being written, only for an approved one; an
+            // assertion whose exp has passed is left out.
+            let assertion = match (&self.assertions, outcome) {
+                (Some(assertions), Outcome::Approved) => assertions
+                    .issue(
+                        &AssertionFacts {
+                            user_id: &link.user_id,
+                            link_id: &link_id.to_string(),
+                            auth_id,
+                            verified_at_ms: result.verified_at_ms,
+                            reference: link.reference.as_deref(),
+                        },
+                        now_ms,
+                        "callback",
+                    )
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                _ => None,
+            };
             callbacks
                 .enqueue(&StepUpCompleted {
                     id: format!("evt_{}", hashed(auth_id)),
@@ -295,6 +326,7 @@ impl Results {
                     auth_id: auth_id.to_string(),
                     verified_at: Some(crate::links::utc_from_ms(result.verified_at_ms)),
                     reference: link.reference.clone(),
+                    assertion,
                 })
                 .await?;
         }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::argos::client::ArgosClient;
 use crate::argos::crypto::{Encryption, QueryCipher};
 use crate::argos::url::FaceAuthUrlBuilder;
+use crate::assertions::Assertions;
 use crate::auth::cookie::CookiePolicy;
 use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
@@ -81,6 +82,8 @@ pub struct Components {
     pub webhooks: WebhookReceiver,
     /// The Redis store, for its upkeep worker (clock offset); `None` with the memory backend.
     pub redis: Option<RedisStore>,
+    /// Step-up assertions, if `[assertions]` is on.
+    pub assertions: Option<Arc<Assertions>>,
 }
 
 /// The Redis store's options from the settings.
@@ -306,6 +309,15 @@ impl Components {
             store.clone(),
         )
         .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let assertions = Assertions::from_settings(
+            &settings.assertions,
+            settings
+                .server
+                .public_base_url
+                .as_str()
+                .trim_end_matches('/'),
+        )?
+        .map(Arc::new);
         let results = Results::new(
             store.clone(),
             argos,
@@ -313,7 +325,8 @@ impl Components {
             sid.clone(),
             &settings.verify,
             &settings.webhooks,
-        );
+        )
+        .with_assertions(assertions.clone());
         Ok(Components {
             services,
             sid,
@@ -340,9 +353,11 @@ impl Components {
                 Duration::from_millis(settings.store.timeout_ms),
             ),
             links: LinkService::new(store, settings.links.policy(), options, urls)
-                .with_accepted_risks(settings.store.accept_risks.clone()),
+                .with_accepted_risks(settings.store.accept_risks.clone())
+                .with_assertions(assertions.clone()),
             verifier,
             redis: redis_store,
+            assertions,
         })
     }
 }
@@ -516,6 +531,9 @@ impl Application {
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
         components.verifier.warm_up().await;
+        if let Some(assertions) = &components.assertions {
+            assertions.log_start();
+        }
         if let Some(services) = &components.services {
             services.warm_up().await;
         }
@@ -570,6 +588,7 @@ impl Application {
             results: components.results,
             webhooks: components.webhooks,
             draining: draining.clone(),
+            assertions: components.assertions,
             public_base_url: settings
                 .server
                 .public_base_url

@@ -472,6 +472,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::assertions::AssertionError> for ApiError {
+    fn from(_: crate::assertions::AssertionError) -> Self {
+        ApiError::Internal("signing a step-up assertion")
+    }
+}
+
 impl From<LinkError> for ApiError {
     fn from(e: LinkError) -> Self {
         match e {
@@ -492,6 +498,7 @@ impl From<LinkError> for ApiError {
             },
             LinkError::Store(StoreError::Conflict) => ApiError::Internal("link id collision"),
             LinkError::Store(e) => e.into(),
+            LinkError::Assertion(_) => ApiError::Internal("signing a step-up assertion"),
         }
     }
 }

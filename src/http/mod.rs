@@ -14,5 +14,6 @@ pub mod openapi;
 pub mod routes;
 pub mod service_api;
 pub mod webhooks;
+pub mod well_known;
 
 pub use error::{ApiError, Problem, ProblemCode, PROBLEM_JSON};

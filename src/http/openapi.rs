@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, open, routes, service_api, webhooks};
+use super::{api, open, routes, service_api, webhooks, well_known};
 
 struct Security;
 
@@ -117,6 +117,7 @@ impl Modify for Exact {
         service_api::put_submission,
         service_api::step_up,
         webhooks::receive,
+        well_known::jwks,
         routes::healthz,
         routes::readyz,
         handler,
@@ -128,6 +129,7 @@ impl Modify for Exact {
         (name = "open", description = "The link a user opens (the id is the capability)"),
         (name = "service", description = "The app's session layer (service credentials)"),
         (name = "webhooks", description = "ARGOS webhooks"),
+        (name = "assertions", description = "Public keys of signed step-up assertions (docs/step-up-assertions.md)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

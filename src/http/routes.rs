@@ -13,6 +13,7 @@
 //! | `PUT /v1/users/{user_id}/submission` | service, `faceauth:links:write` | `204` records the user's `sid` |
 //! | `GET /v1/users/{user_id}/step-up` | service, `faceauth:status:read` | `200` `{"verified", …}` |
 //! | `POST /v1/webhooks/argos/{path_secret}` | path secret + source IP | `200` after recording |
+//! | `GET /.well-known/jwks.json` | none | `200` step-up assertion keys (`404` while off) |
 //! | `GET /healthz`, `GET /readyz` | none | liveness, store readiness |
 
 use actix_cors::Cors;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub webhooks: WebhookReceiver,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Step-up assertions (`[assertions]`), if on.
+    pub assertions: Option<std::sync::Arc<crate::assertions::Assertions>>,
 }
 
 /// CORS for `/v1/*` (Fetch standard, via actix-cors): exact allowed origins, credentials only
@@ -214,6 +217,12 @@ pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
             web::resource("/openapi.json")
                 .route(web::get().to(super::openapi::handler))
                 .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/.well-known/jwks.json")
+                .route(web::get().to(super::well_known::jwks))
+                .route(web::head().to(super::well_known::jwks))
+                .default_service(allow("GET, HEAD")),
         )
         .service(
             web::resource("/healthz")

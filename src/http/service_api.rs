@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::api::{created_response, mint_response, parse_optional_object, read_body};
 use super::routes::AppState;
 use super::{ApiError, Problem};
+use crate::assertions::{Assertion, AssertionFacts};
 use crate::auth::service::{ServicePrincipal, SCOPE_LINKS_WRITE, SCOPE_STATUS_READ};
 use crate::links::{utc_from_ms, NewLink};
 
@@ -195,6 +196,11 @@ pub struct StepUpAnswer {
     link_id: Option<String>,
     /// ARGOS authentication id.
     auth_id: Option<String>,
+    /// With `verified` and `[assertions]` on: a signed step-up assertion for that FaceAuth
+    /// (see `docs/step-up-assertions.md`); absent once its `exp` has passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    assertion: Option<Assertion>,
 }
 
 /// `GET /v1/users/{user_id}/step-up?max_age_secs=N` (`faceauth:status:read`): `verified` is
@@ -221,20 +227,39 @@ pub async fn step_up(
     let latest = state.results.latest_step_up(user_id).await?;
     let now_ms = latest.now_ms;
     let answer = match latest.record {
-        Some(r) => StepUpAnswer {
+        Some(r) => {
             // verified_at is never after the store's clock when written; a store clock that
             // stepped back does not make it count.
-            verified: (0..=query.max_age_secs as i64 * 1000)
-                .contains(&now_ms.saturating_sub(r.verified_at_ms)),
-            verified_at: Some(utc_from_ms(r.verified_at_ms)),
-            link_id: Some(r.link_id),
-            auth_id: Some(r.auth_id),
-        },
+            let verified = (0..=query.max_age_secs as i64 * 1000)
+                .contains(&now_ms.saturating_sub(r.verified_at_ms));
+            let assertion = match &state.assertions {
+                Some(assertions) if verified => assertions.issue(
+                    &AssertionFacts {
+                        user_id,
+                        link_id: &r.link_id,
+                        auth_id: &r.auth_id,
+                        verified_at_ms: r.verified_at_ms,
+                        reference: r.reference.as_deref(),
+                    },
+                    now_ms,
+                    "step_up",
+                )?,
+                _ => None,
+            };
+            StepUpAnswer {
+                verified,
+                verified_at: Some(utc_from_ms(r.verified_at_ms)),
+                link_id: Some(r.link_id),
+                auth_id: Some(r.auth_id),
+                assertion,
+            }
+        }
         None => StepUpAnswer {
             verified: false,
             verified_at: None,
             link_id: None,
             auth_id: None,
+            assertion: None,
         },
     };
     Ok(HttpResponse::Ok().json(answer))

@@ -5,8 +5,9 @@ use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, StoredState};
+use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, Outcome, StoredState};
 use crate::argos::url::{FaceAuthParams, FaceAuthUrlBuilder};
+use crate::assertions::{Assertion, AssertionError, AssertionFacts, Assertions};
 use crate::store::{OpenResult, RevokeResult, Store, StoreError};
 
 /// What a new link is for: resolved server-side from the verified JWT, never from the client.
@@ -120,6 +121,13 @@ pub struct LinkStatus {
     /// The session layer's reference, if the link was minted with one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// For the link's owner, once the result is `approved` and `[assertions]` is on: a signed
+    /// step-up assertion (a JWT to hand to the app's backend; see
+    /// `docs/step-up-assertions.md`). Absent once its `exp` (`verified_at` +
+    /// `assertions.lifetime_secs`) has passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub assertion: Option<Assertion>,
 }
 
 fn refusal(state: LinkState) -> LinkError {
@@ -166,6 +174,9 @@ pub enum LinkError {
     /// The store failed; nothing was issued.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Signing the step-up assertion failed.
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
 }
 
 /// Link behaviour beyond lifetimes (from `links.*` and `argos.max_url_bytes`).
@@ -187,6 +198,7 @@ pub struct LinkService {
     options: LinkOptions,
     urls: FaceAuthUrlBuilder,
     accepted_risks: Vec<String>,
+    assertions: Option<Arc<Assertions>>,
 }
 
 /// The store key of a user's index of links (for `single_active`): the user id is hashed so
@@ -209,6 +221,7 @@ impl LinkService {
             options,
             urls,
             accepted_risks: Vec::new(),
+            assertions: None,
         }
     }
 
@@ -223,6 +236,12 @@ impl LinkService {
     /// Errors: [`StoreError::Unavailable`].
     pub async fn durability(&self) -> Result<crate::store::RiskAssessment, StoreError> {
         crate::store::assess_risks(self.store.as_ref(), &self.accepted_risks).await
+    }
+
+    /// Owners' status reads of approved links carry a signed assertion (`[assertions]`).
+    pub fn with_assertions(mut self, assertions: Option<Arc<Assertions>>) -> Self {
+        self.assertions = assertions;
+        self
     }
 
     /// The options in force.
@@ -363,14 +382,32 @@ impl LinkService {
         Ok(snap.record.state_at(snap.now_ms))
     }
 
-    /// The status of link `id`; with `owner`, another user's link is [`LinkError::NotFound`].
+    /// The status of link `id`; with `owner`, another user's link is [`LinkError::NotFound`],
+    /// and an approved result comes with a step-up assertion (`[assertions]` on, not expired).
     pub async fn status(&self, id: &LinkId, owner: Option<&str>) -> Result<LinkStatus, LinkError> {
         let snap = self.store.get(id).await?.ok_or(LinkError::NotFound)?;
         let record = snap.record;
         if owner.is_some_and(|o| o != record.user_id) {
             return Err(LinkError::NotFound);
         }
+        let link_id = id.to_string();
+        let assertion = match (&self.assertions, owner, record.result, &record.auth_id) {
+            (Some(assertions), Some(_), Some(Outcome::Approved), Some(auth_id)) => assertions
+                .issue(
+                    &AssertionFacts {
+                        user_id: &record.user_id,
+                        link_id: &link_id,
+                        auth_id,
+                        verified_at_ms: record.verified_at_ms.unwrap_or(i64::MIN),
+                        reference: record.reference.as_deref(),
+                    },
+                    snap.now_ms,
+                    "link_status",
+                )?,
+            _ => None,
+        };
         Ok(LinkStatus {
+            assertion,
             id: id.to_string(),
             state: record.state_at(snap.now_ms),
             expiry: record.expiry,

@@ -41,6 +41,18 @@ async fn the_openapi_document_holds_under_schemathesis() {
             "fuzz_webhook_path_secret_0123456789abcdef",
         ));
         s.webhooks.allowed_ips = vec!["127.0.0.1/32".parse().unwrap()];
+        // Step-up assertions on, so the JWKS route answers its documented 200.
+        let key = std::env::temp_dir().join(format!(
+            "fag-fuzz-key-{}.pem",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let pem = openssl::pkey::PKey::generate_ed25519()
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        std::fs::write(&key, pem).unwrap();
+        s.assertions.signing_key_file = key.to_str().unwrap().into();
+        s.assertions.audience = "https://app.fuzz.test/api".into();
     })
     .await;
     let mut c = claims("fuzz-user");

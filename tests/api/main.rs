@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real server on a random port, real Redis.
 
+mod assertions;
 mod at_most_once;
 mod browser;
 mod cli;

@@ -44,13 +44,13 @@ async fn metrics_are_on_their_own_port_without_ids_or_secrets() {
     assert!(!text.contains(&app.api_key));
 }
 
-struct Gateway {
+pub(crate) struct Gateway {
     child: Child,
     port: u16,
 }
 
 impl Gateway {
-    fn start(extra: &[(&str, String)]) -> (Gateway, String, String) {
+    pub(crate) fn start(extra: &[(&str, String)]) -> (Gateway, String, String) {
         let port = free_port();
         let api_key = format!("ak_proc_{}", uuid::Uuid::new_v4().simple());
         let prefix = random_prefix();
@@ -92,11 +92,11 @@ impl Gateway {
         (Gateway { child, port }, api_key, prefix)
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
             .status()
@@ -106,7 +106,7 @@ impl Gateway {
     }
 
     /// Waits for exit; returns (exit code, stderr).
-    fn wait(mut self, within: Duration) -> (Option<i32>, String) {
+    pub(crate) fn wait(mut self, within: Duration) -> (Option<i32>, String) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
