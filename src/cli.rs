@@ -30,7 +30,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Run with no outside setup: memory store, random keys, a stand-in FaceAuth form.
+    /// Run with no outside setup: memory store, random keys, a stand-in FaceAuth form and ARGOS
+    /// API, the whole results loop on loopback.
     Demo {
         /// Listen address (a free port is used if it is taken).
         #[arg(long, default_value = "127.0.0.1:8080")]

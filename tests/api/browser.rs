@@ -1,7 +1,10 @@
 //! End to end in a real browser: headless Chromium (Debian's `chromium` + `chromium-driver`)
-//! drives the `demo` binary: the SPA button flow, the used-link page, and the confirm-step
-//! page. Runs when chromedriver is installed; `.ci/run` installs it and sets
-//! `FACEAUTH_E2E_REQUIRED=1`, which turns a missing browser into a failure.
+//! drives the `demo` binary: the SPA button flow, the used-link page, the confirm-step page,
+//! and the whole results loop: Fail, Pass and "Pass, but an old FaceAuth" on the stand-in form,
+//! then what `/demo` shows (link result, step-up answer, verified callback). Runs when
+//! chromedriver is installed; `.ci/run` installs it and sets `FACEAUTH_E2E_REQUIRED=1`, which
+//! turns a missing browser into a failure. With `FACEAUTH_WRITE_SCREENSHOT=1` it writes
+//! `docs/demo-after-pass.png` (the README's screenshot).
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -108,6 +111,50 @@ async fn wait_for_url(c: &Client, part: &str) -> String {
     }
 }
 
+/// Waits until the text of `css` satisfies `ok`; returns it.
+async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let text = text_of(c, css).await;
+        if ok(&text) {
+            return text;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{css}: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// From `/demo`: a new link, the stand-in form, the verdict button `button`, back on `/demo`.
+/// Returns the link id.
+async fn verdict(c: &Client, base: &str, button: &str) -> String {
+    c.goto(&format!("{base}/demo")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("go"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(c, "/demo/form").await;
+    let token = text_of(c, "#param-token").await;
+    c.find(Locator::Id(button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !c.current_url().await.unwrap().path().ends_with("/demo") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not back on /demo"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    token
+}
+
 #[tokio::test]
 async fn demo_flow_and_confirm_step_in_headless_chromium() {
     let Some(driver) = chromedriver() else {
@@ -207,5 +254,57 @@ async fn demo_flow_and_confirm_step_in_headless_chromium() {
     c.goto(&url).await.unwrap();
     let heading = text_of(&c, "h1").await;
     assert!(heading.contains("already been used"), "{heading}");
+
+    // The results loop. Fail first (a later rejection never clears an earlier approval, so the
+    // step-up answer can read "not verified" only before any pass).
+    let failed = verdict(&c, &base, "fail").await;
+    wait_text(&c, "#link-call", |t| t.ends_with(&failed)).await;
+    wait_text(&c, "#link-summary", |t| t == "used · FaceAuth rejected").await;
+    wait_text(&c, "#callback-summary", |t| {
+        t == "signature verified · rejected"
+    })
+    .await;
+    assert_eq!(text_of(&c, "#callback-http").await, "200");
+    assert!(text_of(&c, "#callback-body").await.contains(&failed));
+    assert_eq!(text_of(&c, "#stepup-summary").await, "not verified");
+    assert_eq!(
+        text_of(&c, "#stepup-call").await,
+        "GET /v1/users/demo-user/step-up?max_age_secs=300"
+    );
+    assert_eq!(text_of(&c, "#stepup-http").await, "200");
+
+    // Pass: the link's result, the step-up answer and the callback all read approved.
+    let passed = verdict(&c, &base, "pass").await;
+    wait_text(&c, "#link-call", |t| t.ends_with(&passed)).await;
+    wait_text(&c, "#link-summary", |t| t == "used · FaceAuth approved").await;
+    wait_text(&c, "#stepup-summary", |t| t == "verified").await;
+    assert!(text_of(&c, "#stepup-body").await.contains(&passed));
+    wait_text(&c, "#callback-summary", |t| {
+        t == "signature verified · approved"
+    })
+    .await;
+    assert!(text_of(&c, "#callback-header")
+        .await
+        .starts_with("Faceauth-Signature: t="));
+    if std::env::var("FACEAUTH_WRITE_SCREENSHOT").is_ok_and(|v| v == "1") {
+        c.set_window_size(1100, 1650).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/docs/demo-after-pass.png"),
+            png,
+        )
+        .unwrap();
+    }
+
+    // Pass, but an old FaceAuth: rejected by the freshness rule; the earlier pass still counts.
+    let old = verdict(&c, &base, "old").await;
+    wait_text(&c, "#link-call", |t| t.ends_with(&old)).await;
+    wait_text(&c, "#link-summary", |t| t == "used · FaceAuth rejected").await;
+    wait_text(&c, "#callback-summary", |t| {
+        t == "signature verified · rejected"
+    })
+    .await;
+    assert_eq!(text_of(&c, "#stepup-summary").await, "verified");
     c.close().await.unwrap();
 }

@@ -427,8 +427,19 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn demo_routes_do_not_exist_outside_demo_mode() {
     let app = spawn_app().await;
-    for p in ["/demo", "/demo/form?pid=x&encrypted=y"] {
+    for p in [
+        "/demo",
+        "/demo/form?pid=x&encrypted=y",
+        "/demo/argos/v3/faceauth?authId=x",
+        "/demo/callbacks",
+        "/demo/step-up",
+    ] {
         app.send(app.client.get(app.url(p)))
+            .await
+            .assert_problem(404, "not_found");
+    }
+    for p in ["/demo/form/verdict", "/demo/callbacks"] {
+        app.send(app.client.post(app.url(p)).body("verdict=pass"))
             .await
             .assert_problem(404, "not_found");
     }
