@@ -602,6 +602,10 @@ pub fn prepare(addr: SocketAddr) -> Result<(Settings, DemoState), ConfigError> {
     ))];
     // Results show up within a second.
     settings.verify.poll_interval_ms = 250;
+    // Step-up assertions, signed with a random Ed25519 key (a temporary file, read at start-up
+    // and removed by `run` once the gateway is built).
+    settings.assertions.signing_key_file = demo_signing_key_file()?;
+    settings.assertions.audience = DEMO_ASSERTION_AUDIENCE.into();
 
     let cipher = QueryCipher::new(settings.argos.encryption, &api_key)
         .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
@@ -667,9 +671,40 @@ pub async fn run(bind: SocketAddr) -> Result<(), StartupError> {
     );
     println!();
     println!("Stop with Ctrl-C.");
-    let app = Application::build_with_listener(settings, listener, Some(demo)).await?;
-    app.run_until_stopped().await?;
+    let key_file = settings.assertions.signing_key_file.clone();
+    let app = Application::build_with_listener(settings, listener, Some(demo)).await;
+    // The key is in memory now; the file is not needed any more.
+    let _ = std::fs::remove_file(&key_file);
+    app?.run_until_stopped().await?;
     Ok(())
+}
+
+/// `aud` of the demo's step-up assertions.
+const DEMO_ASSERTION_AUDIENCE: &str = "faceauth-demo-app";
+
+/// Writes a random Ed25519 PKCS#8 key (PEM, mode 0600) to a new file in the temporary
+/// directory and returns its path. Errors name `assertions.signing_key_file`.
+fn demo_signing_key_file() -> Result<String, ConfigError> {
+    let fail = |e: String| ConfigError::new("assertions.signing_key_file", e);
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .map_err(|_| fail("cannot generate a demo key".into()))?;
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
+    let path = std::env::temp_dir().join(format!(
+        "faceauth-demo-assertions-{}.pem",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).map_err(|e| fail(e.to_string()))?;
+    std::io::Write::write_all(&mut file, pem.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| fail("temporary directory path is not UTF-8".into()))
 }
 
 fn parse_url(s: &str) -> Result<url::Url, ConfigError> {
