@@ -39,6 +39,11 @@ pub struct Metrics {
     pub worker_last_round: GaugeVec,
     /// `faceauth_jobs_dead_lettered_total{queue}`: verify, callbacks.
     pub dead_lettered: IntCounterVec,
+    /// `faceauth_erasures_total{outcome}`: started, completed, failed.
+    pub erasures: IntCounterVec,
+    /// `faceauth_erasure_deletions_total{status}`: ARGOS deletions by outcome: deleted,
+    /// not_found, failed, retry.
+    pub erasure_deletions: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -166,6 +171,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "faceauth_jobs_dead_lettered_total",
             "Jobs moved to a dead-letter set",
             &["queue"],
+        ),
+        erasures: counter(
+            &registry,
+            "faceauth_erasures_total",
+            "User erasures started and finished",
+            &["outcome"],
+        ),
+        erasure_deletions: counter(
+            &registry,
+            "faceauth_erasure_deletions_total",
+            "ARGOS FaceAuth deletions of erasures, by outcome",
+            &["status"],
         ),
         registry,
     }

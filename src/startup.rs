@@ -20,6 +20,7 @@ use crate::auth::JwtVerifier;
 use crate::callbacks::Callbacks;
 use crate::config::{ConfigError, RedisMode, Settings, StoreBackend};
 use crate::demo::DemoState;
+use crate::erasure::Erasures;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
 use crate::http::webhooks::WebhookReceiver;
@@ -79,6 +80,8 @@ pub struct Components {
     pub callbacks: Option<Callbacks>,
     /// Webhook receiver settings.
     pub webhooks: WebhookReceiver,
+    /// Erasures (issue 19).
+    pub erasures: Erasures,
 }
 
 /// What the store connection is waiting for at start-up.
@@ -237,6 +240,13 @@ impl Components {
             store.clone(),
         )
         .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let erasures = Erasures::new(
+            store.clone(),
+            argos.clone(),
+            callbacks.clone(),
+            &settings.erasure,
+            &settings.verify,
+        );
         let results = Results::new(
             store.clone(),
             argos,
@@ -244,8 +254,10 @@ impl Components {
             sid.clone(),
             &settings.verify,
             &settings.webhooks,
-        );
+        )
+        .with_erasure(&settings.erasure);
         Ok(Components {
+            erasures,
             services,
             sid,
             results,
@@ -461,6 +473,16 @@ impl Application {
                 async move { results.run_due().await }
             },
         ));
+        let erasures = components.erasures.clone();
+        workers.push(supervise(
+            QueueName::Erasure,
+            every,
+            round_timeout,
+            move || {
+                let erasures = erasures.clone();
+                async move { erasures.run_due().await }
+            },
+        ));
         if let Some(callbacks) = components.callbacks.clone() {
             workers.push(supervise(
                 QueueName::Callbacks,
@@ -481,6 +503,7 @@ impl Application {
             faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
             sid: components.sid,
             results: components.results,
+            erasures: components.erasures,
             webhooks: components.webhooks,
             draining: draining.clone(),
             public_base_url: settings

@@ -9,6 +9,8 @@
 //! one atomic step, so replicas with skewed clocks agree and a count-based link opens at most
 //! once. Never GET-then-SET.
 
+mod erasure;
+
 use super::redis_conn::{Conn, RedisTarget};
 use async_trait::async_trait;
 use redis::Script;
@@ -389,6 +391,7 @@ pub struct RedisStore {
     queue_settle: Script,
     queue_dead: Script,
     queue_revive: Script,
+    erasure: erasure::Scripts,
 }
 
 impl RedisStore {
@@ -442,6 +445,7 @@ impl RedisStore {
             queue_settle: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_SETTLE_BODY}")),
             queue_dead: Script::new(&format!("{QUEUE_EXPIRE_LUA}{QUEUE_DEAD_LUA}")),
             queue_revive: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_REVIVE_BODY}")),
+            erasure: erasure::Scripts::new(),
         };
         store.ping().await?;
         store.check_server().await?;
@@ -496,7 +500,10 @@ impl RedisStore {
             &self.queue_settle,
             &self.queue_dead,
             &self.queue_revive,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.erasure.all())
+        {
             let loaded =
                 tokio::time::timeout(self.timeout, script.prepare_invoke().load_async(&mut conn))
                     .await;
