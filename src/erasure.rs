@@ -470,13 +470,14 @@ impl Erasures {
         let past_deadline = now_ms.saturating_sub(record.at) > self.deadline_ms;
         let budget = self.queue.lease() / 2;
         let mut retry = false;
+        let mut out_of_time = false;
         for i in 0..record.items.len() {
             if record.items[i].status != ItemStatus::Pending {
                 continue;
             }
             if started.elapsed() > budget {
                 // Go on in a fresh attempt rather than outlive the lease.
-                retry = true;
+                out_of_time = true;
                 break;
             }
             let outcome = self.argos.delete_faceauth(&record.items[i].auth_id).await;
@@ -507,6 +508,9 @@ impl Erasures {
                 count_deletion(status.as_str());
             }
             self.save(&tag, &record).await?;
+        }
+        if out_of_time && !retry {
+            return Ok(Step::Retry(100));
         }
         if retry {
             let delay = (1_000u64 << job.tries.min(12)).min(600_000);
