@@ -27,7 +27,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// `faceauth_jwks_refreshes_total{outcome}`: ok, error.
     pub jwks_refreshes: IntCounterVec,
-    /// `faceauth_verifications_total{outcome}`: approved, rejected, retry, gave_up, orphan.
+    /// `faceauth_verifications_total{outcome}`: approved, rejected, retry, gave_up, orphan,
+    /// erased.
     pub verifications: IntCounterVec,
     /// `faceauth_callbacks_total{outcome}`: delivered, retry, gave_up.
     pub callbacks: IntCounterVec,

@@ -643,3 +643,69 @@ async fn static_keys_erase_only_when_configured_and_metrics_count_without_ids() 
     assert!(!metrics.contains("key-user"));
     assert!(!metrics.contains(&id));
 }
+
+#[tokio::test]
+async fn a_result_for_a_link_made_before_the_erasure_is_not_attached() {
+    let env = env_with(|_| {}).await;
+    let Env { app, argos, .. } = &env;
+    let user = "late-user";
+    let jwt = user_jwt(user);
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    // The link survives the erasure (as if minted while it ran): its record is put back.
+    let mut conn = redis::Client::open(app.redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let key = format!("{}link:{{{id}}}", app.prefix);
+    let dumped: Vec<u8> = redis::cmd("DUMP").arg(&key).query(&mut conn).unwrap();
+    let erase_jwt = service_jwt(ERASE);
+    let r = erase(app, user, &erase_jwt, None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let erasure_id = r.json()["erasure_id"].as_str().unwrap().to_string();
+    eventually("the erasure completes", || async {
+        erasure(app, &erasure_id, &erase_jwt).await.json()["state"] == "completed"
+    })
+    .await;
+    let _: () = redis::cmd("RESTORE")
+        .arg(&key)
+        .arg(600_000)
+        .arg(dumped)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(link_status(app, &jwt, &id).await.status, 200);
+
+    argos_says_approved(argos, "auth-after", &format!("sid-of-{user}")).await;
+    assert_eq!(
+        post_webhook(app, "auth-after", &id).await.json()["status"],
+        "accepted"
+    );
+    eventually("the verification job is done", || async {
+        !app.keys()
+            .await
+            .iter()
+            .any(|k| k.ends_with("q:verify}:jobs"))
+    })
+    .await;
+    let status = link_status(app, &jwt, &id).await.json();
+    assert!(status["result"].is_null(), "not attached: {status}");
+    assert_eq!(step_up(app, user).await["verified"], false);
+    let tag = tag(user);
+    assert!(
+        !app.keys()
+            .await
+            .iter()
+            .any(|k| k.contains(&format!("ux:{{{tag}}}"))),
+        "the erased user's index is not written again"
+    );
+    let metrics = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        app.metrics_port.unwrap()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(metrics.contains("faceauth_verifications_total{outcome=\"erased\"}"));
+}
