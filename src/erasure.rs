@@ -3,11 +3,12 @@
 //! §3.5: one record per call; ARGOS deletes the selfie and personal data and keeps `auth_id`,
 //! `auth_status` and the time).
 //!
-//! * **Indexes.** What the gateway writes about a user is found through per-user sets under
-//!   the user's hash tag: `ux:{<tag>}:links` (link ids, written before each link is created),
-//!   `ux:{<tag>}:auths` (ARGOS authentication ids seen for the user, ids only, kept
-//!   `erasure.auth_ids_ttl_secs` after the last write) and `ux:{<tag>}:idem` (idempotency
-//!   records). Every write renews the set's expiry.
+//! * **Indexes.** What the gateway writes about a user is found through per-user indexes (sorted
+//!   sets scored by each member's expiry) under the user's hash tag: `ux:{<tag>}:links` (link
+//!   ids, written before each link is created, kept as long as a link record can live),
+//!   `ux:{<tag>}:auths` (ARGOS authentication ids seen for the user, ids only, each kept
+//!   `erasure.auth_ids_ttl_secs` after it was last seen) and `ux:{<tag>}:idem` (idempotency
+//!   records, 24 h). Every write drops expired members and renews the key's expiry.
 //! * **Start** ([`Erasures::start`]): the job is queued first (work queue `erasure`), then one
 //!   atomic script on the user's slot reads the indexes, deletes every key of the user (step-up
 //!   record, `sid` mapping and cache, live link, mint counter, idempotency records, the
@@ -189,12 +190,12 @@ fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-/// The set of a user's link ids.
+/// The index of a user's link ids.
 pub fn links_index_key(user_id: &str) -> String {
     format!("ux:{{{}}}:links", user_tag(user_id))
 }
 
-/// The set of the ARGOS authentication ids seen for a user.
+/// The index of the ARGOS authentication ids seen for a user.
 pub fn auth_ids_key(user_id: &str) -> String {
     format!("ux:{{{}}}:auths", user_tag(user_id))
 }

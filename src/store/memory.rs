@@ -22,8 +22,8 @@ enum Value {
     Queue(Vec<(i64, String)>),
     /// Written by `put_if_later`: (order, tiebreak, value).
     Later(i64, String, String),
-    /// Written by `index_add`: a set of members.
-    Set(std::collections::BTreeSet<String>),
+    /// Written by `index_add`: members and their expiry (ms).
+    Index(std::collections::BTreeMap<String, i64>),
 }
 
 /// One job of a work queue (mirrors the envelope of the Redis scripts).
@@ -655,14 +655,16 @@ impl ErasureStore for MemoryStore {
                 }
             }
         }
-        let mut set = match inner.live_kv(key, now) {
-            Some((Value::Set(set), _)) => std::mem::take(set),
+        let mut index = match inner.live_kv(key, now) {
+            Some((Value::Index(index), _)) => std::mem::take(index),
             _ => Default::default(),
         };
-        set.insert(member.to_string());
+        let expires = at(now, ttl_ms.max(1));
+        index.insert(member.to_string(), expires);
+        index.retain(|_, until| *until > now);
         inner
             .kv
-            .insert(key.to_string(), (Value::Set(set), at(now, ttl_ms.max(1))));
+            .insert(key.to_string(), (Value::Index(index), expires));
         Ok(true)
     }
 
@@ -683,7 +685,11 @@ impl ErasureStore for MemoryStore {
             });
         }
         let mut members = |key: &str| match inner.live_kv(key, now) {
-            Some((Value::Set(set), _)) => set.iter().cloned().collect::<Vec<_>>(),
+            Some((Value::Index(index), _)) => index
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(m, _)| m.clone())
+                .collect::<Vec<_>>(),
             _ => Vec::new(),
         };
         let links = members(&keys.links);

@@ -373,11 +373,11 @@ pub trait KvStore: Send + Sync + 'static {
 /// without the store's prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserKeys {
-    /// Set of the user's link ids (the link keys themselves live in other slots).
+    /// Index of the user's link ids (the link keys themselves live in other slots).
     pub links: String,
-    /// Set of the ARGOS authentication ids seen for the user.
+    /// Index of the ARGOS authentication ids seen for the user.
     pub auth_ids: String,
-    /// Set of the user's idempotency record keys (unprefixed); the records are deleted too.
+    /// Index of the user's idempotency record keys (unprefixed); the records are deleted too.
     pub idempotency: String,
     /// The erasure tombstone: the store's clock at the erasure, Unix ms.
     pub tombstone: String,
@@ -400,7 +400,8 @@ pub struct ErasedUser {
 /// Per-user indexes and the atomic steps of an erasure (see `crate::erasure`).
 #[async_trait]
 pub trait ErasureStore: Send + Sync + 'static {
-    /// Adds `member` to the set `key` and sets the set's expiry to `ttl_ms` from now, in one
+    /// Adds `member` to the index `key` (a sorted set of members scored by their own expiry,
+    /// `ttl_ms` from now), drops expired members and sets the key's expiry to `ttl_ms`, in one
     /// step. With `unless_erased = (tombstone key, t)`, does nothing and returns `false` when
     /// the tombstone holds an erasure time at or after `t`.
     async fn index_add(
@@ -414,8 +415,9 @@ pub trait ErasureStore: Send + Sync + 'static {
     /// One atomic step on the user's slot: unless `keys.record` exists already (then it is
     /// returned unchanged), reads the link and authentication-id sets, deletes every key in
     /// `keys` (the idempotency records the index names included), sets the tombstone to the
-    /// store's clock and writes the erasure record `erasure_id` (pending, with the link ids,
-    /// and the authentication ids seen plus `extra_auth_ids`, deduplicated), both for `ttl_ms`.
+    /// store's clock and writes the erasure record `erasure_id` (pending, with the unexpired
+    /// link ids, and the unexpired authentication ids seen plus `extra_auth_ids`,
+    /// deduplicated), both for `ttl_ms`.
     async fn erase_user(
         &self,
         keys: &UserKeys,

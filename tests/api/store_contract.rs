@@ -322,6 +322,16 @@ async fn erasure_indexes_and_the_erase_step() {
             .unwrap();
         store.put(&keys.others[0], "sid-1", 60_000).await.unwrap();
 
+        // A member past its own expiry is not erased again (its record is gone by then).
+        store
+            .index_add(&keys.links, "expired-link", 1, None)
+            .await
+            .unwrap();
+        store
+            .index_add(&keys.links, &id.to_string(), 60_000, None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await; // the 1 ms expiry passes
         let extra = vec!["auth-2".to_string(), "auth-3".to_string(), String::new()];
         let erased = store
             .erase_user(&keys, "er_1", &extra, 60_000)

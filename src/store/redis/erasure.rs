@@ -9,15 +9,17 @@ use super::{RedisStore, NOW_LUA};
 use crate::links::LinkId;
 use crate::store::{ErasedUser, ErasureStore, StoreError, UserKeys};
 
-/// KEYS[1] set, KEYS[2] tombstone (the set again when there is none); ARGV[1] member, ARGV[2]
-/// ttl ms, ARGV[3] "1" to check the tombstone, ARGV[4] the time it must be before. Returns 1 if
-/// added.
-const INDEX_ADD_LUA: &str = r#"
+/// KEYS[1] index (sorted set, score = the member's expiry, Redis clock), KEYS[2] tombstone
+/// (the index again when there is none); ARGV[1] member, ARGV[2] ttl ms, ARGV[3] "1" to check
+/// the tombstone, ARGV[4] the time it must be before. Expired members are dropped. Returns 1
+/// if added.
+const INDEX_ADD_BODY: &str = r#"
 if ARGV[3] == '1' then
   local t = tonumber(redis.call('GET', KEYS[2]) or '')
   if t and t >= tonumber(ARGV[4]) then return 0 end
 end
-redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
@@ -29,9 +31,9 @@ return 1
 const ERASE_USER_BODY: &str = r#"
 local old = redis.call('GET', KEYS[5])
 if old then return {'old', old} end
-local links = redis.call('SMEMBERS', KEYS[1])
-local auths = redis.call('SMEMBERS', KEYS[2])
-local idem = redis.call('SMEMBERS', KEYS[3])
+local links = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+local auths = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')
+local idem = redis.call('ZRANGEBYSCORE', KEYS[3], now, '+inf')
 for _, k in ipairs(idem) do redis.call('DEL', ARGV[4] .. k) end
 for i = 1, 3 do redis.call('DEL', KEYS[i]) end
 for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
@@ -80,7 +82,7 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Scripts {
-            index_add: Script::new(INDEX_ADD_LUA),
+            index_add: Script::new(&format!("{NOW_LUA}{INDEX_ADD_BODY}")),
             erase_user: Script::new(&format!("{NOW_LUA}{ERASE_USER_BODY}")),
             queue_remove: Script::new(QUEUE_REMOVE_LUA),
         }
