@@ -199,6 +199,16 @@ impl Callbacks {
             .map(|_| ())
     }
 
+    /// Queues any event (a JSON `body` with event id `id`, e.g. `user.erased`) like
+    /// [`Callbacks::enqueue`]: durably, once per event id. Errors: [`StoreError`].
+    pub async fn enqueue_event(&self, id: &str, body: &str) -> Result<(), StoreError> {
+        let marker_ttl = self.max_age_ms.saturating_add(3_600_000);
+        self.queue
+            .push(id, body, Some((id, marker_ttl)))
+            .await
+            .map(|_| ())
+    }
+
     /// One round of the callback worker; returns how many events it attempted.
     /// Errors: [`StoreError`].
     pub async fn run_due(&self) -> Result<usize, StoreError> {

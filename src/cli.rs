@@ -94,6 +94,8 @@ pub enum QueueArg {
     Verify,
     /// Signed callbacks.
     Callbacks,
+    /// ARGOS deletions of erasures.
+    Erasure,
 }
 
 impl From<QueueArg> for QueueName {
@@ -101,6 +103,7 @@ impl From<QueueArg> for QueueName {
         match q {
             QueueArg::Verify => QueueName::Verify,
             QueueArg::Callbacks => QueueName::Callbacks,
+            QueueArg::Erasure => QueueName::Erasure,
         }
     }
 }
@@ -233,6 +236,7 @@ async fn jobs(config: Option<PathBuf>, action: JobsAction) -> ExitCode {
         let horizon_secs = match name {
             QueueName::Verify => settings.verify.deadline_secs,
             QueueName::Callbacks => settings.callbacks.max_age_secs,
+            QueueName::Erasure => settings.erasure.deadline_secs,
         };
         WorkQueue::new(
             store.clone(),

@@ -133,6 +133,9 @@ pub struct Settings {
     /// `[assertions]`
     #[serde(default)]
     pub assertions: AssertionSettings,
+    /// `[erasure]`
+    #[serde(default)]
+    pub erasure: ErasureSettings,
 }
 
 /// `[assertions]`: signed step-up assertions (see [`crate::assertions`]).
@@ -163,6 +166,32 @@ impl Default for AssertionSettings {
             acr: "urn:faceauth-gateway:acr:face".into(),
             lifetime_secs: 300,
             jwks_max_age_secs: 300,
+        }
+    }
+}
+
+/// `[erasure]`: erasing a user's FaceAuth data at ARGOS and in the gateway (issue 19).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErasureSettings {
+    /// How long the per-user set of ARGOS authentication ids (ids only) is kept after its last
+    /// write, seconds: the ids an erasure deletes at ARGOS.
+    pub auth_ids_ttl_secs: u64,
+    /// How long an erasure record and the user's erasure tombstone are kept, seconds.
+    pub record_ttl_secs: u64,
+    /// ARGOS deletions are retried this long after the request, seconds.
+    pub deadline_secs: u64,
+    /// Send a signed `user.erased` callback when an erasure is done (with `callbacks.url`).
+    pub callback: bool,
+}
+
+impl Default for ErasureSettings {
+    fn default() -> Self {
+        ErasureSettings {
+            auth_ids_ttl_secs: 400 * 24 * 3600,
+            record_ttl_secs: 30 * 24 * 3600,
+            deadline_secs: 24 * 3600,
+            callback: true,
         }
     }
 }
@@ -215,6 +244,30 @@ impl AssertionSettings {
             return Err(ConfigError::new(
                 "assertions.jwks_max_age_secs",
                 "must be at most 86400 seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ErasureSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(24 * 3600..=10 * 366 * 24 * 3600).contains(&self.auth_ids_ttl_secs) {
+            return Err(ConfigError::new(
+                "erasure.auth_ids_ttl_secs",
+                "must be between 1 day and 10 years",
+            ));
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.deadline_secs) {
+            return Err(ConfigError::new(
+                "erasure.deadline_secs",
+                "must be between 60 seconds and 30 days",
+            ));
+        }
+        if self.record_ttl_secs <= self.deadline_secs || self.record_ttl_secs > 400 * 24 * 3600 {
+            return Err(ConfigError::new(
+                "erasure.record_ttl_secs",
+                "must be longer than erasure.deadline_secs and at most 400 days",
             ));
         }
         Ok(())
@@ -431,6 +484,9 @@ pub struct ServiceAuthSettings {
     /// Own HMAC secret (secret).
     #[serde(default, serialize_with = "redact")]
     pub hs256_secret: Option<SecretString>,
+    /// Static API keys also carry `faceauth:data:delete` (erasure); off by default.
+    #[serde(default)]
+    pub api_keys_may_erase: bool,
 }
 
 fn default_scope_claim() -> String {
@@ -1237,6 +1293,7 @@ impl Settings {
         }
         self.validate_workers()?;
         self.assertions.validate(&self.auth)?;
+        self.erasure.validate()?;
         Ok(())
     }
 

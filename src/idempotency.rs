@@ -281,6 +281,12 @@ impl Idempotency {
             response: Some(response),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Indexed for the user's erasure (issue 19) before the response is kept.
+        if let Some(index) = crate::erasure::idempotency_index_key(&claim.key) {
+            self.store
+                .index_add(&index, &claim.key, REPLAY_TTL_MS, None)
+                .await?;
+        }
         match self
             .store
             .replace_if_equals(&claim.key, &claim.pending, &done, REPLAY_TTL_MS)

@@ -17,6 +17,7 @@ pub mod callbacks;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod erasure;
 pub mod http;
 pub mod idempotency;
 pub mod limits;

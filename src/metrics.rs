@@ -28,7 +28,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// `faceauth_jwks_refreshes_total{outcome}`: ok, error.
     pub jwks_refreshes: IntCounterVec,
-    /// `faceauth_verifications_total{outcome}`: approved, rejected, retry, gave_up, orphan.
+    /// `faceauth_verifications_total{outcome}`: approved, rejected, retry, gave_up, orphan,
+    /// erased.
     pub verifications: IntCounterVec,
     /// `faceauth_callbacks_total{outcome}`: delivered, retry, gave_up.
     pub callbacks: IntCounterVec,
@@ -50,6 +51,11 @@ pub struct Metrics {
     pub store_late: IntCounterVec,
     /// `faceauth_assertions_issued_total{via}`: link_status, step_up, callback.
     pub assertions_issued: IntCounterVec,
+    /// `faceauth_erasures_total{outcome}`: started, completed, failed.
+    pub erasures: IntCounterVec,
+    /// `faceauth_erasure_deletions_total{status}`: ARGOS deletions by outcome: deleted,
+    /// not_found, failed, retry.
+    pub erasure_deletions: IntCounterVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
@@ -218,6 +224,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "faceauth_assertions_issued_total",
             "Signed step-up assertions handed out, by where",
             &["via"],
+        ),
+        erasures: counter(
+            &registry,
+            "faceauth_erasures_total",
+            "User erasures started and finished",
+            &["outcome"],
+        ),
+        erasure_deletions: counter(
+            &registry,
+            "faceauth_erasure_deletions_total",
+            "ARGOS FaceAuth deletions of erasures, by outcome",
+            &["status"],
         ),
         registry,
     }

@@ -32,17 +32,20 @@ pub enum QueueName {
     Verify,
     /// Signed callbacks to the app.
     Callbacks,
+    /// ARGOS deletions of an erasure (issue 19).
+    Erasure,
 }
 
 impl QueueName {
     /// Every queue.
-    pub const ALL: [QueueName; 2] = [QueueName::Verify, QueueName::Callbacks];
+    pub const ALL: [QueueName; 3] = [QueueName::Verify, QueueName::Callbacks, QueueName::Erasure];
 
     /// The label / CLI spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             QueueName::Verify => "verify",
             QueueName::Callbacks => "callbacks",
+            QueueName::Erasure => "erasure",
         }
     }
 
@@ -51,6 +54,7 @@ impl QueueName {
         match self {
             QueueName::Verify => "q:verify",
             QueueName::Callbacks => "q:callbacks",
+            QueueName::Erasure => "q:erasure",
         }
     }
 

@@ -93,6 +93,7 @@ pub struct Results {
     result_ttl_ms: u64,
     dedup_ttl_ms: u64,
     assertions: Option<Arc<Assertions>>,
+    auth_ids_ttl_ms: u64,
 }
 
 impl Results {
@@ -121,12 +122,21 @@ impl Results {
             result_ttl_ms: verify.result_ttl_secs.saturating_mul(1000),
             dedup_ttl_ms: webhooks.dedup_ttl_secs.saturating_mul(1000),
             assertions: None,
+            auth_ids_ttl_ms: crate::config::ErasureSettings::default()
+                .auth_ids_ttl_secs
+                .saturating_mul(1000),
         }
     }
 
     /// Puts a signed assertion into the callbacks of approved results (`[assertions]`).
     pub fn with_assertions(mut self, assertions: Option<Arc<Assertions>>) -> Self {
         self.assertions = assertions;
+        self
+    }
+
+    /// Keeps the per-user sets of authentication ids `erasure.auth_ids_ttl_secs` (issue 19).
+    pub fn with_erasure(mut self, erasure: &crate::config::ErasureSettings) -> Self {
+        self.auth_ids_ttl_ms = erasure.auth_ids_ttl_secs.saturating_mul(1000);
         self
     }
 
@@ -236,6 +246,21 @@ impl Results {
             count("orphan");
             return Ok(Step::Done);
         };
+        // The id is recorded for the user's erasure, unless the user was erased after this
+        // link was made: then nothing is attached.
+        if !crate::erasure::note_auth_id(
+            self.store.as_ref(),
+            &snapshot.record.user_id,
+            &auth_id,
+            snapshot.record.created_at_ms,
+            self.auth_ids_ttl_ms,
+        )
+        .await?
+        {
+            tracing::info!("FaceAuth result for an erased user: not attached");
+            count("erased");
+            return Ok(Step::Done);
+        }
         let judgement = judge(
             &link_id,
             &snapshot.record,

@@ -21,6 +21,7 @@ use crate::auth::JwtVerifier;
 use crate::callbacks::Callbacks;
 use crate::config::{ConfigError, RedisMode, Settings, StoreBackend};
 use crate::demo::DemoState;
+use crate::erasure::Erasures;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
 use crate::http::webhooks::WebhookReceiver;
@@ -84,6 +85,8 @@ pub struct Components {
     pub redis: Option<RedisStore>,
     /// Step-up assertions, if `[assertions]` is on.
     pub assertions: Option<Arc<Assertions>>,
+    /// Erasures (issue 19).
+    pub erasures: Erasures,
 }
 
 /// The Redis store's options from the settings.
@@ -318,6 +321,13 @@ impl Components {
                 .trim_end_matches('/'),
         )?
         .map(Arc::new);
+        let erasures = Erasures::new(
+            store.clone(),
+            argos.clone(),
+            callbacks.clone(),
+            &settings.erasure,
+            &settings.verify,
+        );
         let results = Results::new(
             store.clone(),
             argos,
@@ -326,8 +336,10 @@ impl Components {
             &settings.verify,
             &settings.webhooks,
         )
-        .with_assertions(assertions.clone());
+        .with_assertions(assertions.clone())
+        .with_erasure(&settings.erasure);
         Ok(Components {
+            erasures,
             services,
             sid,
             results,
@@ -566,6 +578,16 @@ impl Application {
                 },
             ));
         }
+        let erasures = components.erasures.clone();
+        workers.push(supervise(
+            QueueName::Erasure,
+            every,
+            round_timeout,
+            move || {
+                let erasures = erasures.clone();
+                async move { erasures.run_due().await }
+            },
+        ));
         if let Some(callbacks) = components.callbacks.clone() {
             workers.push(supervise(
                 QueueName::Callbacks,
@@ -586,6 +608,7 @@ impl Application {
             faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
             sid: components.sid,
             results: components.results,
+            erasures: components.erasures,
             webhooks: components.webhooks,
             draining: draining.clone(),
             assertions: components.assertions,

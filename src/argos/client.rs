@@ -67,6 +67,50 @@ pub struct FaceAuthRecord {
     pub token_id: Option<String>,
 }
 
+/// What `DELETE /v3/faceauth?authId=…` did (reference §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// `2xx`: the selfie and personal data are gone (ARGOS keeps `auth_id`, `auth_status` and
+    /// the time).
+    Deleted,
+    /// ARGOS does not know the record (`Cannot find submission. Please check input data.`, or
+    /// `404`).
+    NotFound,
+    /// Refused with an error code (ARGOS's `errorCode`, else `http_<status>`); `retryable` for
+    /// the codes that name a failure on ARGOS's side (`error in processing data`,
+    /// `error in delete submission`).
+    Failed {
+        /// ARGOS's error code (at most 128 characters, control characters removed).
+        code: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
+}
+
+/// Reads a `DELETE /v3/faceauth` refusal: `status` and the body `{"errorCode": …}`.
+pub fn deletion_refused(status: u16, body: &[u8]) -> Deletion {
+    let code = serde_json::from_slice::<Value>(body)
+        .ok()
+        .map(lowercase_keys)
+        .and_then(|v| text(v.get("errorcode")).or_else(|| text(v.get("message"))))
+        .map(|c| {
+            c.chars()
+                .filter(|ch| !ch.is_control())
+                .take(128)
+                .collect::<String>()
+        })
+        .filter(|c| !c.is_empty());
+    let lower = code.as_deref().unwrap_or("").to_ascii_lowercase();
+    if status == 404 || lower.starts_with("cannot find submission") {
+        return Deletion::NotFound;
+    }
+    let retryable = lower == "error in processing data" || lower == "error in delete submission";
+    Deletion::Failed {
+        code: code.unwrap_or_else(|| format!("http_{status}")),
+        retryable,
+    }
+}
+
 /// Lowercases every object key, recursively (ARGOS's casing drifts between doc versions).
 pub fn lowercase_keys(value: Value) -> Value {
     match value {
@@ -247,6 +291,58 @@ impl ArgosClient {
         }))
     }
 
+    /// Deletes the FaceAuth record `auth_id` (selfie and personal data) with
+    /// `DELETE /v3/faceauth?authId=…` and the Add-on key, one record per call (reference §3.5).
+    /// Timeouts, connection errors, `429` and `5xx` are retried like every call.
+    /// Errors: [`ArgosError::Unavailable`] after the retries, [`ArgosError::NoKey`].
+    pub async fn delete_faceauth(&self, auth_id: &str) -> Result<Deletion, ArgosError> {
+        let key = self
+            .addon_key
+            .as_ref()
+            .ok_or(ArgosError::NoKey("argos.api_key"))?;
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "{}/v3/faceauth",
+            self.base.path().trim_end_matches('/')
+        ));
+        url.query_pairs_mut().append_pair("authId", auth_id);
+        let mut last = String::new();
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * (1 << (attempt - 1).min(5)))).await;
+            }
+            let sent = self
+                .http
+                .delete(url.clone())
+                .header("x-api-key", key.expose_secret())
+                .header("accept", "application/json")
+                .send()
+                .await;
+            let res = match sent {
+                Ok(res) => res,
+                Err(e) => {
+                    last = if e.is_timeout() {
+                        "timeout".into()
+                    } else {
+                        "connection failed".into()
+                    };
+                    continue;
+                }
+            };
+            let status = res.status();
+            if status.is_server_error() || status.as_u16() == 429 {
+                last = format!("status {status}");
+                continue;
+            }
+            if status.is_success() {
+                return Ok(Deletion::Deleted);
+            }
+            let body = res.bytes().await.unwrap_or_default();
+            return Ok(deletion_refused(status.as_u16(), &body));
+        }
+        Err(ArgosError::Unavailable(last))
+    }
+
     async fn get(
         &self,
         path: &str,
@@ -317,6 +413,27 @@ mod tests {
         let older = lowercase_keys(json!([{"AUTH_ID": "a3", "auth_status": "approved"}]));
         assert!(find_faceauth(&older, "a3").is_some());
         assert!(find_faceauth(&older, "zz").is_none());
+    }
+
+    #[test]
+    fn deletion_refusals() {
+        let body = br#"{"errorCode":"Cannot find submission. Please check input data."}"#;
+        assert_eq!(deletion_refused(400, body), Deletion::NotFound);
+        assert_eq!(deletion_refused(404, b""), Deletion::NotFound);
+        assert_eq!(
+            deletion_refused(400, br#"{"errorCode":"error in delete submission"}"#),
+            Deletion::Failed {
+                code: "error in delete submission".into(),
+                retryable: true
+            }
+        );
+        assert_eq!(
+            deletion_refused(403, b"<html>"),
+            Deletion::Failed {
+                code: "http_403".into(),
+                retryable: false
+            }
+        );
     }
 
     #[test]

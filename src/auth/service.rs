@@ -21,6 +21,10 @@ pub const SCOPE_LINKS_WRITE: &str = "faceauth:links:write";
 /// Scope to read link status and step-up results.
 pub const SCOPE_STATUS_READ: &str = "faceauth:status:read";
 
+/// Scope to erase a user's FaceAuth data and read erasure status (issue 19). Static API keys
+/// carry it only with `auth.service.api_keys_may_erase`.
+pub const SCOPE_DATA_DELETE: &str = "faceauth:data:delete";
+
 /// Header carrying a static service API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -49,6 +53,7 @@ pub struct ServiceVerifier {
     jwt: Option<JwtVerifier>,
     scope_claim: String,
     api_keys: Vec<[u8; 32]>,
+    api_keys_may_erase: bool,
 }
 
 impl ServiceVerifier {
@@ -99,6 +104,7 @@ impl ServiceVerifier {
             jwt,
             scope_claim: svc.scope_claim.clone(),
             api_keys,
+            api_keys_may_erase: svc.api_keys_may_erase,
         }))
     }
 
@@ -126,9 +132,13 @@ impl ServiceVerifier {
             found |= known.ct_eq(&digest);
         }
         if bool::from(found) {
+            let mut scopes = vec![SCOPE_LINKS_WRITE.into(), SCOPE_STATUS_READ.into()];
+            if self.api_keys_may_erase {
+                scopes.push(SCOPE_DATA_DELETE.into());
+            }
             Ok(ServicePrincipal {
                 subject: "api-key".into(),
-                scopes: vec![SCOPE_LINKS_WRITE.into(), SCOPE_STATUS_READ.into()],
+                scopes,
             })
         } else {
             Err(AuthError::Invalid("unknown API key"))

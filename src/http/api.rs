@@ -149,7 +149,7 @@ pub(crate) fn parse_optional_object<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// The `Idempotency-Key` header, if sent. Errors: [`ApiError::BadRequest`] if malformed.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let mut values = req.headers().get_all(IDEMPOTENCY_KEY);
     let Some(value) = values.next() else {
         return Ok(None);

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// 404 `link_not_found`.
     #[error("link not found")]
     LinkNotFound,
+    /// 404 `erasure_not_found`: no such erasure, or its record is no longer kept.
+    #[error("erasure not found")]
+    ErasureNotFound,
     /// 410 `link_used`.
     #[error("link already used")]
     LinkUsed,
@@ -120,6 +123,8 @@ pub enum ProblemCode {
     NoSubmission,
     /// 404
     LinkNotFound,
+    /// 404
+    ErasureNotFound,
     /// 410
     LinkUsed,
     /// 410
@@ -188,6 +193,7 @@ impl ApiError {
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::NoSubmission => "no_submission",
             ApiError::LinkNotFound => "link_not_found",
+            ApiError::ErasureNotFound => "erasure_not_found",
             ApiError::LinkUsed => "link_used",
             ApiError::LinkExpired => "link_expired",
             ApiError::LinkRevoked => "link_revoked",
@@ -219,6 +225,7 @@ impl ApiError {
             ApiError::InvalidToken(_) => "Invalid token",
             ApiError::NoSubmission => "No approved submission",
             ApiError::LinkNotFound => "Link not found",
+            ApiError::ErasureNotFound => "Erasure not found",
             ApiError::LinkUsed => "Link already used",
             ApiError::LinkExpired => "Link expired",
             ApiError::LinkRevoked => "Link revoked",
@@ -256,6 +263,7 @@ impl ApiError {
                 "This user has no approved ARGOS ID Check submission to verify against.".into()
             }
             ApiError::LinkNotFound => "No such link.".into(),
+            ApiError::ErasureNotFound => "No such erasure, or its record is no longer kept.".into(),
             ApiError::LinkUsed => "This link has already been used. Request a new one.".into(),
             ApiError::LinkExpired => "This link has expired. Request a new one.".into(),
             ApiError::LinkRevoked => "This link was revoked. Request a new one.".into(),
@@ -422,7 +430,9 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::InsufficientScope(_) | ApiError::CrossSiteRequest => StatusCode::FORBIDDEN,
-            ApiError::LinkNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::LinkNotFound | ApiError::RouteNotFound | ApiError::ErasureNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::LinkUsed | ApiError::LinkExpired | ApiError::LinkRevoked => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -553,6 +563,7 @@ mod tests {
             ApiError::CrossSiteRequest,
             ApiError::NoSubmission,
             ApiError::LinkNotFound,
+            ApiError::ErasureNotFound,
             ApiError::LinkUsed,
             ApiError::LinkExpired,
             ApiError::LinkRevoked,

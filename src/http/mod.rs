@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod client_ip;
+pub mod erasure_api;
 pub mod error;
 pub mod html;
 pub mod middleware;

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, open, routes, service_api, webhooks, well_known};
+use super::{api, erasure_api, open, routes, service_api, webhooks, well_known};
 
 struct Security;
 
@@ -65,7 +65,10 @@ impl Modify for Exact {
         use utoipa::openapi::schema::Schema;
         use utoipa::openapi::{RefOr, Required};
         for item in openapi.paths.paths.values_mut() {
-            for op in [&mut item.post, &mut item.put].into_iter().flatten() {
+            for op in [&mut item.post, &mut item.put, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
                 let Some(body) = op.request_body.as_mut() else {
                     continue;
                 };
@@ -116,6 +119,8 @@ impl Modify for Exact {
         service_api::mint_for_user,
         service_api::put_submission,
         service_api::step_up,
+        erasure_api::erase_user,
+        erasure_api::erasure_status,
         webhooks::receive,
         well_known::jwks,
         routes::healthz,

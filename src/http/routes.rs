@@ -12,6 +12,8 @@
 //! | `POST /v1/users/{user_id}/links` | service, `faceauth:links:write` | `201` link for delivery by message |
 //! | `PUT /v1/users/{user_id}/submission` | service, `faceauth:links:write` | `204` records the user's `sid` |
 //! | `GET /v1/users/{user_id}/step-up` | service, `faceauth:status:read` | `200` `{"verified", …}` |
+//! | `DELETE /v1/users/{user_id}/faceauth` | service, `faceauth:data:delete` | `202` erasure (issue 19) |
+//! | `GET /v1/erasures/{id}` | service, `faceauth:data:delete` | `200` erasure status |
 //! | `POST /v1/webhooks/argos/{path_secret}` | path secret + source IP | `200` after recording |
 //! | `GET /.well-known/jwks.json` | none | `200` step-up assertion keys (`404` while off) |
 //! | `GET /healthz`, `GET /readyz` | none | liveness, store readiness |
@@ -28,7 +30,7 @@ use actix_web::{web, HttpResponse};
 use ipnet::IpNet;
 
 use super::webhooks::WebhookReceiver;
-use super::{api, open, service_api, webhooks, ApiError};
+use super::{api, erasure_api, open, service_api, webhooks, ApiError};
 use crate::config::CorsSettings;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub sid: SidResolver,
     /// The results loop (webhooks, pull-verification, step-up).
     pub results: Results,
+    /// Erasures (issue 19).
+    pub erasures: crate::erasure::Erasures,
     /// Webhook receiver settings.
     pub webhooks: WebhookReceiver,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
@@ -197,6 +201,16 @@ pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
                         .route(web::get().to(service_api::step_up))
                         .route(web::head().to(service_api::step_up))
                         .default_service(allow("GET, HEAD")),
+                )
+                .service(
+                    web::resource("/users/{user_id}/faceauth")
+                        .route(web::delete().to(erasure_api::erase_user))
+                        .default_service(allow("DELETE")),
+                )
+                .service(
+                    web::resource("/erasures/{id}")
+                        .route(web::get().to(erasure_api::erasure_status))
+                        .default_service(allow("GET")),
                 )
                 .service(
                     web::resource("/webhooks/argos/{path_secret}")

@@ -299,6 +299,9 @@ impl LinkService {
                     limit: self.options.max_url_bytes,
                 });
             }
+            // Indexed first: the user's erasure must find every link (issue 19).
+            crate::erasure::note_link(self.store.as_ref(), &link.user_id, &id, &self.policy)
+                .await?;
             let record = match self.store.create(&id, link, &self.policy, open_now).await {
                 Ok(record) => record,
                 Err(StoreError::Conflict) => continue,

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    Claim, ClaimedJob, DeadJob, KvStore, LinkStore, OpenResult, QueuePolicy, ResultWrite,
-    RevokeResult, Settle, Settled, Snapshot, StoreError, WindowCount,
+    Claim, ClaimedJob, DeadJob, ErasedUser, ErasureStore, KvStore, LinkStore, OpenResult,
+    QueuePolicy, ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, UserKeys,
+    WindowCount,
 };
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, NewLink, OpenStep};
 
@@ -21,6 +22,8 @@ enum Value {
     Queue(Vec<(i64, String)>),
     /// Written by `put_if_later`: (order, tiebreak, value).
     Later(i64, String, String),
+    /// Written by `index_add`: members and their expiry (ms).
+    Index(std::collections::BTreeMap<String, i64>),
 }
 
 /// One job of a work queue (mirrors the envelope of the Redis scripts).
@@ -655,5 +658,120 @@ impl KvStore for MemoryStore {
         q.set_due(member, now);
         q.evict_at = at(now, policy.ttl_ms);
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl ErasureStore for MemoryStore {
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        ttl_ms: u64,
+        unless_erased: Option<(&str, i64)>,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        if let Some((tombstone, before)) = unless_erased {
+            if let Some((Value::Text(t), _)) = inner.live_kv(tombstone, now) {
+                if t.parse::<i64>().is_ok_and(|t| t >= before) {
+                    return Ok(false);
+                }
+            }
+        }
+        let mut index = match inner.live_kv(key, now) {
+            Some((Value::Index(index), _)) => std::mem::take(index),
+            _ => Default::default(),
+        };
+        let expires = at(now, ttl_ms.max(1));
+        index.insert(member.to_string(), expires);
+        index.retain(|_, until| *until > now);
+        inner
+            .kv
+            .insert(key.to_string(), (Value::Index(index), expires));
+        Ok(true)
+    }
+
+    async fn erase_user(
+        &self,
+        keys: &UserKeys,
+        erasure_id: &str,
+        extra_auth_ids: &[String],
+        ttl_ms: u64,
+    ) -> Result<ErasedUser, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        inner.wrote(now);
+        if let Some((Value::Text(old), _)) = inner.live_kv(&keys.record, now) {
+            return Ok(ErasedUser {
+                created: false,
+                record: old.clone(),
+            });
+        }
+        let mut members = |key: &str| match inner.live_kv(key, now) {
+            Some((Value::Index(index), _)) => index
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(m, _)| m.clone())
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        let links = members(&keys.links);
+        let auth_ids = members(&keys.auth_ids);
+        let idempotency = members(&keys.idempotency);
+        for key in idempotency
+            .iter()
+            .chain([&keys.links, &keys.auth_ids, &keys.idempotency])
+            .chain(&keys.others)
+        {
+            inner.kv.remove(key);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let items: Vec<serde_json::Value> = auth_ids
+            .iter()
+            .chain(extra_auth_ids)
+            .filter(|a| !a.is_empty() && seen.insert(a.as_str()))
+            .map(|a| serde_json::json!({"a": a, "s": "pending"}))
+            .collect();
+        let record = serde_json::json!({
+            "id": erasure_id, "at": now, "st": "pending", "links": links, "items": items,
+        })
+        .to_string();
+        let evict_at = at(now, ttl_ms.max(1));
+        inner.kv.insert(
+            keys.tombstone.clone(),
+            (Value::Text(now.to_string()), evict_at),
+        );
+        inner
+            .kv
+            .insert(keys.record.clone(), (Value::Text(record.clone()), evict_at));
+        Ok(ErasedUser {
+            created: true,
+            record,
+        })
+    }
+
+    async fn erase_link(&self, id: &LinkId) -> Result<(), StoreError> {
+        self.lock()?.links.remove(id);
+        Ok(())
+    }
+
+    async fn queue_remove(
+        &self,
+        queue: &str,
+        member: &str,
+        marker: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock()?;
+        let q = inner.queue(queue, now);
+        q.jobs.remove(member);
+        q.due.retain(|(_, m)| m != member);
+        q.dead.retain(|(_, m)| m != member);
+        if let Some(m) = marker {
+            inner.kv.remove(&format!("{{{queue}}}:seen:{m}"));
+        }
+        Ok(())
     }
 }

@@ -413,10 +413,25 @@ pub trait KvStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 }
 
-/// Everything the gateway keeps: links plus the small primitives.
-pub trait Store: LinkStore + KvStore {}
-
-impl<T: LinkStore + KvStore> Store for T {}
+/// The keys of one user that an erasure deletes in one atomic step. All of them carry the
+/// user's hash tag (`{<user tag>}`), so the step runs on one slot of a cluster. Keys are given
+/// without the store's prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKeys {
+    /// Index of the user's link ids (the link keys themselves live in other slots).
+    pub links: String,
+    /// Index of the ARGOS authentication ids seen for the user.
+    pub auth_ids: String,
+    /// Index of the user's idempotency record keys (unprefixed); the records are deleted too.
+    pub idempotency: String,
+    /// The erasure tombstone: the store's clock at the erasure, Unix ms.
+    pub tombstone: String,
+    /// The erasure record written by this erasure.
+    pub record: String,
+    /// Every other key of the user, deleted as they are (step-up, `sid` mapping and cache,
+    /// live link, mint counter).
+    pub others: Vec<String>,
+}
 
 /// The store's risky settings, split by `store.accept_risks`.
 #[derive(Debug, Clone, Default)]
@@ -449,3 +464,59 @@ pub async fn assess_risks(
         .partition(|r| accept.iter().any(|a| a == r.name));
     Ok(RiskAssessment { refused, accepted })
 }
+
+/// What [`ErasureStore::erase_user`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedUser {
+    /// `false`: the record already existed (a retry of the same erasure); nothing changed.
+    pub created: bool,
+    /// The erasure record as stored (JSON, see `crate::erasure::Record`).
+    pub record: String,
+}
+
+/// Per-user indexes and the atomic steps of an erasure (see `crate::erasure`).
+#[async_trait]
+pub trait ErasureStore: Send + Sync + 'static {
+    /// Adds `member` to the index `key` (a sorted set of members scored by their own expiry,
+    /// `ttl_ms` from now), drops expired members and sets the key's expiry to `ttl_ms`, in one
+    /// step. With `unless_erased = (tombstone key, t)`, does nothing and returns `false` when
+    /// the tombstone holds an erasure time at or after `t`.
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        ttl_ms: u64,
+        unless_erased: Option<(&str, i64)>,
+    ) -> Result<bool, StoreError>;
+
+    /// One atomic step on the user's slot: unless `keys.record` exists already (then it is
+    /// returned unchanged), reads the link and authentication-id sets, deletes every key in
+    /// `keys` (the idempotency records the index names included), sets the tombstone to the
+    /// store's clock and writes the erasure record `erasure_id` (pending, with the unexpired
+    /// link ids, and the unexpired authentication ids seen plus `extra_auth_ids`,
+    /// deduplicated), both for `ttl_ms`.
+    async fn erase_user(
+        &self,
+        keys: &UserKeys,
+        erasure_id: &str,
+        extra_auth_ids: &[String],
+        ttl_ms: u64,
+    ) -> Result<ErasedUser, StoreError>;
+
+    /// Deletes a link record, whatever its state.
+    async fn erase_link(&self, id: &LinkId) -> Result<(), StoreError>;
+
+    /// Removes job `member` from work queue `queue` (due, leased or dead-lettered), and its
+    /// redelivery marker if given. One atomic step.
+    async fn queue_remove(
+        &self,
+        queue: &str,
+        member: &str,
+        marker: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Everything the gateway keeps: links plus the small primitives.
+pub trait Store: LinkStore + KvStore + ErasureStore {}
+
+impl<T: LinkStore + KvStore + ErasureStore> Store for T {}

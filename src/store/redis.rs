@@ -24,6 +24,8 @@
 //! * With `store.min_replica_acks`, `WAIT` is pipelined right after the create or open script
 //!   on the same connection; fewer confirmations than asked is a failure (503 and undo).
 
+mod erasure;
+
 use super::clock::{local_now_us, ClockOffset};
 use super::redis_conn::{Conn, RedisTarget, NOT_SENT};
 use async_trait::async_trait;
@@ -493,6 +495,7 @@ pub struct RedisStore {
     queue_settle: Script,
     queue_dead: Script,
     queue_revive: Script,
+    erasure: erasure::Scripts,
 }
 
 /// Why a script gave no usable answer.
@@ -596,6 +599,7 @@ impl RedisStore {
             queue_settle: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_SETTLE_BODY}")),
             queue_dead: Script::new(&format!("{QUEUE_EXPIRE_LUA}{QUEUE_DEAD_LUA}")),
             queue_revive: Script::new(&format!("{NOW_LUA}{QUEUE_EXPIRE_LUA}{QUEUE_REVIVE_BODY}")),
+            erasure: erasure::Scripts::new(),
         };
         store.ping().await?;
         store.check_server().await?;
@@ -677,7 +681,10 @@ impl RedisStore {
             &self.queue_settle,
             &self.queue_dead,
             &self.queue_revive,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.erasure.all())
+        {
             let loaded =
                 tokio::time::timeout(self.timeout, script.prepare_invoke().load_async(&mut conn))
                     .await;

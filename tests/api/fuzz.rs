@@ -37,6 +37,8 @@ async fn the_openapi_document_holds_under_schemathesis() {
     let app = spawn_app_with(|s| {
         s.auth.service.api_key_sha256 =
             vec![hex::encode(openssl::sha::sha256(SERVICE_KEY.as_bytes()))];
+        // The erasure routes too (issue 19), not only their 403.
+        s.auth.service.api_keys_may_erase = true;
         s.webhooks.path_secret = Some(secrecy::SecretString::from(
             "fuzz_webhook_path_secret_0123456789abcdef",
         ));

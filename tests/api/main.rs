@@ -10,6 +10,7 @@ mod confirm;
 mod crypto_vectors;
 mod deploy;
 mod edges;
+mod erasure;
 mod failover;
 mod frontend;
 mod fuzz;

@@ -331,3 +331,139 @@ async fn fenced_replace_and_discard_agree() {
         assert!(store.get(&id).await.unwrap().is_none(), "{name}");
     }
 }
+
+async fn full_backends() -> Vec<(&'static str, Arc<dyn faceauth_gateway::store::Store>)> {
+    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    vec![
+        ("memory", Arc::new(MemoryStore::new())),
+        ("redis", Arc::new(redis)),
+    ]
+}
+
+/// Issue 19: the per-user indexes, the atomic erase step, link deletion and job removal.
+#[tokio::test]
+async fn erasure_indexes_and_the_erase_step() {
+    use faceauth_gateway::erasure::{ErasureState, ItemStatus, Record};
+    use faceauth_gateway::store::{QueuePolicy, UserKeys};
+    for (name, store) in full_backends().await {
+        let t = faceauth_gateway::store::user_tag("user-😀");
+        let keys = UserKeys {
+            links: format!("ux:{{{t}}}:links"),
+            auth_ids: format!("ux:{{{t}}}:auths"),
+            idempotency: format!("ux:{{{t}}}:idem"),
+            tombstone: format!("erased:{{{t}}}"),
+            record: format!("erasure:{{{t}}}:er_1"),
+            others: vec![format!("sid:{{{t}}}"), format!("stepup:{{{t}}}")],
+        };
+        let id = LinkId::random();
+        store
+            .create(&id, &new_link(), &policy(Expiry::Count), false)
+            .await
+            .unwrap();
+        assert!(store
+            .index_add(&keys.links, &id.to_string(), 60_000, None)
+            .await
+            .unwrap());
+        for auth in ["auth-1", "auth-2", "auth-1"] {
+            assert!(store
+                .index_add(&keys.auth_ids, auth, 60_000, Some((&keys.tombstone, 0)))
+                .await
+                .unwrap());
+        }
+        let idem = format!("idem:{{{t}}}:abc");
+        store.put(&idem, "response", 60_000).await.unwrap();
+        store
+            .index_add(&keys.idempotency, &idem, 60_000, None)
+            .await
+            .unwrap();
+        store.put(&keys.others[0], "sid-1", 60_000).await.unwrap();
+
+        // A member past its own expiry is not erased again (its record is gone by then).
+        store
+            .index_add(&keys.links, "expired-link", 1, None)
+            .await
+            .unwrap();
+        store
+            .index_add(&keys.links, &id.to_string(), 60_000, None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await; // the 1 ms expiry passes
+        let extra = vec!["auth-2".to_string(), "auth-3".to_string(), String::new()];
+        let erased = store
+            .erase_user(&keys, "er_1", &extra, 60_000)
+            .await
+            .unwrap();
+        assert!(erased.created, "{name}");
+        let record: Record = serde_json::from_str(&erased.record).unwrap();
+        assert_eq!(record.id, "er_1");
+        assert_eq!(record.state, ErasureState::Pending);
+        assert_eq!(record.links, vec![id.to_string()], "{name}");
+        let mut auths: Vec<&str> = record.items.iter().map(|i| i.auth_id.as_str()).collect();
+        auths.sort();
+        assert_eq!(
+            auths,
+            ["auth-1", "auth-2", "auth-3"],
+            "{name}: deduplicated"
+        );
+        assert!(record.items.iter().all(|i| i.status == ItemStatus::Pending));
+        assert_eq!(store.read(&idem).await.unwrap(), None, "{name}");
+        assert_eq!(store.read(&keys.others[0]).await.unwrap(), None, "{name}");
+        // The tombstone holds the erasure time: older links get nothing attached.
+        assert!(!store
+            .index_add(
+                &keys.auth_ids,
+                "late",
+                60_000,
+                Some((&keys.tombstone, record.at))
+            )
+            .await
+            .unwrap());
+        assert!(store
+            .index_add(
+                &keys.auth_ids,
+                "new",
+                60_000,
+                Some((&keys.tombstone, record.at + 1))
+            )
+            .await
+            .unwrap());
+        // A repeat changes nothing and returns the same record.
+        let again = store.erase_user(&keys, "er_1", &[], 60_000).await.unwrap();
+        assert!(!again.created, "{name}");
+        assert_eq!(again.record, erased.record, "{name}");
+
+        store.erase_link(&id).await.unwrap();
+        assert!(store.get(&id).await.unwrap().is_none(), "{name}");
+
+        let queue = "q:contract";
+        let qp = QueuePolicy {
+            lease_ms: 10_000,
+            max_failures: 3,
+            ttl_ms: 60_000,
+            dead_ttl_ms: 60_000,
+        };
+        assert!(store
+            .queue_push(queue, "job-1", "{}", Some("m1"), 60_000, &qp)
+            .await
+            .unwrap());
+        store
+            .queue_remove(queue, "job-1", Some("m1"))
+            .await
+            .unwrap();
+        assert!(store
+            .queue_claim(queue, 10, &qp)
+            .await
+            .unwrap()
+            .jobs
+            .is_empty());
+        assert!(
+            store
+                .queue_push(queue, "job-1", "{}", Some("m1"), 60_000, &qp)
+                .await
+                .unwrap(),
+            "{name}: the marker went with the job"
+        );
+    }
+}
