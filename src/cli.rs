@@ -182,10 +182,11 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
         Err(e) => return fail(2, &e.to_string()),
     };
     crate::telemetry::init(settings.log.format);
-    let app = match Application::build(settings).await {
+    let mut app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
     };
+    app.set_config_path(config);
     tracing::info!(port = app.port(), "faceauth-gateway listening");
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -211,6 +212,8 @@ async fn check_config(config: Option<PathBuf>) -> ExitCode {
         }
     }
     print!("{}", settings.redacted_toml());
+    println!("\n# Where each secret setting came from (never its value):");
+    print!("{}", settings.secret_sources_report());
     eprintln!("configuration OK");
     ExitCode::SUCCESS
 }

@@ -7,6 +7,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::config::{ConfigError, RedisMode, Settings, StoreBackend};
 use crate::demo::DemoState;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
-use crate::http::webhooks::WebhookReceiver;
+use crate::http::webhooks::{WebhookKeys, WebhookReceiver};
 use crate::http::ApiError;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
@@ -209,15 +210,6 @@ impl Components {
             .ok_or_else(|| ConfigError::new("argos.api_key", "required"))?;
         let cipher = QueryCipher::new(settings.argos.encryption, api_key)
             .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
-        let mut webhook_ciphers = Vec::new();
-        for key in [Some(api_key), settings.argos.idcheck_api_key.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if let Ok(c) = QueryCipher::new(Encryption::Aes256Cbc, key) {
-                webhook_ciphers.push(c);
-            }
-        }
         let urls = FaceAuthUrlBuilder::new(
             &settings.argos.form_url,
             settings.argos.project_id.as_deref().unwrap_or_default(),
@@ -250,15 +242,10 @@ impl Components {
             sid,
             results,
             callbacks,
-            webhooks: WebhookReceiver {
-                path_secret: settings
-                    .webhooks
-                    .path_secret
-                    .clone()
-                    .filter(|s| !s.expose_secret().is_empty()),
-                allowed_ips: settings.webhooks.allowed_ips.clone(),
-                ciphers: webhook_ciphers,
-            },
+            webhooks: WebhookReceiver::new(
+                webhook_keys(settings),
+                settings.webhooks.allowed_ips.clone(),
+            ),
             limiter: RateLimiter::new(
                 store.clone(),
                 settings.limits.mint_per_user,
@@ -269,6 +256,183 @@ impl Components {
             links: LinkService::new(store, settings.links.policy(), options, urls),
             verifier,
         })
+    }
+}
+
+/// The webhook receiver's secrets: the path secrets (the previous one only while a current one
+/// is set) and the AES-256-CBC ciphers of the Add-on key, the previous Add-on key and the ID
+/// Check key, tried in that order.
+fn webhook_keys(settings: &Settings) -> WebhookKeys {
+    let ciphers = [
+        settings.argos.api_key.as_ref(),
+        settings.argos.previous_api_key.as_ref(),
+        settings.argos.idcheck_api_key.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|key| QueryCipher::new(Encryption::Aes256Cbc, key).ok())
+    .collect();
+    let set = |s: &Option<secrecy::SecretString>| {
+        s.clone().filter(|v| !v.expose_secret().is_empty())
+    };
+    let path_secrets = match set(&settings.webhooks.path_secret) {
+        Some(current) => std::iter::once(current)
+            .chain(set(&settings.webhooks.previous_path_secret))
+            .collect(),
+        None => Vec::new(),
+    };
+    WebhookKeys {
+        path_secrets,
+        ciphers,
+    }
+}
+
+/// Applies reloadable settings to a running gateway (`SIGHUP`), without dropping requests:
+/// the callback secrets and format, the webhook path secrets, the previous Add-on key (webhook
+/// decryption), the service API key hashes, every secret read from a file among those; and it
+/// refetches the JWKS of both profiles. Everything else takes effect only after a restart
+/// (logged by key name).
+#[derive(Clone)]
+pub struct Reloader {
+    config: Option<PathBuf>,
+    current: Arc<tokio::sync::Mutex<Settings>>,
+    state: web::Data<AppState>,
+    verifier: web::Data<crate::auth::JwtVerifier>,
+    services: web::Data<Option<ServiceVerifier>>,
+    callbacks: Option<Callbacks>,
+}
+
+impl Reloader {
+    /// Loads the configuration again (defaults, `--config` file, environment, secret files)
+    /// and applies it. On error nothing changes. Errors: the [`ConfigError`].
+    pub async fn reload(&self) -> Result<Vec<String>, ConfigError> {
+        let settings = Settings::load(self.config.as_deref())?;
+        self.apply(settings).await
+    }
+
+    /// Applies the reloadable part of `new` (validated first: on error nothing changes);
+    /// returns the keys whose change needs a restart.
+    /// Errors: the [`ConfigError`] of `new`.
+    pub async fn apply(&self, new: Settings) -> Result<Vec<String>, ConfigError> {
+        new.validate()?;
+        let mut current = self.current.lock().await;
+        let mut applied = current.clone();
+        if self.callbacks.is_some() {
+            applied.callbacks.secret = new.callbacks.secret.clone();
+            applied.callbacks.previous_secrets = new.callbacks.previous_secrets.clone();
+            applied.callbacks.format = new.callbacks.format;
+        }
+        applied.webhooks.path_secret = new.webhooks.path_secret.clone();
+        applied.webhooks.previous_path_secret = new.webhooks.previous_path_secret.clone();
+        applied.argos.previous_api_key = new.argos.previous_api_key.clone();
+        if self.services.is_some() {
+            applied.auth.service.api_key_sha256 = new.auth.service.api_key_sha256.clone();
+        }
+        applied.secret_sources = new.secret_sources.clone();
+        applied.validate()?;
+        let restart = restart_needed(&new, &applied);
+        if let Some(callbacks) = &self.callbacks {
+            callbacks.set_keys(&applied.callbacks);
+        }
+        self.state.webhooks.set_keys(webhook_keys(&applied));
+        if let Some(services) = self.services.as_ref() {
+            services.set_api_keys(&applied.auth.service.api_key_sha256);
+        }
+        *current = applied;
+        drop(current);
+        self.verifier.warm_up().await;
+        if let Some(services) = self.services.as_ref() {
+            services.warm_up().await;
+        }
+        Ok(restart)
+    }
+
+    /// [`Reloader::reload`], logged and counted (`faceauth_config_reloads_total`).
+    pub async fn on_signal(&self) {
+        match self.reload().await {
+            Ok(restart) => {
+                crate::metrics::METRICS
+                    .config_reloads
+                    .with_label_values(&["ok"])
+                    .inc();
+                if restart.is_empty() {
+                    tracing::info!("configuration reloaded (SIGHUP)");
+                } else {
+                    tracing::warn!(
+                        restart_needed = restart.join(",").as_str(),
+                        "configuration reloaded (SIGHUP); these changed settings take effect only after a restart"
+                    );
+                }
+            }
+            Err(e) => {
+                crate::metrics::METRICS
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                // ConfigError names the key, never a secret's value.
+                tracing::error!(error = %e, "configuration reload refused (SIGHUP); nothing changed");
+            }
+        }
+    }
+}
+
+/// Dotted keys where `new` differs from what was applied: settings that need a restart.
+fn restart_needed(new: &Settings, applied: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    let as_value = |s: &Settings| toml::Value::try_from(s).unwrap_or(toml::Value::Boolean(false));
+    diff_keys(&as_value(new), &as_value(applied), "", &mut out);
+    // Secrets serialize redacted: compare them directly (never logged).
+    let exposed = |s: &Option<secrecy::SecretString>| {
+        s.as_ref().map(|v| v.expose_secret().to_string())
+    };
+    for (key, a, b) in [
+        ("store.redis_url", &new.store.redis_url, &applied.store.redis_url),
+        ("argos.api_key", &new.argos.api_key, &applied.argos.api_key),
+        (
+            "argos.idcheck_api_key",
+            &new.argos.idcheck_api_key,
+            &applied.argos.idcheck_api_key,
+        ),
+        ("auth.hs256_secret", &new.auth.hs256_secret, &applied.auth.hs256_secret),
+        (
+            "auth.service.hs256_secret",
+            &new.auth.service.hs256_secret,
+            &applied.auth.service.hs256_secret,
+        ),
+        ("outbound.proxy", &new.outbound.proxy, &applied.outbound.proxy),
+    ] {
+        if exposed(a) != exposed(b) && !out.iter().any(|k| k == key) {
+            out.push(key.to_string());
+        }
+    }
+    if new.callbacks.secret.as_ref().map(|s| s.expose_secret().to_string())
+        != applied.callbacks.secret.as_ref().map(|s| s.expose_secret().to_string())
+        && !out.iter().any(|k| k == "callbacks.secret")
+    {
+        out.push("callbacks.secret".into());
+    }
+    out.sort();
+    out
+}
+
+fn diff_keys(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let dotted = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff_keys(p, q, &dotted, out),
+                    _ => out.push(dotted),
+                }
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
     }
 }
 
@@ -340,6 +504,7 @@ pub struct Application {
     workers: Vec<tokio::task::JoinHandle<()>>,
     draining: Arc<AtomicBool>,
     drain: Duration,
+    reloader: Reloader,
 }
 
 /// Stops a running [`Application`] (server and background workers) from elsewhere.
@@ -440,6 +605,7 @@ impl Application {
         listener: TcpListener,
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
+        let initial = settings.clone();
         components.verifier.warm_up().await;
         if let Some(services) = &components.services {
             services.warm_up().await;
@@ -491,6 +657,7 @@ impl Application {
                 .to_string(),
         });
         let verifier = web::Data::new(components.verifier);
+        let callbacks = components.callbacks.clone();
         let cors = settings.cors.clone();
         let cookies = web::Data::new(CookiePolicy {
             cookie_name: Some(settings.auth.cookie_name.clone()).filter(|c| !c.is_empty()),
@@ -508,6 +675,14 @@ impl Application {
                 .ascii_serialization(),
         });
         let services = web::Data::new(components.services);
+        let reloader = Reloader {
+            config: None,
+            current: Arc::new(tokio::sync::Mutex::new(initial)),
+            state: state.clone(),
+            verifier: verifier.clone(),
+            services: services.clone(),
+            callbacks,
+        };
         let demo = demo.map(web::Data::new);
         let head_limits = web::Data::new(middleware::HeadLimits {
             max_headers: settings.server.max_headers,
@@ -567,7 +742,18 @@ impl Application {
             workers,
             draining,
             drain: Duration::from_secs(settings.server.drain_secs),
+            reloader,
         })
+    }
+
+    /// The `--config` file that `SIGHUP` reads again (with the environment and secret files).
+    pub fn set_config_path(&mut self, path: Option<PathBuf>) {
+        self.reloader.config = path;
+    }
+
+    /// Applies reloadable settings to this gateway (what `SIGHUP` does).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The bound port.
@@ -599,9 +785,27 @@ impl Application {
             shutdown_signal().await;
             stop.stop().await;
         });
+        let reloader = self.reloader.clone();
+        let on_hangup = tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::hangup()) {
+                    Ok(mut hup) => {
+                        while hup.recv().await.is_some() {
+                            reloader.on_signal().await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no SIGHUP reloads"),
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = reloader;
+        });
         let metrics = self.metrics.map(|(server, _)| tokio::spawn(server));
         let result = self.server.await;
         on_signal.abort();
+        on_hangup.abort();
         for w in &self.workers {
             w.abort();
         }
