@@ -231,6 +231,7 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub stop: faceauth_gateway::startup::StopHandle,
+    pub reloader: faceauth_gateway::startup::Reloader,
     pub metrics_port: Option<u16>,
     pub address: String,
     pub api_key: String,
@@ -308,6 +309,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
         .expect("gateway failed to build");
     let port = app.port();
     let stop = app.stop_handle();
+    let reloader = app.reloader();
     let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
@@ -315,6 +317,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
     use secrecy::ExposeSecret;
     TestApp {
         stop,
+        reloader,
         metrics_port,
         address,
         api_key: settings
@@ -661,4 +664,70 @@ impl TestKey {
 
 pub fn jwks(keys: &[&TestKey]) -> Value {
     json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+}
+
+/// Whether the reference webhook libraries (`pip install standardwebhooks stripe`) can be
+/// imported. Missing: the caller skips, unless `FACEAUTH_E2E_REQUIRED` is set (then it fails).
+pub fn webhook_libraries() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import standardwebhooks, stripe"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("FACEAUTH_E2E_REQUIRED").is_err(),
+            "the standardwebhooks and stripe Python packages are not installed, and \
+             FACEAUTH_E2E_REQUIRED is set"
+        );
+        eprintln!("skipped: pip install standardwebhooks stripe");
+    }
+    ok
+}
+
+const VERIFY_PY: &str = r#"
+import json, os, sys
+body = open(sys.argv[2], "rb").read()
+headers = json.loads(os.environ["FAG_HEADERS"])
+secret = os.environ["FAG_SECRET"]
+if sys.argv[1] == "standard":
+    from standardwebhooks.webhooks import Webhook
+    Webhook(secret).verify(body, headers)
+else:
+    import stripe
+    stripe.WebhookSignature.verify_header(
+        body.decode(), headers["faceauth-signature"], secret, tolerance=300
+    )
+print("verified")
+"#;
+
+/// Verifies a delivered callback with a reference library run as a separate process:
+/// `scheme` `standard` (the `standardwebhooks` package, `Webhook(secret).verify`) or `stripe`
+/// (the official `stripe` package, `WebhookSignature.verify_header`). Ok, or the library's
+/// refusal.
+pub fn reference_verify(
+    scheme: &str,
+    secret: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), String> {
+    let file = std::env::temp_dir().join(format!("fag-cb-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, body).unwrap();
+    let map: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let out = Command::new("python3")
+        .args(["-c", VERIFY_PY, scheme, file.to_str().unwrap()])
+        .env("FAG_HEADERS", Value::Object(map).to_string())
+        .env("FAG_SECRET", secret)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("verified") {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
