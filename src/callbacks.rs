@@ -331,7 +331,15 @@ impl Callbacks {
                 .header(STANDARD_TIMESTAMP_HEADER, t.to_string())
                 .header(STANDARD_SIGNATURE_HEADER, signatures.join(" "));
         }
-        let sent = request.body(job.body.clone()).send().await;
+        let span = crate::telemetry::client_span("callback", "POST callback");
+        let sent = tracing::Instrument::instrument(
+            async { crate::telemetry::inject(request).body(job.body.clone()).send().await },
+            span.clone(),
+        )
+        .await;
+        if let Ok(res) = &sent {
+            span.record("http.response.status_code", res.status().as_u16());
+        }
         match sent {
             Ok(res) if res.status().is_success() => {
                 tracing::info!(event = job.member.as_str(), "callback delivered");

@@ -181,14 +181,18 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, &e.to_string()),
     };
-    crate::telemetry::init(settings.log.format);
+    if let Err(e) = crate::telemetry::init_with(settings.log.format, &settings.telemetry) {
+        return fail(2, &e);
+    }
     let mut app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
     };
     app.set_config_path(config);
     tracing::info!(port = app.port(), "faceauth-gateway listening");
-    match app.run_until_stopped().await {
+    let result = app.run_until_stopped().await;
+    crate::telemetry::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, &e.to_string()),
     }

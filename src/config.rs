@@ -50,6 +50,8 @@ const STRING_KEYS: &[&str] = &[
     "outbound.proxy",
     "argos.previous_api_key",
     "webhooks.previous_path_secret",
+    "telemetry.otlp_endpoint",
+    "telemetry.service_name",
 ];
 
 /// Every secret setting, and whether it holds a list. Each can also be read from a file:
@@ -157,9 +159,38 @@ pub struct Settings {
     /// `[outbound]`
     #[serde(default)]
     pub outbound: OutboundSettings,
+    /// `[telemetry]`
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     /// Where each secret setting came from (`check-config`); never a value.
     #[serde(skip)]
     pub secret_sources: BTreeMap<String, String>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, off unless `otlp_endpoint` is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP (protobuf) base URL of a collector, e.g. `http://otel-collector:4318`; spans
+    /// go to `<otlp_endpoint>/v1/traces`. Empty: no traces, no trace context propagation.
+    #[serde(default)]
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            otlp_endpoint: String::new(),
+            service_name: default_service_name(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "faceauth-gateway".into()
 }
 
 /// `[outbound]`: how outgoing HTTP (ARGOS, JWKS, callbacks) reaches the network.
@@ -1240,6 +1271,24 @@ impl Settings {
             ));
         }
         crate::outbound::Outbound::from_settings(&self.outbound)?;
+        if !self.telemetry.otlp_endpoint.is_empty() {
+            let parsed = url::Url::parse(&self.telemetry.otlp_endpoint).map_err(|_| {
+                ConfigError::new("telemetry.otlp_endpoint", "must be an absolute http(s) URL")
+            })?;
+            check_http_url("telemetry.otlp_endpoint", &parsed)?;
+            if parsed.query().is_some() {
+                return Err(ConfigError::new(
+                    "telemetry.otlp_endpoint",
+                    "must not have a query",
+                ));
+            }
+        }
+        if self.telemetry.service_name.trim().is_empty() {
+            return Err(ConfigError::new(
+                "telemetry.service_name",
+                "must not be empty",
+            ));
+        }
         if self.auth.leeway_secs > 600 {
             return Err(ConfigError::new(
                 "auth.leeway_secs",

@@ -253,9 +253,18 @@ impl WorkQueue {
         let task = {
             let handler = handler.clone();
             let job = job.clone();
-            AbortOnDrop(tokio::spawn(
+            // One span per job (a root span: the queue name only, never the job id); its
+            // outgoing calls carry its trace context.
+            let span = tracing::info_span!(
+                "job",
+                otel.name = %format_args!("job {}", self.name.as_str()),
+                otel.kind = "consumer",
+                queue = self.name.as_str(),
+            );
+            AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
                 async move { handler.handle(&job, now_ms).await },
-            ))
+                span,
+            )))
         };
         let renew = async {
             let every = self.lease() / 3;

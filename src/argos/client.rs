@@ -3,6 +3,7 @@
 //! `x-api-key`. Every attempt has a connect and a total timeout; timeouts, connection errors,
 //! `429` and `5xx` are retried `argos.api_retries` times with exponential backoff.
 
+use tracing::Instrument;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::time::Duration;
@@ -261,13 +262,22 @@ impl ArgosClient {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 * (1 << (attempt - 1).min(5)))).await;
             }
-            let sent = self
-                .http
-                .get(url.clone())
-                .header("x-api-key", key.expose_secret())
-                .header("accept", "application/json")
+            let span = crate::telemetry::client_span("argos", operation(path));
+            let sent = async {
+                crate::telemetry::inject(
+                    self.http
+                        .get(url.clone())
+                        .header("x-api-key", key.expose_secret())
+                        .header("accept", "application/json"),
+                )
                 .send()
-                .await;
+                .await
+            }
+            .instrument(span.clone())
+            .await;
+            if let Ok(res) = &sent {
+                span.record("http.response.status_code", res.status().as_u16());
+            }
             let res = match sent {
                 Ok(res) => res,
                 Err(e) => {
@@ -328,5 +338,14 @@ mod tests {
         ]}));
         assert_eq!(newest_approved(&answer).as_deref(), Some("new"));
         assert_eq!(newest_approved(&json!({"items": []})), None);
+    }
+}
+
+/// The span name of an ARGOS call: its method and path template (no query, no ids).
+fn operation(path: &str) -> &'static str {
+    match path {
+        "/v3/faceauth" => "GET /v3/faceauth",
+        "/v3/submission" => "GET /v3/submission",
+        _ => "GET argos",
     }
 }

@@ -429,13 +429,19 @@ impl JwksCache {
     }
 
     async fn get_json(&self, url: &str) -> Result<(Value, Option<String>), String> {
-        let mut res = self
-            .client
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let span = crate::telemetry::client_span("jwks", "GET jwks");
+        let mut res = tracing::Instrument::instrument(
+            crate::telemetry::inject(
+                self.client
+                    .get(url)
+                    .header("accept", "application/json"),
+            )
+            .send(),
+            span.clone(),
+        )
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+        span.record("http.response.status_code", res.status().as_u16());
         if res.status().is_redirection() {
             return Err(format!(
                 "GET {url}: status {} (redirects are not followed)",

@@ -616,7 +616,9 @@ async fn bounded<T>(
     fut: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {
     let started = std::time::Instant::now();
-    let result = match tokio::time::timeout(timeout, fut).await {
+    // One span per store command (op is a fixed name, never a key).
+    let span = tracing::info_span!("redis", otel.name = op, otel.kind = "client", db.system = "redis");
+    let result = match tracing::Instrument::instrument(tokio::time::timeout(timeout, fut), span).await {
         Ok(result) => result.map_err(unavailable),
         Err(_) => Err(StoreError::Unavailable(format!(
             "no answer within {} ms",
