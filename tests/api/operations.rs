@@ -520,3 +520,98 @@ async fn sighup_rereads_secret_files_without_dropping_requests() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// OpenTelemetry on the real binary (`telemetry.otlp_endpoint`): a request with a W3C
+/// `traceparent` makes an outgoing ARGOS call (`sid` source `argos`) that carries the same
+/// trace id with another span id; at shutdown the spans reach a local OTLP/HTTP receiver
+/// (protobuf): the request's, the ARGOS call's and the Redis scripts', in the caller's trace,
+/// without the user id, the link id or any key.
+#[tokio::test]
+async fn traces_join_the_callers_trace_and_reach_the_otlp_receiver() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let argos = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/submission"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "items": [{"submission_id": "sid-otel", "created_at": "2026-01-01T00:00:00Z",
+                       "userid": "otel-user", "kyc": {"result": "approved"}}]
+        })))
+        .mount(&argos)
+        .await;
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/traces"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    let idcheck_key = format!("idcheck_{}", uuid::Uuid::new_v4().simple());
+    let (gw, api_key, _) = Gateway::start(&[
+        ("FACEAUTH__ARGOS__API_BASE_URL", argos.uri()),
+        ("FACEAUTH__ARGOS__IDCHECK_API_KEY", idcheck_key.clone()),
+        ("FACEAUTH__SID__SOURCES", "[\"argos\"]".to_string()),
+        ("FACEAUTH__TELEMETRY__OTLP_ENDPOINT", collector.uri()),
+    ]);
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let parent_span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    let client = test_client();
+    let minted = client
+        .post(gw.url("/v1/links"))
+        .bearer_auth(user_jwt("otel-user"))
+        .header("traceparent", format!("00-{trace_id}-{parent_span}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 201);
+    let link_id = minted.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let calls = argos.received_requests().await.unwrap();
+    assert_eq!(calls.len(), 1);
+    let sent = calls[0].headers.get("traceparent").expect("traceparent to ARGOS");
+    let parts: Vec<&str> = sent.to_str().unwrap().split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent:?}");
+    assert_eq!(parts[1], trace_id, "the caller's trace");
+    assert_ne!(parts[2], parent_span, "a span of the gateway's own");
+
+    gw.signal("TERM");
+    let (code, stderr) = gw.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    let exported: Vec<u8> = collector
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/traces")
+        .inspect(|r| {
+            assert_eq!(
+                r.headers.get("content-type").unwrap(),
+                "application/x-protobuf"
+            )
+        })
+        .flat_map(|r| r.body.clone())
+        .collect();
+    let contains = |needle: &[u8]| exported.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(&hex::decode(&trace_id).unwrap()),
+        "spans in the caller's trace"
+    );
+    for name in [
+        &b"POST /v1/links"[..],
+        b"GET /v3/submission",
+        b"faceauth-gateway",
+        b"redis",
+    ] {
+        assert!(contains(name), "{}", String::from_utf8_lossy(name));
+    }
+    for secret in [
+        "otel-user",
+        link_id.as_str(),
+        api_key.as_str(),
+        idcheck_key.as_str(),
+        HS_SECRET,
+    ] {
+        assert!(!contains(secret.as_bytes()), "{secret} exported");
+    }
+}
