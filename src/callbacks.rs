@@ -333,7 +333,12 @@ impl Callbacks {
         }
         let span = crate::telemetry::client_span("callback", "POST callback");
         let sent = tracing::Instrument::instrument(
-            async { crate::telemetry::inject(request).body(job.body.clone()).send().await },
+            async {
+                crate::telemetry::inject(request)
+                    .body(job.body.clone())
+                    .send()
+                    .await
+            },
             span.clone(),
         )
         .await;

@@ -765,7 +765,10 @@ impl Settings {
             }
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::new("--config", format!("`{shown}` is not readable: {}", e.kind()))
+                ConfigError::new(
+                    "--config",
+                    format!("`{shown}` is not readable: {}", e.kind()),
+                )
             })?;
             // The parser's message quotes the offending line, which may hold a secret: only
             // the line number is shown.
@@ -1148,7 +1151,11 @@ impl Settings {
                     "required with callbacks.url, at least 32 characters",
                 ));
             }
-            let secrets = self.callbacks.secret.iter().map(|s| ("callbacks.secret".to_string(), s));
+            let secrets = self
+                .callbacks
+                .secret
+                .iter()
+                .map(|s| ("callbacks.secret".to_string(), s));
             let previous = self
                 .callbacks
                 .previous_secrets

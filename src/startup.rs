@@ -272,9 +272,8 @@ fn webhook_keys(settings: &Settings) -> WebhookKeys {
     .flatten()
     .filter_map(|key| QueryCipher::new(Encryption::Aes256Cbc, key).ok())
     .collect();
-    let set = |s: &Option<secrecy::SecretString>| {
-        s.clone().filter(|v| !v.expose_secret().is_empty())
-    };
+    let set =
+        |s: &Option<secrecy::SecretString>| s.clone().filter(|v| !v.expose_secret().is_empty());
     let path_secrets = match set(&settings.webhooks.path_secret) {
         Some(current) => std::iter::once(current)
             .chain(set(&settings.webhooks.previous_path_secret))
@@ -382,31 +381,50 @@ fn restart_needed(new: &Settings, applied: &Settings) -> Vec<String> {
     let as_value = |s: &Settings| toml::Value::try_from(s).unwrap_or(toml::Value::Boolean(false));
     diff_keys(&as_value(new), &as_value(applied), "", &mut out);
     // Secrets serialize redacted: compare them directly (never logged).
-    let exposed = |s: &Option<secrecy::SecretString>| {
-        s.as_ref().map(|v| v.expose_secret().to_string())
-    };
+    let exposed =
+        |s: &Option<secrecy::SecretString>| s.as_ref().map(|v| v.expose_secret().to_string());
     for (key, a, b) in [
-        ("store.redis_url", &new.store.redis_url, &applied.store.redis_url),
+        (
+            "store.redis_url",
+            &new.store.redis_url,
+            &applied.store.redis_url,
+        ),
         ("argos.api_key", &new.argos.api_key, &applied.argos.api_key),
         (
             "argos.idcheck_api_key",
             &new.argos.idcheck_api_key,
             &applied.argos.idcheck_api_key,
         ),
-        ("auth.hs256_secret", &new.auth.hs256_secret, &applied.auth.hs256_secret),
+        (
+            "auth.hs256_secret",
+            &new.auth.hs256_secret,
+            &applied.auth.hs256_secret,
+        ),
         (
             "auth.service.hs256_secret",
             &new.auth.service.hs256_secret,
             &applied.auth.service.hs256_secret,
         ),
-        ("outbound.proxy", &new.outbound.proxy, &applied.outbound.proxy),
+        (
+            "outbound.proxy",
+            &new.outbound.proxy,
+            &applied.outbound.proxy,
+        ),
     ] {
         if exposed(a) != exposed(b) && !out.iter().any(|k| k == key) {
             out.push(key.to_string());
         }
     }
-    if new.callbacks.secret.as_ref().map(|s| s.expose_secret().to_string())
-        != applied.callbacks.secret.as_ref().map(|s| s.expose_secret().to_string())
+    if new
+        .callbacks
+        .secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_string())
+        != applied
+            .callbacks
+            .secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_string())
         && !out.iter().any(|k| k == "callbacks.secret")
     {
         out.push("callbacks.secret".into());

@@ -101,8 +101,10 @@ impl opentelemetry_http::HttpClient for OtlpClient {
     async fn send_bytes(
         &self,
         request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
-    ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError>
-    {
+    ) -> Result<
+        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+        opentelemetry_http::HttpError,
+    > {
         let (parts, body) = request.into_parts();
         let sent = self
             .0
@@ -150,9 +152,8 @@ pub fn extract(span: &tracing::Span, headers: &actix_web::http::header::HeaderMa
     if !enabled() {
         return;
     }
-    let cx = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&HeaderExtractor(headers))
-    });
+    let cx =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(cx);
 }
 

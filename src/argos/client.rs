@@ -3,10 +3,10 @@
 //! `x-api-key`. Every attempt has a connect and a total timeout; timeouts, connection errors,
 //! `429` and `5xx` are retried `argos.api_retries` times with exponential backoff.
 
-use tracing::Instrument;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::time::Duration;
+use tracing::Instrument;
 
 use crate::config::ArgosSettings;
 
@@ -309,6 +309,15 @@ impl ArgosClient {
     }
 }
 
+/// The span name of an ARGOS call: its method and path template (no query, no ids).
+fn operation(path: &str) -> &'static str {
+    match path {
+        "/v3/faceauth" => "GET /v3/faceauth",
+        "/v3/submission" => "GET /v3/submission",
+        _ => "GET argos",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,14 +347,5 @@ mod tests {
         ]}));
         assert_eq!(newest_approved(&answer).as_deref(), Some("new"));
         assert_eq!(newest_approved(&json!({"items": []})), None);
-    }
-}
-
-/// The span name of an ARGOS call: its method and path template (no query, no ids).
-fn operation(path: &str) -> &'static str {
-    match path {
-        "/v3/faceauth" => "GET /v3/faceauth",
-        "/v3/submission" => "GET /v3/submission",
-        _ => "GET argos",
     }
 }

@@ -431,12 +431,8 @@ impl JwksCache {
     async fn get_json(&self, url: &str) -> Result<(Value, Option<String>), String> {
         let span = crate::telemetry::client_span("jwks", "GET jwks");
         let mut res = tracing::Instrument::instrument(
-            crate::telemetry::inject(
-                self.client
-                    .get(url)
-                    .header("accept", "application/json"),
-            )
-            .send(),
+            crate::telemetry::inject(self.client.get(url).header("accept", "application/json"))
+                .send(),
             span.clone(),
         )
         .await

@@ -617,14 +617,20 @@ async fn bounded<T>(
 ) -> Result<T, StoreError> {
     let started = std::time::Instant::now();
     // One span per store command (op is a fixed name, never a key).
-    let span = tracing::info_span!("redis", otel.name = op, otel.kind = "client", db.system = "redis");
-    let result = match tracing::Instrument::instrument(tokio::time::timeout(timeout, fut), span).await {
-        Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "no answer within {} ms",
-            timeout.as_millis()
-        ))),
-    };
+    let span = tracing::info_span!(
+        "redis",
+        otel.name = op,
+        otel.kind = "client",
+        db.system = "redis"
+    );
+    let result =
+        match tracing::Instrument::instrument(tokio::time::timeout(timeout, fut), span).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        };
     let m = &crate::metrics::METRICS;
     m.store_duration
         .with_label_values(&[op])

@@ -193,7 +193,10 @@ fn secrets_from_files_and_check_config_names_their_sources() {
     ] {
         assert!(out.lines().any(|l| l == line), "missing `{line}` in\n{out}");
     }
-    assert!(out.contains("previous_secrets = [\n    \"[REDACTED]\",\n    \"[REDACTED]\",\n]"), "{out}");
+    assert!(
+        out.contains("previous_secrets = [\n    \"[REDACTED]\",\n    \"[REDACTED]\",\n]"),
+        "{out}"
+    );
     for secret in [
         "file-add-on-key",
         "callback-secret-from",

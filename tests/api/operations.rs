@@ -457,7 +457,11 @@ async fn sighup_rereads_secret_files_without_dropping_requests() {
     // Requests keep flowing with key B throughout the reload.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
-        let (client, url, stop) = (client.clone(), gw.url("/v1/users/hup-user/submission"), stop.clone());
+        let (client, url, stop) = (
+            client.clone(),
+            gw.url("/v1/users/hup-user/submission"),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             let (mut ok, mut failed) = (0u32, 0u32);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -480,7 +484,10 @@ async fn sighup_rereads_secret_files_without_dropping_requests() {
     gw.signal("HUP");
     let started = Instant::now();
     while webhook(p2).await == 404 {
-        assert!(started.elapsed() < Duration::from_secs(10), "SIGHUP not applied");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGHUP not applied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -498,11 +505,21 @@ async fn sighup_rereads_secret_files_without_dropping_requests() {
     let metrics_url = format!("http://127.0.0.1:{}/metrics", gw.metrics_port);
     let started = Instant::now();
     loop {
-        let text = client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+        let text = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if text.contains(r#"faceauth_config_reloads_total{outcome="error"} 1"#) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "reload not refused");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "reload not refused"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_ne!(webhook(p2).await, 404, "the applied path secret stays");
@@ -569,7 +586,10 @@ async fn traces_join_the_callers_trace_and_reach_the_otlp_receiver() {
         .to_string();
     let calls = argos.received_requests().await.unwrap();
     assert_eq!(calls.len(), 1);
-    let sent = calls[0].headers.get("traceparent").expect("traceparent to ARGOS");
+    let sent = calls[0]
+        .headers
+        .get("traceparent")
+        .expect("traceparent to ARGOS");
     let parts: Vec<&str> = sent.to_str().unwrap().split('-').collect();
     assert_eq!(parts.len(), 4, "{sent:?}");
     assert_eq!(parts[1], trace_id, "the caller's trace");

@@ -1360,14 +1360,19 @@ async fn standard_webhooks_and_stripe_signatures_during_a_rotation() {
     .await;
     let (headers, body) = one_callback(&env, "rosa", "auth-rot-1").await;
     let event: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(header(&headers, "webhook-id"), event["id"].as_str().unwrap());
+    assert_eq!(
+        header(&headers, "webhook-id"),
+        event["id"].as_str().unwrap()
+    );
     let t: i64 = header(&headers, "webhook-timestamp").parse().unwrap();
     assert!((now_secs() - t).abs() < 300);
     let sigs: Vec<&str> = header(&headers, "webhook-signature").split(' ').collect();
     assert_eq!(sigs.len(), 2, "one signature per secret");
     assert!(sigs.iter().all(|s| s.starts_with("v1,")));
     assert_eq!(
-        header(&headers, "faceauth-signature").matches("v1=").count(),
+        header(&headers, "faceauth-signature")
+            .matches("v1=")
+            .count(),
         2
     );
     if !webhook_libraries() {
@@ -1466,7 +1471,10 @@ async fn previous_path_secret_and_previous_add_on_key_are_accepted() {
     let r = post(OLD_PATH, envelope.clone().into_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "accepted");
-    assert_eq!(post(PATH_SECRET, envelope.into_bytes()).await.json()["status"], "duplicate");
+    assert_eq!(
+        post(PATH_SECRET, envelope.into_bytes()).await.json()["status"],
+        "duplicate"
+    );
     post("wh_some_other_secret_0123456789abcdefghij", b"{}".to_vec())
         .await
         .assert_problem(404, "not_found");
