@@ -187,8 +187,7 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
     // SIGHUP reloads once serving; until then (store wait, start-up) it is ignored rather than
     // ending the process (its default action).
     #[cfg(unix)]
-    let _early_hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let _early_hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
