@@ -616,13 +616,18 @@ async fn bounded<T>(
     fut: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {
     let started = std::time::Instant::now();
-    // One span per store command (op is a fixed name, never a key).
-    let span = tracing::info_span!(
-        "redis",
-        otel.name = op,
-        otel.kind = "client",
-        db.system = "redis"
-    );
+    // One span per store command or script when traces are on (op is a fixed name, never a
+    // key); none otherwise, keeping the hot path as it was.
+    let span = if crate::telemetry::enabled() {
+        tracing::info_span!(
+            "redis",
+            otel.name = op,
+            otel.kind = "client",
+            db.system = "redis"
+        )
+    } else {
+        tracing::Span::none()
+    };
     let result =
         match tracing::Instrument::instrument(tokio::time::timeout(timeout, fut), span).await {
             Ok(result) => result.map_err(unavailable),
