@@ -5,6 +5,20 @@
 //! Faceauth-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 //! ```
 //!
+//! or, with `callbacks.format = "standard"` (or `"both"`), the [Standard Webhooks] headers
+//!
+//! ```text
+//! webhook-id: <event id>
+//! webhook-timestamp: <unix seconds>
+//! webhook-signature: v1,<base64 HMAC-SHA256(base64-decoded whsec_ secret, "<id>.<t>.<raw body>")>
+//! ```
+//!
+//! During a rotation (`callbacks.previous_secrets`) every attempt carries one signature per
+//! secret: several `v1=` entries, or space-separated `v1,…` entries, as Stripe and Standard
+//! Webhooks do; receivers accept any that matches. The secrets are reloaded on `SIGHUP`.
+//!
+//! [Standard Webhooks]: https://www.standardwebhooks.com/
+//!
 //! Delivery is at least once: events wait in a work queue in the store ([`crate::queue`],
 //! surviving restarts), one per FaceAuth (queuing the same event again changes nothing), and
 //! are retried with exponential backoff for `callbacks.max_age_secs`, then dead-lettered.
@@ -12,20 +26,85 @@
 //! [`verify_signature`]: recompute the HMAC over the raw body bytes, compare in constant time,
 //! and refuse timestamps more than the tolerance (300 s is a good value) away from their clock.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{CallbackSettings, VerifySettings};
+use crate::config::{CallbackFormat, CallbackSettings, VerifySettings};
 use crate::links::Outcome;
 use crate::queue::{Handler, QueueName, Step, WorkQueue};
 use crate::store::{ClaimedJob, Store, StoreError};
 
 /// Header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "Faceauth-Signature";
+/// Standard Webhooks: the event id (stable across retries).
+pub const STANDARD_ID_HEADER: &str = "webhook-id";
+/// Standard Webhooks: the attempt's Unix seconds.
+pub const STANDARD_TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// Standard Webhooks: space-separated `v1,<base64>` signatures.
+pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
+
+const WHSEC_RULE: &str = "must be whsec_ followed by standard base64 of 24 to 64 bytes";
+
+/// The HMAC key of a Standard Webhooks secret: the base64-decoded part after `whsec_`.
+///
+/// Errors: a description of the rule (never the value).
+pub fn standard_key(secret: &str) -> Result<Vec<u8>, &'static str> {
+    let encoded = secret.strip_prefix("whsec_").ok_or(WHSEC_RULE)?;
+    let key = BASE64.decode(encoded).map_err(|_| WHSEC_RULE)?;
+    if !(24..=64).contains(&key.len()) {
+        return Err(WHSEC_RULE);
+    }
+    Ok(key)
+}
+
+/// One Standard Webhooks signature, `v1,<base64>`, over `<id>.<t>.<body>` with the decoded key.
+pub fn sign_standard(key: &[u8], id: &str, t: u64, body: &[u8]) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    m.update(id.as_bytes());
+    m.update(b".");
+    m.update(t.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    format!("v1,{}", BASE64.encode(m.finalize().into_bytes()))
+}
+
+/// The `Faceauth-Signature` value with one `v1` per secret (Stripe's rotation form).
+pub fn sign_all<'a>(secrets: impl IntoIterator<Item = &'a [u8]>, t: u64, body: &[u8]) -> String {
+    let mut header = format!("t={t}");
+    for secret in secrets {
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(mac(secret, t, body).finalize().into_bytes()));
+    }
+    header
+}
+
+/// The signing keys, swapped as a whole on reload.
+struct Keys {
+    format: CallbackFormat,
+    /// Current secret first, then the previous ones.
+    secrets: Vec<SecretString>,
+}
+
+impl Keys {
+    fn from_settings(s: &CallbackSettings) -> Self {
+        Keys {
+            format: s.format,
+            secrets: s
+                .secret
+                .iter()
+                .chain(s.previous_secrets.iter())
+                .cloned()
+                .collect(),
+        }
+    }
+}
 
 /// Why a signature was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -149,7 +228,7 @@ pub struct Callbacks {
     queue: WorkQueue,
     http: reqwest::Client,
     url: String,
-    secret: SecretString,
+    keys: Arc<RwLock<Arc<Keys>>>,
     max_age_ms: u64,
 }
 
@@ -161,7 +240,7 @@ impl Callbacks {
         outbound: &crate::outbound::Outbound,
         store: Arc<dyn Store>,
     ) -> Result<Option<Self>, String> {
-        let (Some(url), Some(secret)) = (s.url.clone().filter(|u| !u.is_empty()), s.secret.clone())
+        let (Some(url), Some(_)) = (s.url.clone().filter(|u| !u.is_empty()), s.secret.as_ref())
         else {
             return Ok(None);
         };
@@ -177,9 +256,20 @@ impl Callbacks {
             queue: WorkQueue::new(store, QueueName::Callbacks, max_age_ms, verify),
             http,
             url,
-            secret,
+            keys: Arc::new(RwLock::new(Arc::new(Keys::from_settings(s)))),
             max_age_ms,
         }))
+    }
+
+    /// Replaces the signing secrets and format (`SIGHUP`); `s` must be validated. Attempts
+    /// under way keep the keys they started with.
+    pub fn set_keys(&self, s: &CallbackSettings) {
+        let keys = Arc::new(Keys::from_settings(s));
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The callback queue (for the CLI and the worker).
@@ -228,19 +318,47 @@ impl Callbacks {
             count("gave_up");
             return Ok(Step::Bury("max_age"));
         }
-        let signature = sign(
-            self.secret.expose_secret().as_bytes(),
-            unix_secs(),
-            job.body.as_bytes(),
-        );
-        let sent = self
+        let keys = self.keys();
+        let t = unix_secs();
+        let body = job.body.as_bytes();
+        let mut request = self
             .http
             .post(&self.url)
-            .header("content-type", "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .body(job.body.clone())
-            .send()
-            .await;
+            .header("content-type", "application/json");
+        if keys.format.stripe() {
+            let signature = sign_all(
+                keys.secrets.iter().map(|s| s.expose_secret().as_bytes()),
+                t,
+                body,
+            );
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        if keys.format.standard() {
+            let signatures: Vec<String> = keys
+                .secrets
+                .iter()
+                .filter_map(|s| standard_key(s.expose_secret()).ok())
+                .map(|key| sign_standard(&key, &job.member, t, body))
+                .collect();
+            request = request
+                .header(STANDARD_ID_HEADER, job.member.as_str())
+                .header(STANDARD_TIMESTAMP_HEADER, t.to_string())
+                .header(STANDARD_SIGNATURE_HEADER, signatures.join(" "));
+        }
+        let span = crate::telemetry::client_span("callback", "POST callback");
+        let sent = tracing::Instrument::instrument(
+            async {
+                crate::telemetry::inject(request)
+                    .body(job.body.clone())
+                    .send()
+                    .await
+            },
+            span.clone(),
+        )
+        .await;
+        if let Ok(res) = &sent {
+            span.record("http.response.status_code", res.status().as_u16());
+        }
         match sent {
             Ok(res) if res.status().is_success() => {
                 tracing::info!(event = job.member.as_str(), "callback delivered");
@@ -310,5 +428,33 @@ mod tests {
             verify_signature(b"secret", "t=1,v1=zz", b"", 300, 1),
             Err(SignatureError::Malformed)
         );
+    }
+
+    #[test]
+    fn rotation_signs_with_every_secret() {
+        let header = sign_all([&b"new"[..], &b"old"[..]], 7, b"{}");
+        assert_eq!(header.matches(",v1=").count(), 2);
+        for secret in [&b"new"[..], &b"old"[..]] {
+            assert_eq!(verify_signature(secret, &header, b"{}", 300, 7), Ok(()));
+        }
+    }
+
+    /// The example of the Standard Webhooks specification (and its reference libraries'
+    /// tests): secret, id, timestamp, payload and the expected signature.
+    #[test]
+    fn standard_webhooks_spec_example() {
+        let key = standard_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            sign_standard(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert!(standard_key("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert!(standard_key("whsec_c2hvcnQ=").is_err(), "too short");
+        assert!(standard_key("whsec_***").is_err());
     }
 }

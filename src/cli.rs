@@ -172,6 +172,7 @@ fn startup_exit_code(e: &StartupError) -> u8 {
     match e {
         StartupError::Config(_) => 2,
         StartupError::Store(_) | StartupError::StoreWait { .. } | StartupError::Io(_) => 1,
+        StartupError::Interrupted => 0,
     }
 }
 
@@ -185,13 +186,22 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, &e.to_string()),
     };
-    crate::telemetry::init(settings.log.format);
-    let app = match Application::build(settings).await {
+    if let Err(e) = crate::telemetry::init_with(settings.log.format, &settings.telemetry) {
+        return fail(2, &e);
+    }
+    // SIGHUP reloads once serving; until then (store wait, start-up) it is ignored rather than
+    // ending the process (its default action).
+    #[cfg(unix)]
+    let _early_hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
     };
+    app.set_config_path(config);
     tracing::info!(port = app.port(), "faceauth-gateway listening");
-    match app.run_until_stopped().await {
+    let result = app.run_until_stopped().await;
+    crate::telemetry::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, &e.to_string()),
     }
@@ -215,8 +225,26 @@ async fn check_config(config: Option<PathBuf>) -> ExitCode {
         }
     }
     print!("{}", settings.redacted_toml());
+    println!("\n# Where each secret setting came from (never its value):");
+    print!("{}", settings.secret_sources_report());
     eprintln!("configuration OK");
     ExitCode::SUCCESS
+}
+
+/// `s` with control characters (tabs, line breaks, terminal escapes) written as `\u{…}`
+/// escapes: job ids come from unsigned webhook bodies and must not break the tab-separated
+/// output or drive the terminal. Such a job is retried with `--all`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Most dead-lettered jobs listed or retried per queue in one call.
@@ -266,9 +294,9 @@ async fn jobs(config: Option<PathBuf>, action: JobsAction) -> ExitCode {
                     out.push_str(&format!(
                         "{}\t{}\t{at}\t{}\t{}\n",
                         name.as_str(),
-                        job.member,
+                        printable(&job.member),
                         job.tries,
-                        job.reason
+                        printable(&job.reason)
                     ));
                 }
             }

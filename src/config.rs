@@ -51,6 +51,29 @@ const STRING_KEYS: &[&str] = &[
     "assertions.signing_key_file",
     "assertions.audience",
     "assertions.acr",
+    "argos.previous_api_key",
+    "webhooks.previous_path_secret",
+    "telemetry.otlp_endpoint",
+    "telemetry.service_name",
+];
+
+/// Every secret setting, and whether it holds a list. Each can also be read from a file:
+/// `<key>_file = "/path"` in the `--config` file, or `FACEAUTH__<SECTION>__<KEY>__FILE` (or
+/// `…_FILE`) in the environment. A file holds the value (trailing line breaks dropped); for
+/// a list, one entry per non-empty line. `check-config` reports where each came from.
+pub const SECRET_SETTINGS: &[(&str, bool)] = &[
+    ("store.redis_url", false),
+    ("argos.api_key", false),
+    ("argos.previous_api_key", false),
+    ("argos.idcheck_api_key", false),
+    ("auth.hs256_secret", false),
+    ("auth.service.hs256_secret", false),
+    ("auth.service.api_key_sha256", true),
+    ("webhooks.path_secret", false),
+    ("webhooks.previous_path_secret", false),
+    ("callbacks.secret", false),
+    ("callbacks.previous_secrets", true),
+    ("outbound.proxy", false),
 ];
 
 /// Longest allowed lifetime for any `links.*_secs` value: 30 days, in seconds.
@@ -82,6 +105,15 @@ fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S:
         Some(_) => s.serialize_str(""),
         None => s.serialize_none(),
     }
+}
+
+fn redact_list<S: Serializer>(values: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(values.len()))?;
+    for _ in values {
+        seq.serialize_element("[REDACTED]")?;
+    }
+    seq.end()
 }
 
 fn redact_urls<S: Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
@@ -136,6 +168,12 @@ pub struct Settings {
     /// `[erasure]`
     #[serde(default)]
     pub erasure: ErasureSettings,
+    /// `[telemetry]`
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    /// Where each secret setting came from (`check-config`); never a value.
+    #[serde(skip)]
+    pub secret_sources: BTreeMap<String, String>,
 }
 
 /// `[assertions]`: signed step-up assertions (see [`crate::assertions`]).
@@ -166,6 +204,28 @@ impl Default for AssertionSettings {
             acr: "urn:faceauth-gateway:acr:face".into(),
             lifetime_secs: 300,
             jwks_max_age_secs: 300,
+        }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry traces, off unless `otlp_endpoint` is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP (protobuf) base URL of a collector, e.g. `http://otel-collector:4318`; spans
+    /// go to `<otlp_endpoint>/v1/traces`. Empty: no traces, no trace context propagation.
+    #[serde(default)]
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            otlp_endpoint: String::new(),
+            service_name: default_service_name(),
         }
     }
 }
@@ -274,6 +334,10 @@ impl ErasureSettings {
     }
 }
 
+fn default_service_name() -> String {
+    "faceauth-gateway".into()
+}
+
 /// `[outbound]`: how outgoing HTTP (ARGOS, JWKS, callbacks) reaches the network.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -330,6 +394,9 @@ pub struct WebhookSettings {
     /// Secret path segment (secret); empty = receiver off.
     #[serde(default, serialize_with = "redact")]
     pub path_secret: Option<SecretString>,
+    /// A second accepted path secret during a rotation (secret); empty = none.
+    #[serde(default, serialize_with = "redact")]
+    pub previous_path_secret: Option<SecretString>,
     /// Allowed source networks.
     pub allowed_ips: Vec<ipnet::IpNet>,
     /// Redelivery memory, seconds.
@@ -450,10 +517,43 @@ pub struct CallbackSettings {
     /// HMAC secret (secret).
     #[serde(default, serialize_with = "redact")]
     pub secret: Option<SecretString>,
+    /// Further secrets to sign with during a rotation (secret): every attempt carries one
+    /// signature per secret.
+    #[serde(default, serialize_with = "redact_list")]
+    pub previous_secrets: Vec<SecretString>,
+    /// Signature scheme: `stripe` (`Faceauth-Signature`), `standard` (Standard Webhooks
+    /// `webhook-*` headers) or `both`.
+    #[serde(default)]
+    pub format: CallbackFormat,
     /// Retry horizon, seconds.
     pub max_age_secs: u64,
     /// Per-attempt timeout, milliseconds.
     pub timeout_ms: u64,
+}
+
+/// `callbacks.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackFormat {
+    /// `Faceauth-Signature: t=<unix>,v1=<hex>` (Stripe's scheme).
+    #[default]
+    Stripe,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
+    Standard,
+    /// Both header sets.
+    Both,
+}
+
+impl CallbackFormat {
+    /// Whether the `Faceauth-Signature` header is sent.
+    pub fn stripe(self) -> bool {
+        matches!(self, CallbackFormat::Stripe | CallbackFormat::Both)
+    }
+
+    /// Whether the Standard Webhooks headers are sent.
+    pub fn standard(self) -> bool {
+        matches!(self, CallbackFormat::Standard | CallbackFormat::Both)
+    }
 }
 
 /// `[auth.service]`
@@ -686,6 +786,10 @@ pub struct ArgosSettings {
     /// Add-on API key (secret).
     #[serde(default, serialize_with = "redact")]
     pub api_key: Option<SecretString>,
+    /// A second Add-on API key tried when decrypting webhook envelopes, during a rotation
+    /// (secret).
+    #[serde(default, serialize_with = "redact")]
+    pub previous_api_key: Option<SecretString>,
     /// Query-string cipher.
     pub encryption: Encryption,
     /// Plaintext layout.
@@ -829,6 +933,13 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
+        let mut sources = BTreeMap::new();
+        let defaults: toml::Table = toml::from_str(DEFAULT_TOML).unwrap_or_default();
+        for (key, _) in SECRET_SETTINGS {
+            if table_get(&defaults, key).is_some() {
+                sources.insert(key.to_string(), "default (config/default.toml)".to_string());
+            }
+        }
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = file {
             if !path.is_file() {
@@ -837,13 +948,70 @@ impl Settings {
                     format!("`{}` is not a readable file", path.display()),
                 ));
             }
-            figment = figment.merge(Toml::file_exact(path));
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    "--config",
+                    format!("`{shown}` is not readable: {}", e.kind()),
+                )
+            })?;
+            // The parser's message quotes the offending line, which may hold a secret: only
+            // the line number is shown.
+            let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+                let line = e
+                    .span()
+                    .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1)
+                    .unwrap_or(0);
+                ConfigError::new(
+                    "--config",
+                    format!("`{shown}` is not valid TOML (line {line})"),
+                )
+            })?;
+            for (key, list) in SECRET_SETTINGS {
+                let file_key = format!("{key}_file");
+                match table_remove(&mut table, &file_key) {
+                    Some(toml::Value::String(secret_path)) => {
+                        if table_get(&table, key).is_some() {
+                            return Err(ConfigError::new(
+                                file_key,
+                                format!("set either {key} or {key}_file, not both"),
+                            ));
+                        }
+                        let value = read_secret_file(&file_key, &secret_path, *list)?;
+                        table_set(&mut table, key, value);
+                        sources.insert(
+                            key.to_string(),
+                            format!("file {secret_path} (config file key {file_key})"),
+                        );
+                    }
+                    Some(_) => {
+                        return Err(ConfigError::new(file_key, "must be a file path (a string)"))
+                    }
+                    None if table_get(&table, key).is_some() => {
+                        sources.insert(key.to_string(), format!("config file {shown}"));
+                    }
+                    None => {}
+                }
+            }
+            figment = figment.merge(Serialized::defaults(table));
         }
+        let mut env_files = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
             let dotted = rest.to_ascii_lowercase().replace("__", ".");
+            if let Some(key) = dotted
+                .strip_suffix(".file")
+                .or_else(|| dotted.strip_suffix("_file"))
+                .and_then(secret_setting)
+            {
+                env_files.push((key, name, value));
+                continue;
+            }
+            if let Some(key) = secret_setting(&dotted) {
+                sources.insert(key.0.to_string(), format!("env {name}"));
+            }
             figment = if STRING_KEYS.contains(&dotted.as_str())
                 || dotted.starts_with("auth.cf_claims.")
             {
@@ -856,7 +1024,33 @@ impl Settings {
                 figment.merge(Serialized::default(&dotted, parsed))
             };
         }
-        figment.extract::<Settings>().map_err(figment_error)
+        for ((key, list), name, secret_path) in env_files {
+            if sources.get(key).is_some_and(|s| s.starts_with("env ")) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("set either {name} or its value variable, not both"),
+                ));
+            }
+            let value = read_secret_file(&format!("{key}_file"), &secret_path, list)?;
+            figment = figment.merge(Serialized::default(key, value));
+            sources.insert(key.to_string(), format!("file {secret_path} ({name})"));
+        }
+        for (key, _) in SECRET_SETTINGS {
+            sources
+                .entry(key.to_string())
+                .or_insert_with(|| "not set".to_string());
+        }
+        let mut settings = figment.extract::<Settings>().map_err(figment_error)?;
+        settings.secret_sources = sources;
+        Ok(settings)
+    }
+
+    /// Where each secret setting came from, one `key: source` line each (never a value).
+    pub fn secret_sources_report(&self) -> String {
+        self.secret_sources
+            .iter()
+            .map(|(k, v)| format!("# {k}: {v}\n"))
+            .collect()
     }
 
     /// Checks values that parse but are not usable. Component constructors (JWT keys, cipher)
@@ -1152,7 +1346,14 @@ impl Settings {
             ));
         }
         check_http_url("argos.api_base_url", &self.argos.api_base_url)?;
-        if let Some(secret) = &self.webhooks.path_secret {
+        for (key, secret) in [
+            ("webhooks.path_secret", &self.webhooks.path_secret),
+            (
+                "webhooks.previous_path_secret",
+                &self.webhooks.previous_path_secret,
+            ),
+        ] {
+            let Some(secret) = secret else { continue };
             let len = secret.expose_secret().len();
             if len > 0
                 && (len < 32
@@ -1162,7 +1363,7 @@ impl Settings {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
             {
                 return Err(ConfigError::new(
-                    "webhooks.path_secret",
+                    key,
                     "must be at least 32 characters of A-Z, a-z, 0-9, - or _",
                 ));
             }
@@ -1181,6 +1382,30 @@ impl Settings {
                     "callbacks.secret",
                     "required with callbacks.url, at least 32 characters",
                 ));
+            }
+            let secrets = self
+                .callbacks
+                .secret
+                .iter()
+                .map(|s| ("callbacks.secret".to_string(), s));
+            let previous = self
+                .callbacks
+                .previous_secrets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("callbacks.previous_secrets[{i}]"), s));
+            for (key, secret) in secrets.chain(previous) {
+                if secret.expose_secret().len() < 32 {
+                    return Err(ConfigError::new(key, "must be at least 32 characters"));
+                }
+                if self.callbacks.format.standard() {
+                    crate::callbacks::standard_key(secret.expose_secret()).map_err(|e| {
+                        ConfigError::new(
+                            key,
+                            format!("with callbacks.format = \"standard\" or \"both\": {e}"),
+                        )
+                    })?;
+                }
             }
         }
         if self.sid.sources.is_empty() {
@@ -1268,7 +1493,8 @@ impl Settings {
             (
                 "server.max_uri_bytes",
                 self.server.max_uri_bytes,
-                256..=65_536,
+                // actix-http itself refuses request lines of 64 KiB and more with a bare 400.
+                256..=60_000,
             ),
         ] {
             if !range.contains(&value) {
@@ -1285,6 +1511,24 @@ impl Settings {
             ));
         }
         crate::outbound::Outbound::from_settings(&self.outbound)?;
+        if !self.telemetry.otlp_endpoint.is_empty() {
+            let parsed = url::Url::parse(&self.telemetry.otlp_endpoint).map_err(|_| {
+                ConfigError::new("telemetry.otlp_endpoint", "must be an absolute http(s) URL")
+            })?;
+            check_http_url("telemetry.otlp_endpoint", &parsed)?;
+            if parsed.query().is_some() {
+                return Err(ConfigError::new(
+                    "telemetry.otlp_endpoint",
+                    "must not have a query",
+                ));
+            }
+        }
+        if self.telemetry.service_name.trim().is_empty() {
+            return Err(ConfigError::new(
+                "telemetry.service_name",
+                "must not be empty",
+            ));
+        }
         if self.auth.leeway_secs > 600 {
             return Err(ConfigError::new(
                 "auth.leeway_secs",
@@ -1301,6 +1545,74 @@ impl Settings {
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// The entry of [`SECRET_SETTINGS`] for a dotted key.
+fn secret_setting(dotted: &str) -> Option<(&'static str, bool)> {
+    SECRET_SETTINGS.iter().copied().find(|(k, _)| *k == dotted)
+}
+
+/// Reads a secret file: the whole text less trailing line breaks, or for a list one entry per
+/// non-empty line. Errors name the `…_file` key and the path (never the content).
+fn read_secret_file(file_key: &str, path: &str, list: bool) -> Result<toml::Value, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(file_key, format!("cannot read `{path}`: {}", e.kind())))?;
+    Ok(if list {
+        toml::Value::Array(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| toml::Value::String(l.to_string()))
+                .collect(),
+        )
+    } else {
+        toml::Value::String(text.trim_end_matches(['\r', '\n']).to_string())
+    })
+}
+
+fn table_get<'a>(table: &'a toml::Table, dotted: &str) -> Option<&'a toml::Value> {
+    let (parents, last) = match dotted.rsplit_once('.') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, dotted),
+    };
+    let mut t = table;
+    for part in parents.into_iter().flat_map(|p| p.split('.')) {
+        t = t.get(part)?.as_table()?;
+    }
+    t.get(last)
+}
+
+fn table_remove(table: &mut toml::Table, dotted: &str) -> Option<toml::Value> {
+    let (parents, last) = match dotted.rsplit_once('.') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, dotted),
+    };
+    let mut t = table;
+    for part in parents.into_iter().flat_map(|p| p.split('.')) {
+        t = t.get_mut(part)?.as_table_mut()?;
+    }
+    t.remove(last)
+}
+
+fn table_set(table: &mut toml::Table, dotted: &str, value: toml::Value) {
+    let (parents, last) = match dotted.rsplit_once('.') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, dotted),
+    };
+    let mut t = table;
+    for part in parents.into_iter().flat_map(|p| p.split('.')) {
+        let entry = t
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        match entry.as_table_mut() {
+            Some(inner) => t = inner,
+            None => return,
+        }
+    }
+    t.insert(last.to_string(), value);
 }
 
 fn check_http_url(key: &str, url: &url::Url) -> Result<(), ConfigError> {

@@ -767,7 +767,7 @@ mod tests {
                 .all(|n| n.addr().is_loopback()));
             let c = Components::with_store(&s, StoreHandle::memory()).unwrap();
             assert!(c.callbacks.is_some() && c.services.is_some());
-            assert!(c.webhooks.path_secret.is_some());
+            assert!(!c.webhooks.keys().path_secrets.is_empty());
         }
     }
 }

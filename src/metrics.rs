@@ -33,6 +33,8 @@ pub struct Metrics {
     pub verifications: IntCounterVec,
     /// `faceauth_callbacks_total{outcome}`: delivered, retry, gave_up.
     pub callbacks: IntCounterVec,
+    /// `faceauth_config_reloads_total{outcome}`: ok, error (`SIGHUP`).
+    pub config_reloads: IntCounterVec,
     /// `faceauth_verification_rejections_total{reason}`: see `verdict::RejectReason`.
     pub rejections: IntCounterVec,
     /// `faceauth_worker_restarts_total{worker}`: verify, callbacks.
@@ -168,6 +170,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &registry,
             "faceauth_callbacks_total",
             "Callback delivery outcomes",
+            &["outcome"],
+        ),
+        config_reloads: counter(
+            &registry,
+            "faceauth_config_reloads_total",
+            "Configuration reloads on SIGHUP",
             &["outcome"],
         ),
         rejections: counter(

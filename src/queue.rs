@@ -191,49 +191,55 @@ impl WorkQueue {
         for (member, reason) in &buried {
             self.dead_lettered(member, reason);
         }
-        for job in &jobs {
-            let settle = match self.attempt(handler, job, now_ms).await {
-                Attempt::Step(Step::Done) => Settle::Done,
-                Attempt::Step(Step::Retry(delay_ms)) => Settle::Retry { delay_ms },
-                Attempt::Step(Step::Bury(reason)) => Settle::Bury { reason },
-                Attempt::Failed(reason) => Settle::Fail {
-                    delay_ms: failure_backoff_ms(job.failures),
-                    reason,
-                },
-                Attempt::LostLease => {
-                    tracing::warn!(
-                        queue = self.name.as_str(),
-                        "job lease lost while working; another worker may take it over"
-                    );
-                    continue;
-                }
-            };
-            match self
-                .store
-                .queue_settle(
-                    self.name.key(),
-                    &job.member,
-                    &job.token,
-                    settle,
-                    &self.policy,
-                )
-                .await
-            {
-                Ok(Settled::Ok) => {}
-                Ok(Settled::Buried) => self.dead_lettered(&job.member, settle_reason(settle)),
-                Ok(Settled::Lost) => tracing::warn!(
-                    queue = self.name.as_str(),
-                    "job lease lost before settling; the outcome was not recorded"
-                ),
-                // The lease runs out and the job is due again: nothing is lost.
-                Err(e) => tracing::warn!(
-                    queue = self.name.as_str(),
-                    error = %e,
-                    "job could not be settled; due again after its lease"
-                ),
-            }
-        }
+        // The jobs of a round run side by side: one slow ARGOS answer does not hold up the
+        // others (each job is bounded by its lease).
+        futures_util::future::join_all(jobs.iter().map(|job| self.work_one(handler, job, now_ms)))
+            .await;
         Ok(jobs.len())
+    }
+
+    /// Works one claimed job and settles it (fenced by its lease token).
+    async fn work_one<H: Handler>(&self, handler: &H, job: &ClaimedJob, now_ms: i64) {
+        let settle = match self.attempt(handler, job, now_ms).await {
+            Attempt::Step(Step::Done) => Settle::Done,
+            Attempt::Step(Step::Retry(delay_ms)) => Settle::Retry { delay_ms },
+            Attempt::Step(Step::Bury(reason)) => Settle::Bury { reason },
+            Attempt::Failed(reason) => Settle::Fail {
+                delay_ms: failure_backoff_ms(job.failures),
+                reason,
+            },
+            Attempt::LostLease => {
+                tracing::warn!(
+                    queue = self.name.as_str(),
+                    "job lease lost while working; another worker may take it over"
+                );
+                return;
+            }
+        };
+        match self
+            .store
+            .queue_settle(
+                self.name.key(),
+                &job.member,
+                &job.token,
+                settle,
+                &self.policy,
+            )
+            .await
+        {
+            Ok(Settled::Ok) => {}
+            Ok(Settled::Buried) => self.dead_lettered(&job.member, settle_reason(settle)),
+            Ok(Settled::Lost) => tracing::warn!(
+                queue = self.name.as_str(),
+                "job lease lost before settling; the outcome was not recorded"
+            ),
+            // The lease runs out and the job is due again: nothing is lost.
+            Err(e) => tracing::warn!(
+                queue = self.name.as_str(),
+                error = %e,
+                "job could not be settled; due again after its lease"
+            ),
+        }
     }
 
     fn dead_lettered(&self, member: &str, reason: &str) {
@@ -257,9 +263,18 @@ impl WorkQueue {
         let task = {
             let handler = handler.clone();
             let job = job.clone();
-            AbortOnDrop(tokio::spawn(
+            // One span per job (a root span: the queue name only, never the job id); its
+            // outgoing calls carry its trace context.
+            let span = tracing::info_span!(
+                "job",
+                otel.name = %format_args!("job {}", self.name.as_str()),
+                otel.kind = "consumer",
+                queue = self.name.as_str(),
+            );
+            AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
                 async move { handler.handle(&job, now_ms).await },
-            ))
+                span,
+            )))
         };
         let renew = async {
             let every = self.lease() / 3;

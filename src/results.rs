@@ -155,6 +155,16 @@ impl Results {
                 Ok(Accepted::Ignored)
             }
             WebhookEvent::FaceAuth {
+                token_id: Some(token),
+                ..
+            } if token.parse::<LinkId>().is_err() => {
+                // Not a token this gateway issued (ids are canonical lowercase UUID v4): nothing
+                // to attach to, and the authentication id is not marked as seen, so the genuine
+                // delivery still counts.
+                tracing::info!("faceAuth result with a Token_id that is no link id: ignored");
+                Ok(Accepted::Ignored)
+            }
+            WebhookEvent::FaceAuth {
                 auth_id, token_id, ..
             } => {
                 let job = Job {

@@ -7,6 +7,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use crate::demo::DemoState;
 use crate::erasure::Erasures;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
-use crate::http::webhooks::WebhookReceiver;
+use crate::http::webhooks::{WebhookKeys, WebhookReceiver};
 use crate::http::ApiError;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
@@ -56,6 +57,9 @@ pub enum StartupError {
         /// The last attempt's error.
         last: StoreError,
     },
+    /// SIGTERM/SIGINT arrived while `serve` waited for its store (exit 0).
+    #[error("stopped by a signal while waiting for the store")]
+    Interrupted,
     /// Binding the listener failed.
     #[error("server.bind / server.metrics_bind: cannot listen: {0}")]
     Io(#[from] std::io::Error),
@@ -136,7 +140,8 @@ fn redis_target(store: &crate::config::StoreSettings) -> RedisTarget {
 /// retried with backoff and each attempt logged; a store that answers but is unsuitable
 /// ([`StoreError::Unsupported`]: too old, scripts refused) fails at once.
 ///
-/// `on_wait` runs once, before the first wait (`serve` starts its [`Standby`] there).
+/// `on_wait` runs before waiting (after a failed attempt, or while a first attempt takes
+/// longer than 0.2 s); it may run more than once (`serve` starts its [`Standby`] there once).
 ///
 /// Errors: [`StartupError::Store`] (one attempt, or unsuitable), [`StartupError::StoreWait`]
 /// when the bound passed.
@@ -155,7 +160,20 @@ pub async fn open_store(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let error = match connect_checked(settings, &target, timeout).await {
+        let attempt_fut = connect_checked(settings, &target, timeout);
+        tokio::pin!(attempt_fut);
+        // A first attempt that hangs (a store that accepts but does not answer) must not keep
+        // health checks unanswered: waiting starts after a short grace.
+        let outcome = match tokio::time::timeout(FIRST_RETRY_DELAY * 2, &mut attempt_fut).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                if let StoreWait::UpTo(_) = wait {
+                    on_wait();
+                }
+                attempt_fut.await
+            }
+        };
+        let error = match outcome {
             Ok(handle) => {
                 if attempt > 1 {
                     tracing::info!(
@@ -188,9 +206,7 @@ pub async fn open_store(
             bound_secs = bound.as_secs(),
             "store not ready at start-up; retrying (store.startup_wait_secs)"
         );
-        if attempt == 1 {
-            on_wait();
-        }
+        on_wait();
         // The last attempt starts at the bound at the latest.
         tokio::time::sleep(delay.min(bound.saturating_sub(started.elapsed()))).await;
         delay = (delay * 2).min(MAX_RETRY_DELAY);
@@ -284,15 +300,6 @@ impl Components {
             .ok_or_else(|| ConfigError::new("argos.api_key", "required"))?;
         let cipher = QueryCipher::new(settings.argos.encryption, api_key)
             .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
-        let mut webhook_ciphers = Vec::new();
-        for key in [Some(api_key), settings.argos.idcheck_api_key.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if let Ok(c) = QueryCipher::new(Encryption::Aes256Cbc, key) {
-                webhook_ciphers.push(c);
-            }
-        }
         let urls = FaceAuthUrlBuilder::new(
             &settings.argos.form_url,
             settings.argos.project_id.as_deref().unwrap_or_default(),
@@ -344,15 +351,10 @@ impl Components {
             sid,
             results,
             callbacks,
-            webhooks: WebhookReceiver {
-                path_secret: settings
-                    .webhooks
-                    .path_secret
-                    .clone()
-                    .filter(|s| !s.expose_secret().is_empty()),
-                allowed_ips: settings.webhooks.allowed_ips.clone(),
-                ciphers: webhook_ciphers,
-            },
+            webhooks: WebhookReceiver::new(
+                webhook_keys(settings),
+                settings.webhooks.allowed_ips.clone(),
+            ),
             limiter: RateLimiter::new(
                 store.clone(),
                 settings.limits.mint_per_user,
@@ -371,6 +373,201 @@ impl Components {
             redis: redis_store,
             assertions,
         })
+    }
+}
+
+/// The webhook receiver's secrets: the path secrets (the previous one only while a current one
+/// is set) and the AES-256-CBC ciphers of the Add-on key, the previous Add-on key and the ID
+/// Check key, tried in that order.
+fn webhook_keys(settings: &Settings) -> WebhookKeys {
+    let ciphers = [
+        settings.argos.api_key.as_ref(),
+        settings.argos.previous_api_key.as_ref(),
+        settings.argos.idcheck_api_key.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|key| QueryCipher::new(Encryption::Aes256Cbc, key).ok())
+    .collect();
+    let set =
+        |s: &Option<secrecy::SecretString>| s.clone().filter(|v| !v.expose_secret().is_empty());
+    let path_secrets = match set(&settings.webhooks.path_secret) {
+        Some(current) => std::iter::once(current)
+            .chain(set(&settings.webhooks.previous_path_secret))
+            .collect(),
+        None => Vec::new(),
+    };
+    WebhookKeys {
+        path_secrets,
+        ciphers,
+    }
+}
+
+/// Applies reloadable settings to a running gateway (`SIGHUP`), without dropping requests:
+/// the callback secrets and format, the webhook path secrets, the previous Add-on key (webhook
+/// decryption), the service API key hashes, every secret read from a file among those; and it
+/// refetches the JWKS of both profiles. Everything else takes effect only after a restart
+/// (logged by key name).
+#[derive(Clone)]
+pub struct Reloader {
+    config: Option<PathBuf>,
+    current: Arc<tokio::sync::Mutex<Settings>>,
+    state: web::Data<AppState>,
+    verifier: web::Data<crate::auth::JwtVerifier>,
+    services: web::Data<Option<ServiceVerifier>>,
+    callbacks: Option<Callbacks>,
+}
+
+impl Reloader {
+    /// Loads the configuration again (defaults, `--config` file, environment, secret files)
+    /// and applies it. On error nothing changes. Errors: the [`ConfigError`].
+    pub async fn reload(&self) -> Result<Vec<String>, ConfigError> {
+        let settings = Settings::load(self.config.as_deref())?;
+        self.apply(settings).await
+    }
+
+    /// Applies the reloadable part of `new` (validated first: on error nothing changes);
+    /// returns the keys whose change needs a restart.
+    /// Errors: the [`ConfigError`] of `new`.
+    pub async fn apply(&self, new: Settings) -> Result<Vec<String>, ConfigError> {
+        new.validate()?;
+        let mut current = self.current.lock().await;
+        let mut applied = current.clone();
+        if self.callbacks.is_some() {
+            applied.callbacks.secret = new.callbacks.secret.clone();
+            applied.callbacks.previous_secrets = new.callbacks.previous_secrets.clone();
+            applied.callbacks.format = new.callbacks.format;
+        }
+        applied.webhooks.path_secret = new.webhooks.path_secret.clone();
+        applied.webhooks.previous_path_secret = new.webhooks.previous_path_secret.clone();
+        applied.argos.previous_api_key = new.argos.previous_api_key.clone();
+        if self.services.is_some() {
+            applied.auth.service.api_key_sha256 = new.auth.service.api_key_sha256.clone();
+        }
+        applied.secret_sources = new.secret_sources.clone();
+        applied.validate()?;
+        let restart = restart_needed(&new, &applied);
+        if let Some(callbacks) = &self.callbacks {
+            callbacks.set_keys(&applied.callbacks);
+        }
+        self.state.webhooks.set_keys(webhook_keys(&applied));
+        if let Some(services) = self.services.as_ref() {
+            services.set_api_keys(&applied.auth.service.api_key_sha256);
+        }
+        *current = applied;
+        drop(current);
+        self.verifier.warm_up().await;
+        if let Some(services) = self.services.as_ref() {
+            services.warm_up().await;
+        }
+        Ok(restart)
+    }
+
+    /// [`Reloader::reload`], logged and counted (`faceauth_config_reloads_total`).
+    pub async fn on_signal(&self) {
+        match self.reload().await {
+            Ok(restart) => {
+                crate::metrics::METRICS
+                    .config_reloads
+                    .with_label_values(&["ok"])
+                    .inc();
+                if restart.is_empty() {
+                    tracing::info!("configuration reloaded (SIGHUP)");
+                } else {
+                    tracing::warn!(
+                        restart_needed = restart.join(",").as_str(),
+                        "configuration reloaded (SIGHUP); these changed settings take effect only after a restart"
+                    );
+                }
+            }
+            Err(e) => {
+                crate::metrics::METRICS
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                // ConfigError names the key, never a secret's value.
+                tracing::error!(error = %e, "configuration reload refused (SIGHUP); nothing changed");
+            }
+        }
+    }
+}
+
+/// Dotted keys where `new` differs from what was applied: settings that need a restart.
+fn restart_needed(new: &Settings, applied: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    let as_value = |s: &Settings| toml::Value::try_from(s).unwrap_or(toml::Value::Boolean(false));
+    diff_keys(&as_value(new), &as_value(applied), "", &mut out);
+    // Secrets serialize redacted: compare them directly (never logged).
+    let exposed =
+        |s: &Option<secrecy::SecretString>| s.as_ref().map(|v| v.expose_secret().to_string());
+    for (key, a, b) in [
+        (
+            "store.redis_url",
+            &new.store.redis_url,
+            &applied.store.redis_url,
+        ),
+        ("argos.api_key", &new.argos.api_key, &applied.argos.api_key),
+        (
+            "argos.idcheck_api_key",
+            &new.argos.idcheck_api_key,
+            &applied.argos.idcheck_api_key,
+        ),
+        (
+            "auth.hs256_secret",
+            &new.auth.hs256_secret,
+            &applied.auth.hs256_secret,
+        ),
+        (
+            "auth.service.hs256_secret",
+            &new.auth.service.hs256_secret,
+            &applied.auth.service.hs256_secret,
+        ),
+        (
+            "outbound.proxy",
+            &new.outbound.proxy,
+            &applied.outbound.proxy,
+        ),
+    ] {
+        if exposed(a) != exposed(b) && !out.iter().any(|k| k == key) {
+            out.push(key.to_string());
+        }
+    }
+    if new
+        .callbacks
+        .secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_string())
+        != applied
+            .callbacks
+            .secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_string())
+        && !out.iter().any(|k| k == "callbacks.secret")
+    {
+        out.push("callbacks.secret".into());
+    }
+    out.sort();
+    out
+}
+
+fn diff_keys(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let dotted = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff_keys(p, q, &dotted, out),
+                    _ => out.push(dotted),
+                }
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
     }
 }
 
@@ -423,11 +620,27 @@ async fn wait_for_store(
         secs => StoreWait::UpTo(Duration::from_secs(secs)),
     };
     let mut standby = None;
-    let store = open_store(settings, wait, || match Standby::start(listener) {
-        Ok(s) => standby = Some(s),
-        Err(e) => tracing::warn!(error = %e, "no health answers while waiting for the store"),
-    })
-    .await;
+    let store = {
+        let opening = open_store(settings, wait, || {
+            if standby.is_none() {
+                match Standby::start(listener) {
+                    Ok(s) => standby = Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no health answers while waiting for the store")
+                    }
+                }
+            }
+        });
+        if wait == StoreWait::Once {
+            opening.await
+        } else {
+            // SIGTERM/SIGINT while waiting: stop waiting and exit 0 (nothing is served yet).
+            tokio::select! {
+                store = opening => store,
+                _ = shutdown_signal() => Err(StartupError::Interrupted),
+            }
+        }
+    };
     if let Some(standby) = standby {
         standby.stop().await;
     }
@@ -442,6 +655,7 @@ pub struct Application {
     workers: Vec<tokio::task::JoinHandle<()>>,
     draining: Arc<AtomicBool>,
     drain: Duration,
+    reloader: Reloader,
 }
 
 /// Stops a running [`Application`] (server and background workers) from elsewhere.
@@ -542,6 +756,7 @@ impl Application {
         listener: TcpListener,
         demo: Option<DemoState>,
     ) -> Result<Self, StartupError> {
+        let initial = settings.clone();
         components.verifier.warm_up().await;
         if let Some(assertions) = &components.assertions {
             assertions.log_start();
@@ -620,6 +835,7 @@ impl Application {
                 .to_string(),
         });
         let verifier = web::Data::new(components.verifier);
+        let callbacks = components.callbacks.clone();
         let cors = settings.cors.clone();
         let cookies = web::Data::new(CookiePolicy {
             cookie_name: Some(settings.auth.cookie_name.clone()).filter(|c| !c.is_empty()),
@@ -637,6 +853,14 @@ impl Application {
                 .ascii_serialization(),
         });
         let services = web::Data::new(components.services);
+        let reloader = Reloader {
+            config: None,
+            current: Arc::new(tokio::sync::Mutex::new(initial)),
+            state: state.clone(),
+            verifier: verifier.clone(),
+            services: services.clone(),
+            callbacks,
+        };
         let demo = demo.map(web::Data::new);
         let head_limits = web::Data::new(middleware::HeadLimits {
             max_headers: settings.server.max_headers,
@@ -696,7 +920,18 @@ impl Application {
             workers,
             draining,
             drain: Duration::from_secs(settings.server.drain_secs),
+            reloader,
         })
+    }
+
+    /// The `--config` file that `SIGHUP` reads again (with the environment and secret files).
+    pub fn set_config_path(&mut self, path: Option<PathBuf>) {
+        self.reloader.config = path;
+    }
+
+    /// Applies reloadable settings to this gateway (what `SIGHUP` does).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The bound port.
@@ -728,9 +963,27 @@ impl Application {
             shutdown_signal().await;
             stop.stop().await;
         });
+        let reloader = self.reloader.clone();
+        let on_hangup = tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::hangup()) {
+                    Ok(mut hup) => {
+                        while hup.recv().await.is_some() {
+                            reloader.on_signal().await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no SIGHUP reloads"),
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = reloader;
+        });
         let metrics = self.metrics.map(|(server, _)| tokio::spawn(server));
         let result = self.server.await;
         on_signal.abort();
+        on_hangup.abort();
         for w in &self.workers {
             w.abort();
         }

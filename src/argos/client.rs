@@ -6,6 +6,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::time::Duration;
+use tracing::Instrument;
 
 use crate::config::ArgosSettings;
 
@@ -357,13 +358,22 @@ impl ArgosClient {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 * (1 << (attempt - 1).min(5)))).await;
             }
-            let sent = self
-                .http
-                .get(url.clone())
-                .header("x-api-key", key.expose_secret())
-                .header("accept", "application/json")
+            let span = crate::telemetry::client_span("argos", operation(path));
+            let sent = async {
+                crate::telemetry::inject(
+                    self.http
+                        .get(url.clone())
+                        .header("x-api-key", key.expose_secret())
+                        .header("accept", "application/json"),
+                )
                 .send()
-                .await;
+                .await
+            }
+            .instrument(span.clone())
+            .await;
+            if let Ok(res) = &sent {
+                span.record("http.response.status_code", res.status().as_u16());
+            }
             let res = match sent {
                 Ok(res) => res,
                 Err(e) => {
@@ -392,6 +402,15 @@ impl ArgosClient {
             return Ok(lowercase_keys(value));
         }
         Err(ArgosError::Unavailable(last))
+    }
+}
+
+/// The span name of an ARGOS call: its method and path template (no query, no ids).
+fn operation(path: &str) -> &'static str {
+    match path {
+        "/v3/faceauth" => "GET /v3/faceauth",
+        "/v3/submission" => "GET /v3/submission",
+        _ => "GET argos",
     }
 }
 

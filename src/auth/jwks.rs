@@ -99,6 +99,10 @@ pub fn is_loopback(url: &url::Url) -> bool {
 ///
 /// Errors: a description naming the rule (never the URL's query or credentials).
 pub fn check_key_url(url: &url::Url, allow_insecure_http: bool) -> Result<(), String> {
+    // A URL with credentials would put them into logs and `check-config` output.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" if url.host().is_some() && (is_loopback(url) || allow_insecure_http) => Ok(()),
@@ -429,13 +433,15 @@ impl JwksCache {
     }
 
     async fn get_json(&self, url: &str) -> Result<(Value, Option<String>), String> {
-        let mut res = self
-            .client
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let span = crate::telemetry::client_span("jwks", "GET jwks");
+        let mut res = tracing::Instrument::instrument(
+            crate::telemetry::inject(self.client.get(url).header("accept", "application/json"))
+                .send(),
+            span.clone(),
+        )
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+        span.record("http.response.status_code", res.status().as_u16());
         if res.status().is_redirection() {
             return Err(format!(
                 "GET {url}: status {} (redirects are not followed)",

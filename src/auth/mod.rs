@@ -241,10 +241,15 @@ impl JwtVerifier {
     /// cannot be fetched and the cache is too old.
     pub async fn verify(&self, token: &SecretString) -> Result<Principal, AuthError> {
         let claims = self.verify_claims(token).await?;
-        let user_id = claim_string(&claims, &self.user_id_claim).ok_or(AuthError::Invalid(
-            "the user id claim is missing or not a string",
-        ))?;
-        let sid = claim_string(&claims, &self.sid_claim);
+        // The user id follows the path grammar too (no control characters), so every user a
+        // token names can also be named in `/v1/users/{user_id}/…`.
+        let user_id = claim_string(&claims, &self.user_id_claim)
+            .filter(|s| !s.chars().any(char::is_control))
+            .ok_or(AuthError::Invalid(
+                "the user id claim is missing, not a string, or holds control characters",
+            ))?;
+        let sid =
+            claim_string(&claims, &self.sid_claim).filter(|s| !s.chars().any(char::is_control));
         let cf = self
             .cf_claims
             .clone()

@@ -10,6 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 
 use super::{bearer_token, claim_string, AuthError, JwtVerifier, Principal};
@@ -52,8 +53,17 @@ impl ServicePrincipal {
 pub struct ServiceVerifier {
     jwt: Option<JwtVerifier>,
     scope_claim: String,
-    api_keys: Vec<[u8; 32]>,
+    /// SHA-256 of the static keys; replaced on `SIGHUP`.
+    api_keys: RwLock<Arc<Vec<[u8; 32]>>>,
+    /// Static keys may carry `faceauth:data:delete` (`auth.service.api_keys_may_erase`).
     api_keys_may_erase: bool,
+}
+
+fn key_hashes(hashes: &[String]) -> Vec<[u8; 32]> {
+    hashes
+        .iter()
+        .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
+        .collect()
 }
 
 impl ServiceVerifier {
@@ -66,11 +76,7 @@ impl ServiceVerifier {
         outbound: &crate::outbound::Outbound,
     ) -> Result<Option<Self>, ConfigError> {
         let svc = &auth.service;
-        let api_keys = svc
-            .api_key_sha256
-            .iter()
-            .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
-            .collect::<Vec<[u8; 32]>>();
+        let api_keys = key_hashes(&svc.api_key_sha256);
         let jwt = if svc.audience.is_empty() {
             None
         } else {
@@ -103,9 +109,15 @@ impl ServiceVerifier {
         Ok(Some(ServiceVerifier {
             jwt,
             scope_claim: svc.scope_claim.clone(),
-            api_keys,
+            api_keys: RwLock::new(Arc::new(api_keys)),
             api_keys_may_erase: svc.api_keys_may_erase,
         }))
+    }
+
+    /// Replaces the accepted API key hashes (`auth.service.api_key_sha256`, validated).
+    pub fn set_api_keys(&self, hashes: &[String]) {
+        let keys = Arc::new(key_hashes(hashes));
+        *self.api_keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
     /// For `check-config`: the service JWKS (if any) loads.
@@ -127,8 +139,13 @@ impl ServiceVerifier {
     /// A static API key, compared by SHA-256 in constant time.
     pub fn verify_api_key(&self, key: &str) -> Result<ServicePrincipal, AuthError> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let known_keys = self
+            .api_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut found = subtle::Choice::from(0u8);
-        for known in &self.api_keys {
+        for known in known_keys.iter() {
             found |= known.ct_eq(&digest);
         }
         if bool::from(found) {

@@ -47,14 +47,21 @@ pub async fn observe(
         "request",
         method = %req.method(),
         route = %route,
-        request_id = %request_id
+        request_id = %request_id,
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
     );
+    // The caller's W3C trace context (`traceparent`) is this span's parent (traces on only).
+    crate::telemetry::extract(&span, req.headers());
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID, v);
     }
     let status = res.status().as_u16();
+    span.record("http.response.status_code", status);
     let elapsed = started.elapsed().as_secs_f64();
     let elapsed_ms = elapsed * 1000.0;
     let status_label = status.to_string();

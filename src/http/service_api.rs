@@ -168,8 +168,13 @@ pub async fn put_submission(
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     let request: SubmissionRequest = serde_json::from_value(value)
         .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
-    if request.sid.is_empty() || request.sid.len() > crate::auth::MAX_CLAIM_BYTES {
-        return Err(ApiError::BadRequest("sid must be 1 to 1024 bytes".into()));
+    if request.sid.is_empty()
+        || request.sid.len() > crate::auth::MAX_CLAIM_BYTES
+        || request.sid.chars().any(char::is_control)
+    {
+        return Err(ApiError::BadRequest(
+            "sid must be 1 to 1024 bytes without control characters".into(),
+        ));
     }
     state.sid.remember(user_id, &request.sid).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -7,6 +7,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::{ExposeSecret, SecretString};
+use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 
 use super::api::read_body_limited;
@@ -19,28 +20,57 @@ use crate::argos::webhook;
 /// Largest webhook body, in bytes (1 MiB).
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
-/// Receiver settings.
-pub struct WebhookReceiver {
-    /// Path secret; `None` = receiver off.
-    pub path_secret: Option<SecretString>,
-    /// Allowed source networks.
-    pub allowed_ips: Vec<ipnet::IpNet>,
-    /// AES-256-CBC ciphers for Secure Data Transfer bodies (Add-on key, ID Check key).
+/// The receiver's secrets, swapped as a whole on `SIGHUP`.
+pub struct WebhookKeys {
+    /// Accepted path secrets (current, then the previous one during a rotation); empty =
+    /// receiver off.
+    pub path_secrets: Vec<SecretString>,
+    /// AES-256-CBC ciphers for Secure Data Transfer bodies (Add-on key, previous Add-on key,
+    /// ID Check key).
     pub ciphers: Vec<QueryCipher>,
 }
 
-fn authorised(req: &HttpRequest, path: &str, state: &AppState) -> bool {
+/// Receiver settings.
+pub struct WebhookReceiver {
+    /// Secrets (reloadable).
+    pub keys: RwLock<Arc<WebhookKeys>>,
+    /// Allowed source networks.
+    pub allowed_ips: Vec<ipnet::IpNet>,
+}
+
+impl WebhookReceiver {
+    /// A receiver with these secrets and networks.
+    pub fn new(keys: WebhookKeys, allowed_ips: Vec<ipnet::IpNet>) -> Self {
+        WebhookReceiver {
+            keys: RwLock::new(Arc::new(keys)),
+            allowed_ips,
+        }
+    }
+
+    /// The current secrets.
+    pub fn keys(&self) -> Arc<WebhookKeys> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the secrets (`SIGHUP`); requests under way keep the ones they read.
+    pub fn set_keys(&self, keys: WebhookKeys) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
+}
+
+fn authorised(req: &HttpRequest, path: &str, state: &AppState, keys: &WebhookKeys) -> bool {
     let hooks = &state.webhooks;
-    let Some(secret) = hooks.path_secret.as_ref() else {
-        return false;
-    };
-    let expected = secret.expose_secret().as_bytes();
-    let path_ok: bool = (path.len() == expected.len()
-        && bool::from(path.as_bytes().ct_eq(expected)))
-        && !expected.is_empty();
+    // Every accepted secret is compared, in constant time each.
+    let mut path_ok = subtle::Choice::from(0u8);
+    for secret in &keys.path_secrets {
+        let expected = secret.expose_secret().as_bytes();
+        if !expected.is_empty() && path.len() == expected.len() {
+            path_ok |= path.as_bytes().ct_eq(expected);
+        }
+    }
     let ip_ok = client_ip(req, &state.trusted_proxies, state.client_ip_header)
         .is_some_and(|ip| hooks.allowed_ips.iter().any(|n| n.contains(&ip)));
-    path_ok && ip_ok
+    bool::from(path_ok) && ip_ok
 }
 
 /// The receiver.
@@ -56,12 +86,13 @@ pub async fn receive(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !authorised(&req, &path, &state) {
+    let keys = state.webhooks.keys();
+    if !authorised(&req, &path, &state, &keys) {
         tracing::warn!("webhook refused (path secret or source address)");
         return Err(ApiError::RouteNotFound);
     }
     let body = read_body_limited(&req, payload, MAX_WEBHOOK_BYTES).await?;
-    let ciphers: Vec<&QueryCipher> = state.webhooks.ciphers.iter().collect();
+    let ciphers: Vec<&QueryCipher> = keys.ciphers.iter().collect();
     let event = webhook::parse(&body, &ciphers).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let kind = match &event {
         webhook::WebhookEvent::FaceAuth { .. } => "faceauth",

@@ -1084,6 +1084,14 @@ fn is_transient(e: &redis::RedisError) -> bool {
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
+    // Redis answered and refused who we are: not something waiting cures.
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("NOPERM") {
+        return StoreError::Unsupported(format!(
+            "Redis refused the gateway's credentials or permissions ({:?}); check the password \
+             and ACL user in store.redis_url",
+            e.kind()
+        ));
+    }
     // The kind and the server's error code only: a Redis error message may echo arguments.
     StoreError::Unavailable(match e.code() {
         Some(code) => format!("{:?}: {code}", e.kind()),
@@ -1098,13 +1106,26 @@ async fn bounded<T>(
     fut: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {
     let started = std::time::Instant::now();
-    let result = match tokio::time::timeout(timeout, fut).await {
-        Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "no answer within {} ms",
-            timeout.as_millis()
-        ))),
+    // One span per store command or script when traces are on (op is a fixed name, never a
+    // key); none otherwise, keeping the hot path as it was.
+    let span = if crate::telemetry::enabled() {
+        tracing::info_span!(
+            "redis",
+            otel.name = op,
+            otel.kind = "client",
+            db.system = "redis"
+        )
+    } else {
+        tracing::Span::none()
     };
+    let result =
+        match tracing::Instrument::instrument(tokio::time::timeout(timeout, fut), span).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        };
     let m = &crate::metrics::METRICS;
     m.store_duration
         .with_label_values(&[op])

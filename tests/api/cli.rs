@@ -134,3 +134,93 @@ fn serve_refuses_bad_config_with_the_key_named() {
     assert_eq!(code, 2);
     assert!(err.contains("argos.api_key"), "{err}");
 }
+
+#[test]
+fn secrets_from_files_and_check_config_names_their_sources() {
+    let dir = std::env::temp_dir().join(format!("fag-sec-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("api_key");
+    std::fs::write(&key_file, "file-add-on-key-0123456789\n").unwrap();
+    let cb_file = dir.join("callback_secret");
+    std::fs::write(&cb_file, "callback-secret-from-a-file-0123456789\r\n").unwrap();
+    let previous_file = dir.join("previous_callback_secrets");
+    std::fs::write(
+        &previous_file,
+        "previous-callback-secret-one-0123456789\n\nprevious-callback-secret-two-0123456789\n",
+    )
+    .unwrap();
+    let config = dir.join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[callbacks]\nurl = \"https://app.test/hook\"\nsecret_file = \"{}\"\n\
+             previous_secrets_file = \"{}\"\n[webhooks]\npath_secret = \"config_file_path_secret_0123456789abcdef\"\n",
+            cb_file.display(),
+            previous_file.display()
+        ),
+    )
+    .unwrap();
+    let key_var = key_file.display().to_string();
+    let env = [
+        ("FACEAUTH__STORE__BACKEND", "memory"),
+        ("FACEAUTH__ARGOS__PROJECT_ID", "p1"),
+        ("FACEAUTH__ARGOS__API_KEY__FILE", key_var.as_str()),
+        ("FACEAUTH__AUTH__ALGORITHMS", "[\"HS256\"]"),
+        (
+            "FACEAUTH__AUTH__HS256_SECRET",
+            "hs-secret-0123456789abcdef0123456789",
+        ),
+        ("FACEAUTH__AUTH__ISSUER", "https://idp.test/"),
+        ("FACEAUTH__AUTH__AUDIENCE", "gw"),
+    ];
+    let cfg = config.display().to_string();
+    let (code, out, err) = run(&["check-config", "--config", &cfg], &env, b"");
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        format!("# argos.api_key: file {key_var} (FACEAUTH__ARGOS__API_KEY__FILE)"),
+        format!(
+            "# callbacks.secret: file {} (config file key callbacks.secret_file)",
+            cb_file.display()
+        ),
+        format!(
+            "# callbacks.previous_secrets: file {} (config file key callbacks.previous_secrets_file)",
+            previous_file.display()
+        ),
+        format!("# webhooks.path_secret: config file {cfg}"),
+        "# auth.hs256_secret: env FACEAUTH__AUTH__HS256_SECRET".to_string(),
+        "# store.redis_url: default (config/default.toml)".to_string(),
+        "# argos.idcheck_api_key: not set".to_string(),
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing `{line}` in\n{out}");
+    }
+    assert!(
+        out.contains("previous_secrets = [\n    \"[REDACTED]\",\n    \"[REDACTED]\",\n]"),
+        "{out}"
+    );
+    for secret in [
+        "file-add-on-key",
+        "callback-secret-from",
+        "previous-callback",
+        "config_file_path_secret",
+        "hs-secret-0123",
+    ] {
+        assert!(!out.contains(secret) && !err.contains(secret), "{secret}");
+    }
+
+    // Both a value and a file for one setting: refused, naming it.
+    let mut both = env.to_vec();
+    both.push(("FACEAUTH__ARGOS__API_KEY", "another-key"));
+    let (code, _, err) = run(&["check-config"], &both, b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("argos.api_key"), "{err}");
+    // An unreadable file: refused, naming the setting and the path, never a value.
+    let mut missing = env.to_vec();
+    missing[2] = ("FACEAUTH__ARGOS__API_KEY_FILE", "/no/such/secret");
+    let (code, _, err) = run(&["check-config"], &missing, b"");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("argos.api_key_file") && err.contains("/no/such/secret"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

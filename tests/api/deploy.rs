@@ -107,7 +107,52 @@ fn probes_and_ports_match_the_configuration() {
         .iter()
         .map(|(k, v)| (k.as_str().unwrap().into(), v.as_str().unwrap().into()))
         .collect();
-    Settings::load_from(None, env).expect("the example Secret's keys are valid settings");
+    Settings::load_from(None, env.clone()).expect("the example Secret's keys are valid settings");
+    // The second Secret is mounted as files; the Deployment points FACEAUTH__…__FILE at each,
+    // and those variables load (with the example values in files).
+    let files = &docs("deploy/k8s/secret.example.yaml")[1];
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "secrets")
+        .expect("a secrets volume")["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "secrets")
+            .unwrap()["secret"]["secretName"],
+        files["metadata"]["name"]
+    );
+    let dir = std::env::temp_dir().join(format!("fag-deploy-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut file_env = env.clone();
+    let mut referenced = 0;
+    for var in c["env"].as_sequence().unwrap() {
+        let name = var["name"].as_str().unwrap();
+        let Some(path) = var["value"].as_str().filter(|_| name.ends_with("__FILE")) else {
+            continue;
+        };
+        let file_name = path
+            .strip_prefix(&format!("{mount}/"))
+            .unwrap_or_else(|| panic!("{name} points outside the secrets volume"));
+        let value = files["stringData"][file_name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no key {file_name} in the Secret"));
+        let local = dir.join(file_name);
+        std::fs::write(&local, value).unwrap();
+        file_env.push((name.to_string(), local.display().to_string()));
+        referenced += 1;
+    }
+    assert!(referenced >= 4, "{referenced} secret files");
+    let loaded = Settings::load_from(None, file_env).expect("the secret files load");
+    assert!(loaded.secret_sources["argos.api_key"].starts_with("file "));
+    std::fs::remove_dir_all(dir).unwrap();
 
     let compose = &docs("deploy/docker-compose.yml")[0];
     let ports: Vec<&str> = compose["services"]["gateway"]["ports"]

@@ -105,12 +105,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Whether the Redis at `url` answers `PING` with `PONG`.
+/// Whether the Redis at `url` answers `PING` with `PONG` (or, for a server with a password
+/// the URL lacks, with `NOAUTH`: it is up and serving).
 pub fn redis_answers(url: &str) -> bool {
-    redis::Client::open(url)
+    let pong = redis::Client::open(url)
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-        .is_ok_and(|pong| pong == "PONG")
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    match pong {
+        Ok(pong) => pong == "PONG",
+        Err(e) => e.code() == Some("NOAUTH"),
+    }
 }
 
 /// The status code of `GET path` on 127.0.0.1:`port` (plain HTTP/1.0, blocking), or `None` if
@@ -231,6 +235,7 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub stop: faceauth_gateway::startup::StopHandle,
+    pub reloader: faceauth_gateway::startup::Reloader,
     pub metrics_port: Option<u16>,
     pub address: String,
     pub api_key: String,
@@ -308,6 +313,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
         .expect("gateway failed to build");
     let port = app.port();
     let stop = app.stop_handle();
+    let reloader = app.reloader();
     let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
@@ -315,6 +321,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
     use secrecy::ExposeSecret;
     TestApp {
         stop,
+        reloader,
         metrics_port,
         address,
         api_key: settings
@@ -661,4 +668,70 @@ impl TestKey {
 
 pub fn jwks(keys: &[&TestKey]) -> Value {
     json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+}
+
+/// Whether the reference webhook libraries (`pip install standardwebhooks stripe`) can be
+/// imported. Missing: the caller skips, unless `FACEAUTH_E2E_REQUIRED` is set (then it fails).
+pub fn webhook_libraries() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import standardwebhooks, stripe"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("FACEAUTH_E2E_REQUIRED").is_err(),
+            "the standardwebhooks and stripe Python packages are not installed, and \
+             FACEAUTH_E2E_REQUIRED is set"
+        );
+        eprintln!("skipped: pip install standardwebhooks stripe");
+    }
+    ok
+}
+
+const VERIFY_PY: &str = r#"
+import json, os, sys
+body = open(sys.argv[2], "rb").read()
+headers = json.loads(os.environ["FAG_HEADERS"])
+secret = os.environ["FAG_SECRET"]
+if sys.argv[1] == "standard":
+    from standardwebhooks.webhooks import Webhook
+    Webhook(secret).verify(body, headers)
+else:
+    import stripe
+    stripe.WebhookSignature.verify_header(
+        body.decode(), headers["faceauth-signature"], secret, tolerance=300
+    )
+print("verified")
+"#;
+
+/// Verifies a delivered callback with a reference library run as a separate process:
+/// `scheme` `standard` (the `standardwebhooks` package, `Webhook(secret).verify`) or `stripe`
+/// (the official `stripe` package, `WebhookSignature.verify_header`). Ok, or the library's
+/// refusal.
+pub fn reference_verify(
+    scheme: &str,
+    secret: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), String> {
+    let file = std::env::temp_dir().join(format!("fag-cb-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, body).unwrap();
+    let map: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let out = Command::new("python3")
+        .args(["-c", VERIFY_PY, scheme, file.to_str().unwrap()])
+        .env("FAG_HEADERS", Value::Object(map).to_string())
+        .env("FAG_SECRET", secret)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("verified") {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }

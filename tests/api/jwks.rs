@@ -259,3 +259,15 @@ async fn discovery_reads_jwks_uri_from_the_issuer() {
     c["iss"] = issuer.clone().into();
     assert_eq!(app.mint(&key.sign(&c)).await.status, 201);
 }
+
+/// `SIGHUP` (the reloader) refetches the JWKS at once, inside `auth.jwks_min_refresh_secs`.
+#[tokio::test]
+async fn a_reload_refetches_the_jwks() {
+    let server = MockServer::start().await;
+    serve_jwks(&server, json!({"keys": []}), 3600).await;
+    let app = jwks_app(&server, vec![Algorithm::RS256], |_| {}).await;
+    assert_eq!(jwks_fetches(&server).await, 1, "fetched once at start-up");
+    let restart = app.reloader.apply(app.settings.clone()).await.unwrap();
+    assert!(restart.is_empty(), "{restart:?}");
+    assert_eq!(jwks_fetches(&server).await, 2, "fetched again on reload");
+}

@@ -57,6 +57,13 @@ async fn hostile_hs256_tokens_are_rejected_and_write_nothing() {
         sign_hs256(&with(&|c| c["iat"] = json!(now + 600))),
         "iat in the future",
     ));
+    // A user id no path could name (the user-id grammar): control characters.
+    for sub in ["a\nb", "tab\there", "nul\u{0}", "c1\u{85}"] {
+        cases.push((
+            sign_hs256(&with(&|c| c["sub"] = json!(sub))),
+            "control character in sub",
+        ));
+    }
     cases.push((
         sign_hs256(&with(&|c| c["iss"] = json!("https://evil.test/"))),
         "wrong iss",

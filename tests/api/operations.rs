@@ -47,11 +47,13 @@ async fn metrics_are_on_their_own_port_without_ids_or_secrets() {
 pub(crate) struct Gateway {
     child: Child,
     port: u16,
+    metrics_port: u16,
 }
 
 impl Gateway {
     pub(crate) fn start(extra: &[(&str, String)]) -> (Gateway, String, String) {
         let port = free_port();
+        let metrics_port = free_port();
         let api_key = format!("ak_proc_{}", uuid::Uuid::new_v4().simple());
         let prefix = random_prefix();
         let mut cmd = Command::new(BIN);
@@ -61,7 +63,7 @@ impl Gateway {
             .env("FACEAUTH__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env(
                 "FACEAUTH__SERVER__METRICS_BIND",
-                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{metrics_port}"),
             )
             .env("FACEAUTH__STORE__REDIS_URL", redis_url())
             .env("FACEAUTH__STORE__KEY_PREFIX", &prefix)
@@ -80,6 +82,10 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in extra {
+            // A secret read from a file replaces the value variable set above.
+            if let Some(value_var) = k.strip_suffix("__FILE") {
+                cmd.env_remove(value_var);
+            }
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
@@ -89,7 +95,15 @@ impl Gateway {
                 == Some(200)),
             "gateway did not become ready"
         );
-        (Gateway { child, port }, api_key, prefix)
+        (
+            Gateway {
+                child,
+                port,
+                metrics_port,
+            },
+            api_key,
+            prefix,
+        )
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -389,5 +403,235 @@ async fn openapi_is_served_and_matches_the_committed_copy() {
         "shutting_down",
     ] {
         assert!(codes.iter().any(|c| c == code), "{code}");
+    }
+}
+
+/// `SIGHUP` on the real binary: the webhook path secret and the service API key hashes are
+/// read from files (`…__FILE`); both files change (a rotation of each), `SIGHUP` applies them
+/// while requests keep flowing (none fails), a reload with a missing file is refused and
+/// changes nothing, and the log names no secret.
+#[tokio::test]
+async fn sighup_rereads_secret_files_without_dropping_requests() {
+    let dir = std::env::temp_dir().join(format!("fag-hup-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (p1, p2) = (
+        "hup_path_secret_one_0123456789abcdefghij",
+        "hup_path_secret_two_0123456789abcdefghij",
+    );
+    let (key_a, key_b) = ("service-key-a-0123456789", "service-key-b-0123456789");
+    let sha = |k: &str| hex::encode(openssl::sha::sha256(k.as_bytes()));
+    let path_file = dir.join("webhook_path_secret");
+    let keys_file = dir.join("service_api_key_sha256");
+    std::fs::write(&path_file, format!("{p1}\n")).unwrap();
+    std::fs::write(&keys_file, format!("{}\n{}\n", sha(key_a), sha(key_b))).unwrap();
+    let (gw, api_key, _) = Gateway::start(&[
+        (
+            "FACEAUTH__WEBHOOKS__PATH_SECRET__FILE",
+            path_file.display().to_string(),
+        ),
+        (
+            "FACEAUTH__AUTH__SERVICE__API_KEY_SHA256__FILE",
+            keys_file.display().to_string(),
+        ),
+    ]);
+    let client = test_client();
+    let webhook = |secret: &str| {
+        let req = client
+            .post(gw.url(&format!("/v1/webhooks/argos/{secret}")))
+            .header("content-type", "application/json")
+            .body("{}");
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let service = |key: &str| {
+        let req = client
+            .put(gw.url("/v1/users/hup-user/submission"))
+            .header("x-api-key", key)
+            .json(&serde_json::json!({"sid": "sid-hup"}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_ne!(webhook(p1).await, 404);
+    assert_eq!(webhook(p2).await, 404);
+    assert_eq!(service(key_a).await, 204);
+    assert_eq!(service(key_b).await, 204);
+
+    // Requests keep flowing with key B throughout the reload.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, url, stop) = (
+            client.clone(),
+            gw.url("/v1/users/hup-user/submission"),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = client
+                    .put(&url)
+                    .header("x-api-key", key_b)
+                    .json(&serde_json::json!({"sid": "sid-hup"}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 204 => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+    std::fs::write(&path_file, format!("{p2}\n")).unwrap();
+    std::fs::write(&keys_file, format!("{}\n", sha(key_b))).unwrap();
+    gw.signal("HUP");
+    let started = Instant::now();
+    while webhook(p2).await == 404 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGHUP not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = load.await.unwrap();
+    assert!(ok > 0);
+    assert_eq!(failed, 0, "no request failed during the reload");
+    assert_eq!(webhook(p1).await, 404, "the old path secret is gone");
+    assert_eq!(service(key_a).await, 401, "the old service key is gone");
+    assert_eq!(service(key_b).await, 204);
+
+    // A reload that cannot read a file is refused as a whole: nothing changes.
+    std::fs::remove_file(&path_file).unwrap();
+    std::fs::write(&keys_file, format!("{}\n", sha(key_a))).unwrap();
+    gw.signal("HUP");
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", gw.metrics_port);
+    let started = Instant::now();
+    loop {
+        let text = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(r#"faceauth_config_reloads_total{outcome="error"} 1"#) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "reload not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(webhook(p2).await, 404, "the applied path secret stays");
+    assert_eq!(service(key_b).await, 204, "the applied service keys stay");
+    assert_eq!(service(key_a).await, 401);
+
+    gw.signal("TERM");
+    let (code, stderr) = gw.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("configuration reloaded"), "{stderr}");
+    assert!(stderr.contains("configuration reload refused"), "{stderr}");
+    assert!(stderr.contains("webhooks.path_secret_file"), "{stderr}");
+    for secret in [p1, p2, key_a, key_b, api_key.as_str()] {
+        assert!(!stderr.contains(secret), "secret in the log");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// OpenTelemetry on the real binary (`telemetry.otlp_endpoint`): a request with a W3C
+/// `traceparent` makes an outgoing ARGOS call (`sid` source `argos`) that carries the same
+/// trace id with another span id; at shutdown the spans reach a local OTLP/HTTP receiver
+/// (protobuf): the request's, the ARGOS call's and the Redis scripts', in the caller's trace,
+/// without the user id, the link id or any key.
+#[tokio::test]
+async fn traces_join_the_callers_trace_and_reach_the_otlp_receiver() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let argos = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/submission"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "items": [{"submission_id": "sid-otel", "created_at": "2026-01-01T00:00:00Z",
+                       "userid": "otel-user", "kyc": {"result": "approved"}}]
+        })))
+        .mount(&argos)
+        .await;
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/traces"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    let idcheck_key = format!("idcheck_{}", uuid::Uuid::new_v4().simple());
+    let (gw, api_key, _) = Gateway::start(&[
+        ("FACEAUTH__ARGOS__API_BASE_URL", argos.uri()),
+        ("FACEAUTH__ARGOS__IDCHECK_API_KEY", idcheck_key.clone()),
+        ("FACEAUTH__SID__SOURCES", "[\"argos\"]".to_string()),
+        ("FACEAUTH__TELEMETRY__OTLP_ENDPOINT", collector.uri()),
+    ]);
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let parent_span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    let client = test_client();
+    let minted = client
+        .post(gw.url("/v1/links"))
+        .bearer_auth(user_jwt("otel-user"))
+        .header("traceparent", format!("00-{trace_id}-{parent_span}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 201);
+    let link_id = minted.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let calls = argos.received_requests().await.unwrap();
+    assert_eq!(calls.len(), 1);
+    let sent = calls[0]
+        .headers
+        .get("traceparent")
+        .expect("traceparent to ARGOS");
+    let parts: Vec<&str> = sent.to_str().unwrap().split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent:?}");
+    assert_eq!(parts[1], trace_id, "the caller's trace");
+    assert_ne!(parts[2], parent_span, "a span of the gateway's own");
+
+    gw.signal("TERM");
+    let (code, stderr) = gw.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    let exported: Vec<u8> = collector
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/traces")
+        .inspect(|r| {
+            assert_eq!(
+                r.headers.get("content-type").unwrap(),
+                "application/x-protobuf"
+            )
+        })
+        .flat_map(|r| r.body.clone())
+        .collect();
+    let contains = |needle: &[u8]| exported.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(&hex::decode(&trace_id).unwrap()),
+        "spans in the caller's trace"
+    );
+    for name in [
+        &b"POST /v1/links"[..],
+        b"GET /v3/submission",
+        b"faceauth-gateway",
+        b"redis",
+    ] {
+        assert!(contains(name), "{}", String::from_utf8_lossy(name));
+    }
+    for secret in [
+        "otel-user",
+        link_id.as_str(),
+        api_key.as_str(),
+        idcheck_key.as_str(),
+        HS_SECRET,
+    ] {
+        assert!(!contains(secret.as_bytes()), "{secret} exported");
     }
 }

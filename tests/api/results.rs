@@ -158,6 +158,16 @@ fn verify_callback_signature(header: &str, body: &[u8]) {
     assert_eq!(hex::encode(signer.sign_to_vec().unwrap()), v1);
     let t: i64 = t.parse().unwrap();
     assert!((now_secs() - t).abs() < 300);
+    // The official Stripe library accepts it (Stripe's scheme, our header name).
+    if webhook_libraries() {
+        reference_verify(
+            "stripe",
+            CALLBACK_SECRET,
+            &[("faceauth-signature", header)],
+            body,
+        )
+        .unwrap();
+    }
     // The crate's public helper agrees.
     faceauth_gateway::callbacks::verify_signature(
         CALLBACK_SECRET.as_bytes(),
@@ -224,6 +234,10 @@ async fn webhook_pull_verification_step_up_and_signed_callback() {
         .to_str()
         .unwrap();
     verify_callback_signature(header, &call.body);
+    assert!(
+        call.headers.get("webhook-signature").is_none(),
+        "callbacks.format = \"stripe\" (the default) sends no Standard Webhooks headers"
+    );
     let event: Value = serde_json::from_slice(&call.body).unwrap();
     assert_eq!(event["type"], "step_up.completed");
     assert_eq!(event["user_id"], "amelie");
@@ -1286,4 +1300,230 @@ async fn settings_that_allow_an_argos_call_longer_than_the_lock_are_refused() {
     s.verify.lock_ttl_secs = 120;
     s.argos.api_timeout_ms = 30_000;
     s.validate().unwrap();
+}
+
+/// `whsec_` secrets: base64 of 32 random bytes.
+fn whsec() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// A delivered callback's headers and body, after one verified FaceAuth.
+async fn one_callback(env: &Env, user: &str, auth: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    let jwt = user_jwt(user);
+    let id = env.app.mint_id(&jwt).await;
+    assert_eq!(env.app.open(&id).await.status, 302);
+    argos_says(&env.argos, auth, "approved", &format!("sid-of-{user}"), 30).await;
+    let r = post_webhook(&env.app, &shape_c(auth, &id)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    eventually("the callback arrives", || async {
+        !env.receiver
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    })
+    .await;
+    let call = env.receiver.received_requests().await.unwrap().remove(0);
+    let headers = call
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    (headers, call.body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// `callbacks.format = "both"` during a rotation (`previous_secrets`): every attempt carries
+/// both header sets with one signature per secret, and the reference Standard Webhooks
+/// library and the official Stripe library each accept the delivery with the new and with the
+/// old secret, and refuse it with another.
+#[tokio::test]
+async fn standard_webhooks_and_stripe_signatures_during_a_rotation() {
+    let (new, old) = (whsec(), whsec());
+    let env = env_with(|s| {
+        s.callbacks.format = faceauth_gateway::config::CallbackFormat::Both;
+        s.callbacks.secret = Some(SecretString::from(new.clone()));
+        s.callbacks.previous_secrets = vec![SecretString::from(old.clone())];
+    })
+    .await;
+    let (headers, body) = one_callback(&env, "rosa", "auth-rot-1").await;
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        header(&headers, "webhook-id"),
+        event["id"].as_str().unwrap()
+    );
+    let t: i64 = header(&headers, "webhook-timestamp").parse().unwrap();
+    assert!((now_secs() - t).abs() < 300);
+    let sigs: Vec<&str> = header(&headers, "webhook-signature").split(' ').collect();
+    assert_eq!(sigs.len(), 2, "one signature per secret");
+    assert!(sigs.iter().all(|s| s.starts_with("v1,")));
+    assert_eq!(
+        header(&headers, "faceauth-signature")
+            .matches("v1=")
+            .count(),
+        2
+    );
+    if !webhook_libraries() {
+        return;
+    }
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for secret in [&new, &old] {
+        reference_verify("standard", secret, &refs, &body).unwrap();
+        reference_verify("stripe", secret, &refs, &body).unwrap();
+    }
+    let other = whsec();
+    assert!(reference_verify("standard", &other, &refs, &body).is_err());
+    assert!(reference_verify("stripe", &other, &refs, &body).is_err());
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    assert!(reference_verify("standard", &new, &refs, &tampered).is_err());
+}
+
+/// `callbacks.format = "standard"`: only the Standard Webhooks headers; a secret that is not
+/// `whsec_` base64 is refused at start-up naming the key; after a reload that drops the
+/// previous secret, the old one no longer verifies.
+#[tokio::test]
+async fn standard_format_alone_and_a_reload_that_ends_the_rotation() {
+    let mut bad = test_settings();
+    bad.callbacks.url = Some("http://127.0.0.1:9/hook".into());
+    bad.callbacks.secret = Some(SecretString::from(CALLBACK_SECRET));
+    bad.callbacks.format = faceauth_gateway::config::CallbackFormat::Standard;
+    let e = bad.validate().unwrap_err();
+    assert_eq!(e.key, "callbacks.secret");
+    assert!(!e.to_string().contains(CALLBACK_SECRET));
+
+    let (new, old) = (whsec(), whsec());
+    let env = env_with(|s| {
+        s.callbacks.format = faceauth_gateway::config::CallbackFormat::Standard;
+        s.callbacks.secret = Some(SecretString::from(new.clone()));
+        s.callbacks.previous_secrets = vec![SecretString::from(old.clone())];
+    })
+    .await;
+    // The rotation ends: the previous secret is dropped, applied without a restart.
+    let mut next = env.app.settings.clone();
+    next.callbacks.previous_secrets.clear();
+    let restart = env.app.reloader.apply(next).await.unwrap();
+    assert!(restart.is_empty(), "{restart:?}");
+    let (headers, body) = one_callback(&env, "sven", "auth-rot-2").await;
+    assert!(headers.iter().all(|(k, _)| k != "faceauth-signature"));
+    assert_eq!(header(&headers, "webhook-signature").split(' ').count(), 1);
+    if !webhook_libraries() {
+        return;
+    }
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    reference_verify("standard", &new, &refs, &body).unwrap();
+    assert!(reference_verify("standard", &old, &refs, &body).is_err());
+}
+
+/// Rotating the webhook path secret and the Add-on API key: the previous path secret is
+/// accepted beside the current one (nothing else is), and an envelope encrypted with the
+/// previous Add-on key decrypts.
+#[tokio::test]
+async fn previous_path_secret_and_previous_add_on_key_are_accepted() {
+    const OLD_PATH: &str = "wh_old_path_secret_0123456789abcdefghij";
+    let old_key = format!("ak_old_{}", uuid::Uuid::new_v4().simple());
+    let env = env_with(|s| {
+        s.webhooks.previous_path_secret = Some(SecretString::from(OLD_PATH));
+        s.argos.previous_api_key = Some(SecretString::from(old_key.clone()));
+    })
+    .await;
+    let app = &env.app;
+    let jwt = user_jwt("olga");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    argos_says(&env.argos, "auth-old-key", "approved", "sid-of-olga", 30).await;
+    let key = openssl::sha::sha256(old_key.as_bytes());
+    let ct = openssl::symm::encrypt(
+        openssl::symm::Cipher::aes_256_cbc(),
+        &key,
+        Some(&[0u8; 16]),
+        &shape_c("auth-old-key", &id),
+    )
+    .unwrap();
+    let envelope = format!(r#"{{"data":"{}"}}"#, openssl::base64::encode_block(&ct));
+    let post = |secret: &'static str, body: Vec<u8>| async move {
+        app.send(
+            app.client
+                .post(app.url(&format!("/v1/webhooks/argos/{secret}")))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    };
+    let r = post(OLD_PATH, envelope.clone().into_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "accepted");
+    assert_eq!(
+        post(PATH_SECRET, envelope.into_bytes()).await.json()["status"],
+        "duplicate"
+    );
+    post("wh_some_other_secret_0123456789abcdefghij", b"{}".to_vec())
+        .await
+        .assert_problem(404, "not_found");
+    eventually("the result is verified", || async {
+        link_status(app, &jwt, &id).await["result"] == "approved"
+    })
+    .await;
+    // Without the previous Add-on key the same envelope does not decrypt.
+    let mut next = app.settings.clone();
+    next.argos.previous_api_key = None;
+    next.webhooks.previous_path_secret = None;
+    app.reloader.apply(next).await.unwrap();
+    let ct = openssl::symm::encrypt(
+        openssl::symm::Cipher::aes_256_cbc(),
+        &key,
+        Some(&[0u8; 16]),
+        &shape_c("auth-old-key-2", &id),
+    )
+    .unwrap();
+    let envelope = format!(r#"{{"data":"{}"}}"#, openssl::base64::encode_block(&ct));
+    post(PATH_SECRET, envelope.into_bytes())
+        .await
+        .assert_problem(400, "bad_request");
+    post(OLD_PATH, b"{}".to_vec())
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_token_that_is_no_link_id_does_not_use_up_the_authentication_id() {
+    let Env { app, argos, .. } = env().await;
+    let jwt = user_jwt("tomas");
+    let id = app.mint_id(&jwt).await;
+    assert_eq!(app.open(&id).await.status, 302);
+    argos_says(&argos, "auth-tok", "approved", "sid-of-tomas", 1).await;
+    // A forged or mangled Token_id (ids are canonical lowercase UUID v4): ignored, and the
+    // authentication id is not marked as seen...
+    for bad in [id.to_uppercase(), "not-a-token".to_string()] {
+        let r = post_webhook(&app, &shape_c("auth-tok", &bad)).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["status"], "ignored", "{bad}");
+    }
+    // ...so the genuine delivery still counts.
+    assert_eq!(
+        post_webhook(&app, &shape_c("auth-tok", &id)).await.json()["status"],
+        "accepted"
+    );
+    eventually("approved", || async {
+        link_status(&app, &jwt, &id).await["result"] == "approved"
+    })
+    .await;
 }

@@ -123,6 +123,10 @@ fn http_date(s: &str) -> time::OffsetDateTime {
 #[tokio::test]
 async fn two_replicas_one_ninety_seconds_ahead_agree_on_step_up_and_times() {
     let Some(lib) = libfaketime() else {
+        assert!(
+            std::env::var("FACEAUTH_E2E_REQUIRED").is_err(),
+            "libfaketime is required here (apt-get install faketime libfaketime)"
+        );
         eprintln!(
             "SKIPPED two_replicas_one_ninety_seconds_ahead_agree_on_step_up_and_times: \
              libfaketime is not installed (apt-get install faketime)"

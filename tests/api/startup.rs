@@ -218,3 +218,95 @@ fn check_config_does_not_wait() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("store.redis_url"));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_while_a_first_attempt_hangs() {
+    // A "Redis" that accepts connections (the kernel completes the handshake) and never
+    // answers: the first attempt hangs for up to 4 × store.timeout_ms.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let port = free_port();
+    let mut settings = test_settings();
+    settings.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    settings.store.redis_url = Some(SecretString::from(format!(
+        "redis://127.0.0.1:{silent_port}/0"
+    )));
+    settings.store.timeout_ms = 3000;
+    settings.store.startup_wait_secs = 60;
+    let building = tokio::spawn(Application::build(settings));
+    let started = Instant::now();
+    let healthz = tokio::task::spawn_blocking(move || {
+        poll_until(Duration::from_secs(3), || {
+            http_status(port, "/healthz") == Some(200)
+        })
+    })
+    .await
+    .unwrap();
+    assert!(healthz, "/healthz answers while the first attempt hangs");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        tokio::task::spawn_blocking(move || http_status(port, "/readyz"))
+            .await
+            .unwrap(),
+        Some(503)
+    );
+    building.abort();
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_refused_password_fails_at_once() {
+    let port = free_port();
+    let _redis = RedisServer::start_with(port, &["--requirepass", "the-right-password"])
+        .expect("redis-server is needed");
+    let mut s = test_settings();
+    s.store.redis_url = Some(SecretString::from(format!(
+        "redis://:a-wrong-password@127.0.0.1:{port}/0"
+    )));
+    s.store.startup_wait_secs = 30;
+    let started = Instant::now();
+    match Application::build(s).await {
+        Err(StartupError::Store(e)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("credentials"), "{msg}");
+            assert!(!msg.contains("a-wrong-password"), "{msg}");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("started with a wrong password"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried");
+}
+
+#[test]
+fn sigterm_while_waiting_exits_zero() {
+    let port = free_port();
+    let redis_url = format!("redis://127.0.0.1:{}/0", free_port());
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve");
+    gateway_env(&mut cmd, port, &redis_url);
+    cmd.env("FACEAUTH__STORE__STARTUP_WAIT_SECS", "60");
+    let mut child = cmd.spawn().unwrap();
+    assert!(
+        poll_until(Duration::from_secs(10), || http_status(port, "/healthz")
+            == Some(200)),
+        "waiting"
+    );
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("serve did not stop on SIGTERM while waiting");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
