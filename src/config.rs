@@ -1668,10 +1668,48 @@ fn figment_error(e: figment::Error) -> ConfigError {
             );
         }
         figment::error::Kind::InvalidType(actual, expected) => {
-            format!("invalid type: found {actual}, expected {expected}")
+            format!(
+                "invalid type: found {}, expected {expected}",
+                type_of(actual)
+            )
         }
-        figment::error::Kind::Message(m) => m.clone(),
-        other => other.to_string(),
+        figment::error::Kind::InvalidValue(actual, expected) => {
+            format!(
+                "invalid value: found {}, expected {expected}",
+                type_of(actual)
+            )
+        }
+        figment::error::Kind::Message(m) if !is_secret_key(&key) => m.clone(),
+        figment::error::Kind::Message(_) => "invalid value (not shown: a secret)".into(),
+        other if !is_secret_key(&key) => other.to_string(),
+        _ => "invalid value (not shown: a secret)".into(),
     };
     ConfigError::new(key, message)
+}
+
+/// Whether `key` (or an entry of it, `key.N`) is one of [`SECRET_SETTINGS`].
+fn is_secret_key(key: &str) -> bool {
+    SECRET_SETTINGS.iter().any(|(secret, _)| {
+        key == *secret
+            || key
+                .strip_prefix(secret)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+/// What kind of value was found, never the value itself: a wrongly typed setting may hold a
+/// secret (a single string given where a list of secrets is expected).
+fn type_of(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit | Actual::Option => "nothing",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "another type",
+    }
 }

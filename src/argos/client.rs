@@ -331,7 +331,9 @@ impl ArgosClient {
                 }
             };
             let status = res.status();
-            if status.is_server_error() || status.as_u16() == 429 {
+            // A redirect is not followed and, like a 5xx, counts as a failed attempt (retried
+            // until the erasure's deadline), never as ARGOS's final answer.
+            if status.is_server_error() || status.as_u16() == 429 || status.is_redirection() {
                 last = format!("status {status}");
                 continue;
             }

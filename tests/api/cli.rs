@@ -224,3 +224,24 @@ fn secrets_from_files_and_check_config_names_their_sources() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_wrongly_typed_secret_is_named_but_never_echoed() {
+    // One secret given where a list of secrets is expected: the error names the key and the
+    // types, never the value.
+    let leak = "cb_secret_must_not_be_echoed_0123456789abcdef";
+    let (code, out, err) = run(
+        &["check-config"],
+        &[
+            ("FACEAUTH__STORE__BACKEND", "memory"),
+            ("FACEAUTH__ARGOS__PROJECT_ID", "p1"),
+            ("FACEAUTH__ARGOS__API_KEY", "k1"),
+            ("FACEAUTH__CALLBACKS__PREVIOUS_SECRETS", leak),
+        ],
+        b"",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("callbacks.previous_secrets"), "{err}");
+    assert!(err.contains("a string"), "{err}");
+    assert!(!err.contains(leak) && !out.contains(leak), "{err}");
+}
