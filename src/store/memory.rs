@@ -18,8 +18,6 @@ const SWEEP_EVERY: u64 = 1024;
 enum Value {
     Text(String),
     Count(u64),
-    /// Work queue: (due at ms, member), kept sorted.
-    Queue(Vec<(i64, String)>),
     /// Written by `put_if_later`: (order, tiebreak, value).
     Later(i64, String, String),
     /// Written by `index_add`: members and their expiry (ms).
@@ -376,52 +374,6 @@ impl KvStore for MemoryStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.lock()?.kv.remove(key);
-        Ok(())
-    }
-
-    async fn schedule(
-        &self,
-        queue: &str,
-        member: &str,
-        delay_ms: u64,
-        ttl_ms: u64,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut inner = self.lock()?;
-        inner.wrote(now);
-        let mut entries = match inner.live_kv(queue, now) {
-            Some((Value::Queue(entries), _)) => std::mem::take(entries),
-            _ => Vec::new(),
-        };
-        entries.retain(|(_, m)| m != member);
-        entries.push((at(now, delay_ms), member.to_string()));
-        entries.sort();
-        inner
-            .kv
-            .insert(queue.to_string(), (Value::Queue(entries), at(now, ttl_ms)));
-        Ok(())
-    }
-
-    async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError> {
-        let now = now_ms();
-        let mut inner = self.lock()?;
-        Ok(match inner.live_kv(queue, now) {
-            Some((Value::Queue(entries), _)) => entries
-                .iter()
-                .take_while(|(due, _)| *due <= now)
-                .take(limit)
-                .map(|(_, m)| m.clone())
-                .collect(),
-            _ => Vec::new(),
-        })
-    }
-
-    async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut inner = self.lock()?;
-        if let Some((Value::Queue(entries), _)) = inner.live_kv(queue, now) {
-            entries.retain(|(_, m)| m != member);
-        }
         Ok(())
     }
 

@@ -337,22 +337,6 @@ pub trait KvStore: Send + Sync + 'static {
     /// Deletes `key`.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
-    /// Schedules `member` in the work queue `queue` to be due `delay_ms` from now (store
-    /// clock); rescheduling moves it. The queue expires `ttl_ms` after the last change.
-    async fn schedule(
-        &self,
-        queue: &str,
-        member: &str,
-        delay_ms: u64,
-        ttl_ms: u64,
-    ) -> Result<(), StoreError>;
-
-    /// Up to `limit` members of `queue` that are due now, oldest first.
-    async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError>;
-
-    /// Removes `member` from `queue`.
-    async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError>;
-
     /// Writes `value` for `ttl_ms` unless the key holds a value with a later or equal
     /// (`order`, `tiebreak`); returns whether it wrote. One atomic step.
     async fn put_if_later(

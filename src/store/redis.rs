@@ -403,19 +403,6 @@ expire_all(ARGV[2])
 return 1
 "#;
 
-/// KEYS[1] queue (sorted set scored by due time, Redis clock); ARGV[1] member; ARGV[2] delay
-/// ms; ARGV[3] queue ttl ms.
-const SCHEDULE_BODY: &str = r#"
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"#;
-
-/// KEYS[1] queue; ARGV[1] limit. Members due now.
-const DUE_BODY: &str = r#"
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-"#;
-
 /// KEYS[1]; ARGV[1] deadline; ARGV[2] value; ARGV[3] ttl ms. Returns the replaced value or nil.
 const SWAP_BODY: &str = r#"
 local old = redis.call('GET', KEYS[1])
@@ -486,8 +473,6 @@ pub struct RedisStore {
     replace_if_equals: Script,
     swap: Script,
     set_result: Script,
-    schedule: Script,
-    due: Script,
     put_if_later: Script,
     read_later: Script,
     queue_push: Script,
@@ -590,8 +575,6 @@ impl RedisStore {
             replace_if_equals: Script::new(&format!("{NOW_LUA}{REPLACE_IF_EQUALS_BODY}")),
             swap: gated(SWAP_BODY),
             set_result: Script::new(SET_RESULT_LUA),
-            schedule: Script::new(&format!("{NOW_LUA}{SCHEDULE_BODY}")),
-            due: Script::new(&format!("{NOW_LUA}{DUE_BODY}")),
             put_if_later: Script::new(PUT_IF_LATER_LUA),
             read_later: Script::new(&format!("{NOW_LUA}{READ_LATER_BODY}")),
             queue_push: Script::new(&format!("{NOW_LUA}{QUEUE_PUSH_BODY}")),
@@ -672,8 +655,6 @@ impl RedisStore {
             &self.replace_if_equals,
             &self.swap,
             &self.set_result,
-            &self.schedule,
-            &self.due,
             &self.put_if_later,
             &self.read_later,
             &self.queue_push,
@@ -1454,39 +1435,6 @@ impl KvStore for RedisStore {
         self.command::<i64>("delete", redis::cmd("DEL").arg(self.prefixed(key)))
             .await
             .map(|_| ())
-    }
-
-    async fn schedule(
-        &self,
-        queue: &str,
-        member: &str,
-        delay_ms: u64,
-        ttl_ms: u64,
-    ) -> Result<(), StoreError> {
-        self.script::<i64>(
-            "schedule",
-            self.schedule
-                .key(self.prefixed(queue))
-                .arg(member)
-                .arg(delay_ms)
-                .arg(ttl_ms),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn due(&self, queue: &str, limit: usize) -> Result<Vec<String>, StoreError> {
-        self.script("due", self.due.key(self.prefixed(queue)).arg(limit))
-            .await
-    }
-
-    async fn unschedule(&self, queue: &str, member: &str) -> Result<(), StoreError> {
-        self.command::<i64>(
-            "unschedule",
-            redis::cmd("ZREM").arg(self.prefixed(queue)).arg(member),
-        )
-        .await
-        .map(|_| ())
     }
 
     async fn put_if_later(
