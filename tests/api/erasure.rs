@@ -5,13 +5,10 @@
 use crate::helpers::*;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use std::future::Future;
-use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PATH_SECRET: &str = "wh_0123456789abcdefghijklmnopqrstuvwxyz";
-const SERVICE_AUDIENCE: &str = "faceauth-service";
 const CALLBACK_SECRET: &str = "cb-secret-0123456789-0123456789-0123456789";
 const STATIC_KEY: &str = "static-service-key";
 const ERASE: &str = "faceauth:data:delete";
@@ -53,20 +50,6 @@ async fn env_with(tweak: impl FnOnce(&mut faceauth_gateway::Settings)) -> Env {
     }
 }
 
-fn service_jwt(scopes: &str) -> String {
-    let mut c = claims("session-layer");
-    c["aud"] = SERVICE_AUDIENCE.into();
-    c["scope"] = scopes.into();
-    c.as_object_mut().unwrap().remove("argos_sid");
-    sign_hs256(&c)
-}
-
-fn rfc3339_ago(secs: i64) -> String {
-    (time::OffsetDateTime::now_utc() - time::Duration::seconds(secs))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 async fn argos_says_approved(argos: &MockServer, auth_id: &str, sid: &str) {
     Mock::given(method("GET"))
         .and(path("/v3/faceauth"))
@@ -102,21 +85,6 @@ async fn post_webhook(app: &TestApp, auth_id: &str, token: &str) -> Resp {
             .body(body),
     )
     .await
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(15) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 async fn link_status(app: &TestApp, jwt: &str, id: &str) -> Resp {

@@ -735,3 +735,38 @@ pub fn reference_verify(
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// The service-credential audience of the results and erasure tests.
+pub const SERVICE_AUDIENCE: &str = "faceauth-service";
+
+/// A service JWT (HS256, [`SERVICE_AUDIENCE`]) with `scopes`.
+pub fn service_jwt(scopes: &str) -> String {
+    let mut c = claims("session-layer");
+    c["aud"] = SERVICE_AUDIENCE.into();
+    c["scope"] = scopes.into();
+    c.as_object_mut().unwrap().remove("argos_sid");
+    sign_hs256(&c)
+}
+
+/// RFC 3339 time `secs` seconds ago (ARGOS's `create_time` in fake records).
+pub fn rfc3339_ago(secs: i64) -> String {
+    (time::OffsetDateTime::now_utc() - time::Duration::seconds(secs))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Polls the async `check` every 100 ms until it holds; panics naming `what` after 10 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

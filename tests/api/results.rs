@@ -4,13 +4,11 @@
 use crate::helpers::*;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PATH_SECRET: &str = "wh_0123456789abcdefghijklmnopqrstuvwxyz";
-const SERVICE_AUDIENCE: &str = "faceauth-service";
 const CALLBACK_SECRET: &str = "cb-secret-0123456789-0123456789-0123456789";
 
 struct Env {
@@ -55,20 +53,6 @@ async fn env() -> Env {
     env_with(|_| {}).await
 }
 
-fn service_jwt(scopes: &str) -> String {
-    let mut c = claims("session-layer");
-    c["aud"] = SERVICE_AUDIENCE.into();
-    c["scope"] = scopes.into();
-    c.as_object_mut().unwrap().remove("argos_sid");
-    sign_hs256(&c)
-}
-
-fn rfc3339_ago(secs: i64) -> String {
-    (time::OffsetDateTime::now_utc() - time::Duration::seconds(secs))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 /// ARGOS answers GET /v3/faceauth?authId=<auth_id> in the newer wrapped shape.
 async fn argos_says(argos: &MockServer, auth_id: &str, status: &str, sid: &str, ago_secs: i64) {
     Mock::given(method("GET"))
@@ -100,21 +84,6 @@ fn shape_c(auth_id: &str, token: &str) -> Vec<u8> {
         r#"{{"webhook_trigger":"faceAuth","data":{{"Submission_id":"x","Auth_Status":"approved","Create_Time":"2026-11-29T00:00:00Z","Auth_User_id":"u","Token_id":"{token}","reference":{{"userid":"u"}},"Authentication_id":"{auth_id}"}}}}"#
     )
     .into_bytes()
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 async fn link_status(app: &TestApp, jwt: &str, id: &str) -> Value {
