@@ -868,6 +868,8 @@ impl Application {
             max_uri_bytes: settings.server.max_uri_bytes,
         });
         let mut server = HttpServer::new(move || {
+            // Runs on each worker thread: its store commands get a connection of their own.
+            crate::store::redis_conn::mark_worker_thread();
             let mut app = App::new()
                 .app_data(head_limits.clone())
                 .wrap(from_fn(middleware::head_limits))

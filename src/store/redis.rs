@@ -27,7 +27,7 @@
 mod erasure;
 
 use super::clock::{local_now_us, ClockOffset};
-use super::redis_conn::{Conn, RedisTarget, NOT_SENT};
+use super::redis_conn::{Conn, Conns, RedisTarget, NOT_SENT};
 use async_trait::async_trait;
 use redis::Script;
 use std::future::Future;
@@ -451,11 +451,11 @@ impl Default for StoreOptions {
     }
 }
 
-/// Links in Redis (standalone). Cheap to clone: one multiplexed connection shared by all
-/// requests, reconnecting by itself.
+/// Links in Redis (standalone). Cheap to clone: multiplexed connections that reconnect by
+/// themselves, one per HTTP worker thread and one shared by everything else ([`Conns`]).
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: Conn,
+    conn: Conns,
     prefix: String,
     timeout: Duration,
     options: StoreOptions,
@@ -551,6 +551,7 @@ impl RedisStore {
             Conn::connect_with(target, timeout, options.sentinel_poll),
         )
         .await?;
+        let conn = Conns::new(conn, target, timeout, options.sentinel_poll);
         let clock = Arc::new(ClockOffset::default());
         if let Some(limit) = options.clock_warn {
             clock.set_warn_threshold(limit);
@@ -616,7 +617,7 @@ impl RedisStore {
     /// Start-up check: the server is recent enough and accepts every script (this also loads
     /// them into its script cache). Errors name what is missing.
     async fn check_server(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         // A cluster answers per node (a map); a single server with one string.
         let info: redis::Value = bounded(
             "check_server",
@@ -715,7 +716,7 @@ impl RedisStore {
         let mut full = Vec::with_capacity(args.len() + 1);
         full.push(self.deadline());
         full.extend(args);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         let wait_ms = self.options.replica_ack_timeout.as_millis() as u64;
         let attempt = async {
             for first in [true, false] {
@@ -797,7 +798,7 @@ impl RedisStore {
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(200);
             for _ in 0..6 {
-                let mut conn = store.conn.clone();
+                let mut conn = store.conn.get();
                 let mut invocation = script.key(&key);
                 for a in &args {
                     invocation.arg(a);
@@ -831,7 +832,7 @@ impl RedisStore {
         op: &'static str,
         cmd: &redis::Cmd,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         bounded(op, self.timeout, cmd.query_async(&mut conn)).await
     }
 
@@ -841,7 +842,7 @@ impl RedisStore {
         op: &'static str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         bounded(op, self.timeout, invocation.invoke_async(&mut conn)).await
     }
 

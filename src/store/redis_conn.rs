@@ -15,8 +15,10 @@ use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline,
     RedisFuture, RedisResult, Value,
 };
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where Redis is (`store.redis_mode`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,6 +432,140 @@ impl Conn {
             }
         }
     }
+}
+
+/// How long a worker waits before it tries again to open its own connection after a failure
+/// (meanwhile it uses the shared one).
+const WORKER_RETRY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// Whether this thread is an HTTP worker (see [`mark_worker_thread`]).
+    static WORKER: Cell<bool> = const { Cell::new(false) };
+    /// This worker's own connection of each store (by [`Conns`] id).
+    static LOCAL: RefCell<Vec<(u64, Local)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A worker's own connection of one store.
+enum Local {
+    Connecting,
+    Ready(Conn),
+    Failed(Instant),
+}
+
+/// Marks the calling thread as an HTTP worker: a single-threaded runtime that lives as long
+/// as the thread. From then on [`Conns::get`] on this thread answers with a connection of
+/// this thread, whose driver task runs here too (no request wakes another thread). Called
+/// from the `HttpServer` app factory, which actix runs on each worker thread.
+pub fn mark_worker_thread() {
+    WORKER.with(|w| w.set(true));
+}
+
+/// The store's connections: one shared by the background workers (and every thread not
+/// marked as an HTTP worker), and one per HTTP worker thread, opened lazily on that thread.
+/// Each is a [`Conn`] of the same topology with the same settings, so it keeps every fault
+/// behaviour (reconnecting, Sentinel re-resolution and its watcher, Cluster redirections).
+/// Until a worker's own connection is ready (or while it cannot be opened) the worker uses
+/// the shared one: opening never delays a request.
+#[derive(Clone)]
+pub struct Conns(Arc<ConnsInner>);
+
+struct ConnsInner {
+    id: u64,
+    shared: Conn,
+    target: RedisTarget,
+    timeout: Duration,
+    sentinel_poll: Duration,
+}
+
+impl Conns {
+    /// `shared`, connected to `target` with these settings (see [`Conn::connect_with`]).
+    pub fn new(
+        shared: Conn,
+        target: &RedisTarget,
+        timeout: Duration,
+        sentinel_poll: Duration,
+    ) -> Conns {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Conns(Arc::new(ConnsInner {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            shared,
+            target: target.clone(),
+            timeout,
+            sentinel_poll,
+        }))
+    }
+
+    /// The connection for a command sent from this thread.
+    pub fn get(&self) -> Conn {
+        if !WORKER.with(Cell::get) {
+            return self.0.shared.clone();
+        }
+        let id = self.0.id;
+        let open = LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            match local.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, Local::Ready(c))) => return Err(c.clone()),
+                Some((_, Local::Connecting)) => return Ok(false),
+                Some((_, state @ Local::Failed(_))) => {
+                    if matches!(state, Local::Failed(at) if at.elapsed() < WORKER_RETRY) {
+                        return Ok(false);
+                    }
+                    *state = Local::Connecting;
+                }
+                None => local.push((id, Local::Connecting)),
+            }
+            Ok(true)
+        });
+        match open {
+            Err(own) => own,
+            Ok(start) => {
+                if start {
+                    self.open_own();
+                }
+                self.0.shared.clone()
+            }
+        }
+    }
+
+    /// Opens this worker's connection in a task of this thread's runtime.
+    fn open_own(&self) {
+        let current_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if !current_thread {
+            set_local(self.0.id, Local::Failed(Instant::now()));
+            return;
+        }
+        let inner = self.0.clone();
+        tokio::spawn(async move {
+            let attempt = async {
+                let conn =
+                    Conn::connect_with(&inner.target, inner.timeout, inner.sentinel_poll).await?;
+                // A Sentinel connection checks the master's replicas once before use, as the
+                // shared one's watcher does, so a worker that connects during a failover
+                // fences the old master like the others.
+                if let Conn::Sentinel(s) = &conn {
+                    s.0.watch_once().await;
+                }
+                Ok::<_, redis::RedisError>(conn)
+            };
+            let state = match tokio::time::timeout(inner.timeout * 4, attempt).await {
+                Ok(Ok(conn)) => Local::Ready(conn),
+                _ => Local::Failed(Instant::now()),
+            };
+            // The task runs on the worker's single-threaded runtime: the same thread.
+            set_local(inner.id, state);
+        });
+    }
+}
+
+fn set_local(id: u64, state: Local) {
+    LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        match local.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, s)) => *s = state,
+            None => local.push((id, state)),
+        }
+    });
 }
 
 impl ConnectionLike for Conn {
