@@ -82,10 +82,14 @@ fn answer(
 ) -> HttpResponse {
     match result {
         Ok(Opened::Redirect(url)) => {
-            crate::metrics::METRICS
-                .link_opens
-                .with_label_values(&["redirected"])
-                .inc();
+            // The hot path: the labelled counter is looked up once, not per request.
+            static REDIRECTED: std::sync::LazyLock<prometheus::IntCounter> =
+                std::sync::LazyLock::new(|| {
+                    crate::metrics::METRICS
+                        .link_opens
+                        .with_label_values(&["redirected"])
+                });
+            REDIRECTED.inc();
             tracing::info!(outcome = "redirected", "link opened");
             let status = if confirmed {
                 StatusCode::SEE_OTHER
