@@ -188,7 +188,8 @@ async fn sentinel_failover_with_the_old_master_alive_opens_no_link_twice() {
 }
 
 /// The same without `min_replica_acks` (the sentinel watcher alone): reported, not asserted
-/// beyond "never a second redirect after the switch"; see the README for the window left.
+/// beyond "never a second redirect after the switch"; see docs/operations.md (Redis topologies)
+/// for the window left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_without_replica_acks_follows_the_master() {
     let stats = failover_loop(0).await;
