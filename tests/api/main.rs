@@ -9,6 +9,7 @@ mod config;
 mod confirm;
 mod crypto_vectors;
 mod deploy;
+mod docs;
 mod edges;
 mod erasure;
 mod failover;
