@@ -1,0 +1,166 @@
+//! Redis for the suite: the shared server (or cluster), private servers started per test, key
+//! prefixes and the keys' TTLs.
+
+use super::{free_port, poll_until};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A private `redis-server` on a free loopback port, killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Starts one; `None` if `redis-server` is not installed.
+    pub fn start() -> Option<RedisServer> {
+        let port = free_port();
+        Self::start_on(port)
+    }
+
+    pub fn start_on(port: u16) -> Option<RedisServer> {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts one on `port` with extra command-line settings (e.g. `--rename-command`).
+    pub fn start_with(port: u16, extra: &[&str]) -> Option<RedisServer> {
+        // A replica's full sync writes an RDB file even with --save "": keep it out of the repo.
+        let dir = std::env::temp_dir().join(format!("fag-redis-{port}"));
+        std::fs::create_dir_all(&dir).ok()?;
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                dir.to_str()?,
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut server = RedisServer { port, child };
+        // Ready means it answers PING (not just accepts TCP: it may still be loading).
+        let url = server.url();
+        let ready = poll_until(Duration::from_secs(20), || redis_answers(&url));
+        if !ready {
+            let exited = server.child.try_wait().ok().flatten();
+            panic!(
+                "redis-server on port {port} did not answer PING within 20 s (exited: {exited:?})"
+            );
+        }
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether the Redis at `url` answers `PING` with `PONG` (or, for a server with a password
+/// the URL lacks, with `NOAUTH`: it is up and serving).
+pub fn redis_answers(url: &str) -> bool {
+    let pong = redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    match pong {
+        Ok(pong) => pong == "PONG",
+        Err(e) => e.code() == Some("NOAUTH"),
+    }
+}
+
+/// The Redis the suite uses: `REDIS_URL`, else 127.0.0.1:6379, else a private server started
+/// once for the whole test binary (a watchdog shell stops it when the test process exits).
+pub fn redis_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return url;
+        }
+        let local = "redis://127.0.0.1:6379/0".to_string();
+        if redis_answers(&local) {
+            return local;
+        }
+        let port = free_port();
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no & r=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $r",
+            parent = std::process::id()
+        );
+        // The watchdog outlives this call on purpose; it exits with the test process.
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("no Redis at REDIS_URL or 127.0.0.1:6379, and no shell to start one");
+        let url = format!("redis://127.0.0.1:{port}/0");
+        if poll_until(Duration::from_secs(20), || redis_answers(&url)) {
+            return url;
+        }
+        panic!("no Redis at REDIS_URL or 127.0.0.1:6379, and redis-server did not start");
+    })
+    .clone()
+}
+
+/// `REDIS_CLUSTER_NODES` (comma-separated `redis://` URLs): run the suite against a cluster.
+pub fn cluster_nodes() -> Option<Vec<String>> {
+    std::env::var("REDIS_CLUSTER_NODES")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split(',').map(|n| n.trim().to_string()).collect())
+}
+
+/// Where the store tests' Redis is.
+pub fn test_target() -> faceauth_gateway::store::redis_conn::RedisTarget {
+    use faceauth_gateway::store::redis_conn::RedisTarget;
+    match cluster_nodes() {
+        Some(nodes) => RedisTarget::Cluster(nodes),
+        None => RedisTarget::Standalone(redis_url()),
+    }
+}
+
+pub fn random_prefix() -> String {
+    format!("fagtest:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// (key, PTTL) of every key under `prefix` on `nodes` (each node scanned and asked itself, so
+/// this works on a cluster too). `None` if a node does not answer.
+pub fn key_ttls(nodes: &[String], prefix: &str) -> Option<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let mut conn = redis::Client::open(node.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+            .ok()?;
+        let keys: Vec<String> =
+            redis::Commands::scan_match::<_, String>(&mut conn, format!("{prefix}*"))
+                .map(|iter| iter.collect())
+                .ok()?;
+        for key in keys {
+            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).ok()?;
+            if !out.iter().any(|(k, _)| k == &key) {
+                out.push((key, pttl));
+            }
+        }
+    }
+    Some(out)
+}
