@@ -18,7 +18,7 @@ async fn metrics_are_on_their_own_port_without_ids_or_secrets() {
     app.mint("garbage")
         .await
         .assert_problem(401, "invalid_token");
-    app.send(app.client.get(app.url("/metrics")))
+    app.send(app.get("/metrics"))
         .await
         .assert_problem(404, "not_found");
     let port = app.metrics_port.expect("metrics listener on");
@@ -357,7 +357,7 @@ fn check_config_checks_redis_and_the_jwks() {
 #[tokio::test]
 async fn openapi_is_served_and_matches_the_committed_copy() {
     let app = spawn_app().await;
-    let served = app.send(app.client.get(app.url("/openapi.json"))).await;
+    let served = app.send(app.get("/openapi.json")).await;
     assert_eq!(served.status, 200);
     let committed = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json"),

@@ -193,9 +193,29 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// `GET path` on this gateway, to be sent with [`TestApp::send`].
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    /// `POST path` on this gateway, to be sent with [`TestApp::send`].
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// `DELETE path` on this gateway, to be sent with [`TestApp::send`].
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path))
+    }
+
+    /// `POST /v1/links` as the user of `jwt`, for a test to add headers or a body.
+    pub fn mint_request(&self, jwt: &str) -> reqwest::RequestBuilder {
+        self.post("/v1/links").bearer_auth(jwt)
+    }
+
+    /// `POST /v1/links` as the user of `jwt`, no body.
     pub async fn mint(&self, jwt: &str) -> Resp {
-        self.send(self.client.post(self.url("/v1/links")).bearer_auth(jwt))
-            .await
+        self.send(self.mint_request(jwt)).await
     }
 
     /// Mints and returns the link id, asserting `201`.
@@ -205,9 +225,71 @@ impl TestApp {
         r.json()["id"].as_str().unwrap().to_string()
     }
 
+    /// `GET /l/{id}` (redirects are never followed).
     pub async fn open(&self, id: &str) -> Resp {
-        self.send(self.client.get(self.url(&format!("/l/{id}"))))
+        self.send(self.get(&format!("/l/{id}"))).await
+    }
+
+    /// `GET /v1/links/{id}` as the user of `jwt`.
+    pub async fn link_status(&self, jwt: &str, id: &str) -> Resp {
+        self.send(self.get(&format!("/v1/links/{id}")).bearer_auth(jwt))
             .await
+    }
+
+    /// `DELETE /v1/links/{id}` as the user of `jwt`.
+    pub async fn revoke(&self, jwt: &str, id: &str) -> Resp {
+        self.send(self.delete(&format!("/v1/links/{id}")).bearer_auth(jwt))
+            .await
+    }
+
+    /// `GET /v1/face-auth/start` as the user of `jwt`.
+    pub async fn start(&self, jwt: &str) -> Resp {
+        self.send(self.get("/v1/face-auth/start").bearer_auth(jwt))
+            .await
+    }
+
+    /// `POST /v1/users/{user}/links` (the service mint) with the service token `jwt`, no body.
+    pub async fn service_mint(&self, jwt: &str, user: &str) -> Resp {
+        self.send(
+            self.post(&format!("/v1/users/{user}/links"))
+                .bearer_auth(jwt),
+        )
+        .await
+    }
+
+    /// `GET /v1/users/{user}/step-up?max_age_secs=…` with a `faceauth:status:read` service JWT;
+    /// asserts `200` and returns the body.
+    pub async fn step_up(&self, user: &str, max_age_secs: u64) -> Value {
+        let r = self
+            .send(
+                self.get(&format!(
+                    "/v1/users/{user}/step-up?max_age_secs={max_age_secs}"
+                ))
+                .bearer_auth(super::service_jwt("faceauth:status:read")),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    }
+
+    /// `POST`s an ARGOS webhook `body` (JSON) to this gateway's webhook route (its configured
+    /// path secret).
+    pub async fn post_webhook(&self, body: impl AsRef<[u8]>) -> Resp {
+        use secrecy::ExposeSecret;
+        let secret = self
+            .settings
+            .webhooks
+            .path_secret
+            .as_ref()
+            .expect("webhooks.path_secret is set")
+            .expose_secret()
+            .to_string();
+        self.send(
+            self.post(&format!("/v1/webhooks/argos/{secret}"))
+                .header("content-type", "application/json")
+                .body(body.as_ref().to_vec()),
+        )
+        .await
     }
 
     /// The Redis nodes holding this test's keys: every cluster node, or the one server.

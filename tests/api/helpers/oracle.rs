@@ -1,11 +1,15 @@
 //! Independent oracles: OpenSSL decrypts the FaceAuth URL, reference libraries verify signed
 //! callbacks, a fake ARGOS and callback receiver stand in for the real ones.
 
-use super::{TestApp, PROJECT_ID};
+use super::{spawn_app_with, TestApp, PROJECT_ID, SERVICE_AUDIENCE};
+use faceauth_gateway::Settings;
 use openssl::symm::{decrypt, decrypt_aead, Cipher};
 use percent_encoding::percent_decode_str;
-use serde_json::Value;
+use secrecy::SecretString;
+use serde_json::{json, Value};
 use std::process::{Command, Stdio};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Splits `<form_url>?pid=…&encrypted=…` independently of the gateway's code.
 pub fn split_faceauth_url(location: &str) -> (String, Vec<(String, String)>) {
@@ -164,4 +168,100 @@ pub fn reference_verify(
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+// ---- A fake ARGOS and callback receiver (wiremock) ----
+
+/// The webhook path secret of a gateway spawned with [`argos_env_with`].
+pub const PATH_SECRET: &str = "wh_0123456789abcdefghijklmnopqrstuvwxyz";
+/// The callback signing secret of a gateway spawned with [`argos_env_with`].
+pub const CALLBACK_SECRET: &str = "cb-secret-0123456789-0123456789-0123456789";
+/// The static service API key (`x-api-key`) of a gateway spawned with [`argos_env_with`]; the
+/// gateway stores only its SHA-256.
+pub const SERVICE_KEY: &str = "static-service-key";
+
+/// A gateway wired to a fake ARGOS and to a callback receiver.
+pub struct ArgosEnv {
+    pub app: TestApp,
+    pub argos: MockServer,
+    pub receiver: MockServer,
+}
+
+/// A fake ARGOS (nothing mounted yet) and a callback receiver that answers `200` to
+/// `POST /hook`.
+pub async fn argos_servers() -> (MockServer, MockServer) {
+    let argos = MockServer::start().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    (argos, receiver)
+}
+
+/// Points `s` at `argos` (no retries) with results on: webhooks under [`PATH_SECRET`] from
+/// 127.0.0.1, pull-verification every 100 ms, callbacks to `receiver`'s `/hook` signed with
+/// [`CALLBACK_SECRET`], service credentials for [`SERVICE_AUDIENCE`] and [`SERVICE_KEY`].
+pub fn use_fake_argos(s: &mut Settings, argos: &MockServer, receiver: &MockServer) {
+    s.argos.api_base_url = argos.uri().parse().unwrap();
+    s.argos.api_retries = 0;
+    s.webhooks.path_secret = Some(SecretString::from(PATH_SECRET));
+    s.webhooks.allowed_ips = vec!["127.0.0.1/32".parse().unwrap()];
+    s.verify.poll_interval_ms = 100;
+    s.callbacks.url = Some(format!("{}/hook", receiver.uri()));
+    s.callbacks.secret = Some(SecretString::from(CALLBACK_SECRET));
+    s.auth.service.audience = SERVICE_AUDIENCE.into();
+    s.auth.service.api_key_sha256 = vec![hex::encode(openssl::sha::sha256(SERVICE_KEY.as_bytes()))];
+}
+
+/// A gateway on [`use_fake_argos`] settings, then `tweak`.
+pub async fn argos_env_with(tweak: impl FnOnce(&mut Settings)) -> ArgosEnv {
+    let (argos, receiver) = argos_servers().await;
+    let app = spawn_app_with(|s| {
+        use_fake_argos(s, &argos, &receiver);
+        tweak(s);
+    })
+    .await;
+    ArgosEnv {
+        app,
+        argos,
+        receiver,
+    }
+}
+
+pub async fn argos_env() -> ArgosEnv {
+    argos_env_with(|_| {}).await
+}
+
+/// ARGOS answers `GET /v3/faceauth?authId=<auth_id>` (the newer wrapped shape) with one record:
+/// `status`, `create_time` (RFC 3339, e.g. [`super::rfc3339_ago`]) and submission `sid`.
+pub async fn argos_says(
+    argos: &MockServer,
+    auth_id: &str,
+    status: &str,
+    sid: &str,
+    create_time: &str,
+) {
+    Mock::given(method("GET"))
+        .and(path("/v3/faceauth"))
+        .and(query_param("authId", auth_id))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "faceAuth_projectId": PROJECT_ID,
+            "data": [{
+                "auth_id": auth_id, "auth_status": status, "create_time": create_time,
+                "submit_type": "form", "kyc_submission_id": sid, "policy": {}, "delete_check": false
+            }]
+        }])))
+        .mount(argos)
+        .await;
+}
+
+/// An ARGOS `faceAuth` webhook (approved, every field of the documented shape) for `auth_id`
+/// on the link `token`.
+pub fn webhook_body(auth_id: &str, token: &str) -> Vec<u8> {
+    format!(
+        r#"{{"webhook_trigger":"faceAuth","data":{{"Submission_id":"x","Auth_Status":"approved","Create_Time":"2026-11-29T00:00:00Z","Auth_User_id":"u","Token_id":"{token}","reference":{{"userid":"u"}},"Authentication_id":"{auth_id}"}}}}"#
+    )
+    .into_bytes()
 }

@@ -164,3 +164,158 @@ pub fn key_ttls(nodes: &[String], prefix: &str) -> Option<Vec<(String, i64)>> {
     }
     Some(out)
 }
+
+/// A child process, killed on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One command to the Redis (or sentinel) on 127.0.0.1:`port`; `None` if it does not answer.
+pub fn redis_cmd(port: u16, args: &[&str]) -> Option<redis::Value> {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .ok()?
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut c).ok()
+}
+
+/// Whether `INFO section` of the Redis on `port` contains `needle`.
+pub fn info_has(port: u16, section: &str, needle: &str) -> bool {
+    match redis_cmd(port, &["INFO", section]) {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).contains(needle),
+        Some(redis::Value::VerbatimString { text, .. }) => text.contains(needle),
+        _ => false,
+    }
+}
+
+/// The master's port as `SENTINEL get-master-addr-by-name mymaster` names it.
+pub fn sentinel_master_port(sentinel_port: u16) -> Option<u16> {
+    match redis_cmd(
+        sentinel_port,
+        &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+    )? {
+        redis::Value::Array(v) => match v.get(1)? {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Polls `f` until it holds; panics naming `what` after `within`.
+pub fn wait_until(what: &str, within: Duration, f: impl FnMut() -> bool) {
+    assert!(poll_until(within, f), "timed out: {what}");
+}
+
+/// The first word of `ROLE` (`master`, `slave`, `sentinel`) of the Redis on `port`.
+pub fn role(port: u16) -> Option<String> {
+    match redis_cmd(port, &["ROLE"]) {
+        Some(redis::Value::Array(v)) => match v.first() {
+            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The suite's Sentinel set: a master, its replica and one sentinel monitoring `mymaster`
+/// (quorum 1, down after 1 s), each on a free port; ready when the sentinel names the master,
+/// the master says it is one, and the sentinel knows the replica it would promote. Everything
+/// is stopped and the sentinel's directory removed on drop.
+pub struct SentinelSet {
+    pub master: RedisServer,
+    pub master_port: u16,
+    pub replica_port: u16,
+    pub sentinel_port: u16,
+    dir: std::path::PathBuf,
+    _replica: RedisServer,
+    _sentinel: Proc,
+}
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        let master_port = free_port();
+        let master = RedisServer::start_on(master_port).expect("redis-server is needed");
+        let replica_port = free_port();
+        let replica = RedisServer::start_with(
+            replica_port,
+            &["--replicaof", "127.0.0.1", &master_port.to_string()],
+        )
+        .unwrap();
+        wait_until("replica linked", Duration::from_secs(10), || {
+            info_has(replica_port, "replication", "master_link_status:up")
+        });
+        let sentinel_port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("fag-sentinel-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel failover-timeout mymaster 4000\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let sentinel = Proc(
+            Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until("sentinel names the master", Duration::from_secs(15), || {
+            sentinel_master_port(sentinel_port) == Some(master_port)
+        });
+        wait_until(
+            "master answers ROLE master",
+            Duration::from_secs(15),
+            || role(master_port).as_deref() == Some("master"),
+        );
+        wait_until("sentinel sees the replica", Duration::from_secs(15), || {
+            matches!(redis_cmd(sentinel_port, &["SENTINEL", "REPLICAS", "mymaster"]),
+                Some(redis::Value::Array(v)) if !v.is_empty())
+        });
+        SentinelSet {
+            master,
+            master_port,
+            replica_port,
+            sentinel_port,
+            dir,
+            _replica: replica,
+            _sentinel: sentinel,
+        }
+    }
+
+    /// Points a gateway's store at this set (Sentinel mode, master `mymaster`).
+    pub fn configure(&self, s: &mut faceauth_gateway::Settings) {
+        s.store.redis_mode = faceauth_gateway::config::RedisMode::Sentinel;
+        s.store.sentinel_master = "mymaster".into();
+        s.store.sentinel_nodes = vec![format!("redis://127.0.0.1:{}", self.sentinel_port)];
+        s.store.redis_url = Some(secrecy::SecretString::from(format!(
+            "redis://127.0.0.1:{}/0",
+            self.master_port
+        )));
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
