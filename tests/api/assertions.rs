@@ -233,10 +233,26 @@ async fn pyjwt_verify(
         "audience": AUDIENCE_APP,
         "cases": cases.iter().map(|(t, s)| json!({"token": t, "sub": s})).collect::<Vec<_>>(),
     });
+    let mut verifier = std::process::Command::new("python3");
+    verifier.args(["-c", VERIFIER]);
+    run_verifier(verifier, request, "the verifier")
+        .await
+        .into_iter()
+        .map(|r| r.map(|r| (r["claims"].clone(), r["header"].clone())))
+        .collect()
+}
+
+/// Runs a verifier process with `request` (JSON) on its stdin, asserting that it exits 0 (the
+/// failure names it `who`); its stdout is one `{"ok": …}` object a case: `Ok(object)` or
+/// `Err(its "error")`.
+async fn run_verifier(
+    mut command: std::process::Command,
+    request: Value,
+    who: &'static str,
+) -> Vec<Result<Value, String>> {
     let out = tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", VERIFIER])
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -254,7 +270,7 @@ async fn pyjwt_verify(
     .unwrap();
     assert!(
         out.status.success(),
-        "the verifier failed: {}",
+        "{who} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -262,7 +278,7 @@ async fn pyjwt_verify(
         .into_iter()
         .map(|r| {
             if r["ok"] == true {
-                Ok((r["claims"].clone(), r["header"].clone()))
+                Ok(r)
             } else {
                 Err(r["error"].as_str().unwrap().to_string())
             }
@@ -304,40 +320,12 @@ async fn jose_verify(app: &TestApp, cases: &[(&str, &str)]) -> Vec<Result<Value,
         "acr": ACR,
         "cases": cases.iter().map(|(t, s)| json!({"token": t, "sub": s})).collect::<Vec<_>>(),
     });
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new("node")
-            .arg(node_dir().join("verify.mjs"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "the jose verifier failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    results
+    let mut verifier = std::process::Command::new("node");
+    verifier.arg(node_dir().join("verify.mjs"));
+    run_verifier(verifier, request, "the jose verifier")
+        .await
         .into_iter()
-        .map(|r| {
-            if r["ok"] == true {
-                Ok(r["claims"].clone())
-            } else {
-                Err(r["error"].as_str().unwrap().to_string())
-            }
-        })
+        .map(|r| r.map(|r| r["claims"].clone()))
         .collect()
 }
 

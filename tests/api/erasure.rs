@@ -25,21 +25,27 @@ fn approved_webhook(auth_id: &str, token: &str) -> String {
     )
 }
 
-/// A user with a verified FaceAuth on a freshly minted and opened link.
-async fn verified_faceauth(env: &ArgosEnv, user: &str, auth_id: &str) -> String {
-    let jwt = user_jwt(user);
-    let id = env.app.mint_id(&jwt).await;
-    assert_eq!(env.app.open(&id).await.status, 302);
+/// ARGOS approved `auth_id` for `user` 5 s ago, and its webhook for the link `token` is
+/// accepted.
+async fn argos_approves(app: &TestApp, argos: &MockServer, user: &str, auth_id: &str, token: &str) {
     argos_says(
-        &env.argos,
+        argos,
         auth_id,
         "approved",
         &format!("sid-of-{user}"),
         &rfc3339_ago(5),
     )
     .await;
-    let r = env.app.post_webhook(approved_webhook(auth_id, &id)).await;
+    let r = app.post_webhook(approved_webhook(auth_id, token)).await;
     assert_eq!(r.json()["status"], "accepted");
+}
+
+/// A user with a verified FaceAuth on a freshly minted and opened link.
+async fn verified_faceauth(env: &ArgosEnv, user: &str, auth_id: &str) -> String {
+    let jwt = user_jwt(user);
+    let id = env.app.mint_id(&jwt).await;
+    assert_eq!(env.app.open(&id).await.status, 302);
+    argos_approves(&env.app, &env.argos, user, auth_id, &id).await;
     eventually("the result is verified", || async {
         env.app.link_status(&jwt, &id).await.json()["auth_id"] == auth_id
     })
@@ -317,20 +323,7 @@ async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway()
     .unwrap();
 
     // A late webhook for an erased link attaches nothing.
-    argos_says(
-        argos,
-        "auth-late",
-        "approved",
-        &format!("sid-of-{user}"),
-        &rfc3339_ago(5),
-    )
-    .await;
-    assert_eq!(
-        app.post_webhook(approved_webhook("auth-late", &first))
-            .await
-            .json()["status"],
-        "accepted"
-    );
+    argos_approves(app, argos, user, "auth-late", &first).await;
     eventually("the late result is handled", || async {
         let keys = app.keys().await;
         !keys.iter().any(|k| k.contains("q:verify}:jobs"))
@@ -564,20 +557,7 @@ async fn a_result_for_a_link_made_before_the_erasure_is_not_attached() {
         .unwrap();
     assert_eq!(app.link_status(&jwt, &id).await.status, 200);
 
-    argos_says(
-        argos,
-        "auth-after",
-        "approved",
-        &format!("sid-of-{user}"),
-        &rfc3339_ago(5),
-    )
-    .await;
-    assert_eq!(
-        app.post_webhook(approved_webhook("auth-after", &id))
-            .await
-            .json()["status"],
-        "accepted"
-    );
+    argos_approves(app, argos, user, "auth-after", &id).await;
     eventually("the verification job is done", || async {
         !app.keys()
             .await

@@ -2,7 +2,11 @@
 //! prefixes and the keys' TTLs.
 
 use super::{free_port, poll_until};
+use faceauth_gateway::store::memory::MemoryStore;
+use faceauth_gateway::store::redis::RedisStore;
+use faceauth_gateway::store::Store;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -318,4 +322,16 @@ impl Drop for SentinelSet {
     fn drop(&mut self) {
         std::fs::remove_dir_all(&self.dir).ok();
     }
+}
+
+/// Both store backends, fresh: the memory store and a Redis store on the suite's Redis (or
+/// cluster) under a new prefix, each named.
+pub async fn store_backends() -> Vec<(&'static str, Arc<dyn Store>)> {
+    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    vec![
+        ("memory", Arc::new(MemoryStore::new())),
+        ("redis", Arc::new(redis)),
+    ]
 }
