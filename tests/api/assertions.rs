@@ -477,15 +477,7 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
         .to_string();
 
     // Counted by route, nothing else in the labels.
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     for via in ["link_status", "step_up", "callback"] {
         assert!(
             metrics.contains(&format!(
@@ -859,7 +851,6 @@ async fn build_error(s: Settings) -> Option<String> {
 
 #[tokio::test]
 async fn the_real_binary_logs_neither_the_key_nor_the_assertions() {
-    use crate::operations::Gateway;
     let key = key_files("ed25519");
     let pem = std::fs::read_to_string(&key.private).unwrap();
     let secret_line = pem.lines().nth(1).unwrap().to_string();

@@ -239,8 +239,6 @@ async fn a_re_sent_open_script_gets_its_original_answer() {
     assert!(stored.contains(r#""st":"i""#), "{stored}");
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
-
 /// Runs the binary with a valid configuration against `redis_url`; returns exit code and
 /// stderr. `serve` is stopped after `wait` if it is still running.
 fn run_gateway(command: &str, redis_url: &str, extra: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -351,15 +349,7 @@ async fn readyz_and_the_metric_report_store_risks() {
     let r = app.send(app.get("/readyz")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["store_risks"], json!(["eviction"]));
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("faceauth_store_risk{accepted=\"true\",risk=\"eviction\"} 1"),
         "{metrics}"

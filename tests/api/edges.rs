@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
 const SERVICE_KEY: &str = "edge-service-key";
 
 async fn serve(server: &MockServer, at: &str, body: Value) {

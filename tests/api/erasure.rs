@@ -511,15 +511,7 @@ async fn static_keys_erase_only_when_configured_and_metrics_count_without_ids() 
             == "completed"
     })
     .await;
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("faceauth_erasures_total{outcome=\"started\"}"));
     assert!(metrics.contains("faceauth_erasures_total{outcome=\"completed\"}"));
     assert!(!metrics.contains("key-user"));
@@ -576,14 +568,6 @@ async fn a_result_for_a_link_made_before_the_erasure_is_not_attached() {
             .any(|k| k.contains(&format!("ux:{{{tag}}}"))),
         "the erased user's index is not written again"
     );
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("faceauth_verifications_total{outcome=\"erased\"}"));
 }

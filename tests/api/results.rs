@@ -693,15 +693,7 @@ async fn argos_record(argos: &MockServer, auth_id: &str, record: Value) {
 }
 
 async fn metrics_text(app: &TestApp) -> String {
-    reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap()
+    app.metrics().await
 }
 
 #[tokio::test]
@@ -1024,7 +1016,7 @@ async fn a_poisoned_job_is_dead_lettered_while_later_jobs_are_delivered() {
 
     // The CLI lists them and puts one back.
     let cli = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faceauth-gateway"));
+        let mut cmd = std::process::Command::new(BIN);
         cmd.args(args);
         for (k, _) in std::env::vars() {
             if k.starts_with("FACEAUTH__") {

@@ -1,7 +1,10 @@
 //! The gateway under test: settings, [`spawn_app`], [`TestApp`] with the requests tests send,
 //! and [`Resp`], a response checked on the way in.
 
-use super::{cluster_nodes, key_ttls, random_prefix, redis_url, AUDIENCE, HS_SECRET, ISSUER};
+use super::{
+    cluster_nodes, free_port, key_ttls, poll_until, random_prefix, redis_url, AUDIENCE, HS_SECRET,
+    ISSUER,
+};
 use faceauth_gateway::config::StoreBackend;
 use faceauth_gateway::{Application, Settings};
 use jsonwebtoken::Algorithm;
@@ -9,7 +12,9 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::Value;
-use std::time::Duration;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub const PROJECT_ID: &str = "pid-test-001";
 pub const FORM_URL: &str = "https://form.argos.test/face-auth";
@@ -292,6 +297,17 @@ impl TestApp {
         .await
     }
 
+    /// The text of `GET /metrics` on the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let port = self.metrics_port.expect("metrics listener on");
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The Redis nodes holding this test's keys: every cluster node, or the one server.
     fn nodes(&self) -> Vec<String> {
         if self.settings.store.redis_mode == faceauth_gateway::config::RedisMode::Cluster {
@@ -345,4 +361,108 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     conn.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The gateway's binary, built by Cargo for the integration tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
+
+/// The real binary (`faceauth-gateway serve`) as a child process on free ports, configured by
+/// environment variables like [`test_settings`] (Redis store, fresh prefix, HS256 JWTs, a
+/// random API key), JSON debug logs on stderr.
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+    pub metrics_port: u16,
+}
+
+impl Gateway {
+    pub fn start(extra: &[(&str, String)]) -> (Gateway, String, String) {
+        let port = free_port();
+        let metrics_port = free_port();
+        let api_key = format!("ak_proc_{}", uuid::Uuid::new_v4().simple());
+        let prefix = random_prefix();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env("RUST_LOG", "debug")
+            .env("FACEAUTH__LOG__FORMAT", "json")
+            .env("FACEAUTH__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "FACEAUTH__SERVER__METRICS_BIND",
+                format!("127.0.0.1:{metrics_port}"),
+            )
+            .env("FACEAUTH__STORE__REDIS_URL", redis_url())
+            .env("FACEAUTH__STORE__KEY_PREFIX", &prefix)
+            .env("FACEAUTH__ARGOS__PROJECT_ID", PROJECT_ID)
+            .env("FACEAUTH__ARGOS__FORM_URL", FORM_URL)
+            .env("FACEAUTH__ARGOS__API_KEY", &api_key)
+            .env("FACEAUTH__AUTH__ALGORITHMS", "[\"HS256\"]")
+            .env("FACEAUTH__AUTH__HS256_SECRET", HS_SECRET)
+            .env("FACEAUTH__AUTH__ISSUER", ISSUER)
+            .env("FACEAUTH__AUTH__AUDIENCE", AUDIENCE)
+            .env(
+                "FACEAUTH__WEBHOOKS__PATH_SECRET",
+                "webhook_path_secret_0123456789_abcdef",
+            )
+            .env("FACEAUTH__WEBHOOKS__ALLOWED_IPS", "[\"127.0.0.1/32\"]")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            // A secret read from a file replaces the value variable set above.
+            if let Some(value_var) = k.strip_suffix("__FILE") {
+                cmd.env_remove(value_var);
+            }
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        // Ready, not merely listening: /readyz answers 200 once the store is connected.
+        assert!(
+            poll_until(Duration::from_secs(30), || http_status(port, "/readyz")
+                == Some(200)),
+            "gateway did not become ready"
+        );
+        (
+            Gateway {
+                child,
+                port,
+                metrics_port,
+            },
+            api_key,
+            prefix,
+        )
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// Waits for exit; returns (exit code, stderr).
+    pub fn wait(mut self, within: Duration) -> (Option<i32>, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (status.code(), err);
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("gateway did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
