@@ -867,21 +867,8 @@ async fn the_real_binary_logs_neither_the_key_nor_the_assertions() {
     ]);
     let client = test_client();
     let jwt = user_jwt("lotte");
-    let minted: Value = client
-        .post(gw.url("/v1/links"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = minted["id"].as_str().unwrap().to_string();
-    let opened = client
-        .get(gw.url(&format!("/l/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let id = gw.mint_id(&client, &jwt).await;
+    let opened = gw.open(&client, &id).await;
     assert_eq!(opened.status(), 302);
     let (at, _) = argos_time(3);
     argos_says(&argos, "auth-lotte", "approved", "sid-of-lotte", &at).await;

@@ -40,21 +40,8 @@ async fn logs_of_a_full_flow_hold_no_secrets() {
     let (gw, api_key, _) = Gateway::start(&[]);
     let client = test_client();
     let jwt = user_jwt("lena");
-    let minted: serde_json::Value = client
-        .post(gw.url("/v1/links"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = minted["id"].as_str().unwrap().to_string();
-    let res = client
-        .get(gw.url(&format!("/l/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let id = gw.mint_id(&client, &jwt).await;
+    let res = gw.open(&client, &id).await;
     assert_eq!(res.status(), 302);
     let location = res.headers()["location"].to_str().unwrap().to_string();
     let encrypted_pct = location.split("encrypted=").nth(1).unwrap().to_string();

@@ -435,6 +435,29 @@ impl Gateway {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// `POST /v1/links` for the user of `jwt` (no body); the new link's id.
+    pub async fn mint_id(&self, client: &reqwest::Client, jwt: &str) -> String {
+        let minted: Value = client
+            .post(self.url("/v1/links"))
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        minted["id"].as_str().unwrap().to_string()
+    }
+
+    /// `GET /l/{id}` (the client decides about redirects).
+    pub async fn open(&self, client: &reqwest::Client, id: &str) -> reqwest::Response {
+        client
+            .get(self.url(&format!("/l/{id}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
