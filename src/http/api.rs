@@ -192,7 +192,7 @@ pub(crate) fn created_response(
             .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     if let Some(rate) = rate {
-        rate.add_headers(res.headers_mut());
+        super::error::add_rate_headers(&rate, res.headers_mut());
     }
     res
 }
@@ -337,7 +337,7 @@ pub async fn start(
     m.links_minted
         .with_label_values(&[state.links.policy().expiry.as_str()])
         .inc();
-    m.link_opens.with_label_values(&["redirected"]).inc();
+    crate::metrics::OpenOutcome::Redirected.count();
     tracing::info!("link minted and opened (start)");
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url.expose_secret()))

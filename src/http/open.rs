@@ -17,6 +17,7 @@ use super::client_ip::client_ip;
 use super::routes::AppState;
 use super::{html, ApiError, Problem};
 use crate::links::{LinkId, LinkState, Opened};
+use crate::metrics::OpenOutcome;
 
 /// Methods `/l/{id}` answers.
 pub const ALLOW: &str = "GET, HEAD, POST, OPTIONS";
@@ -82,10 +83,7 @@ fn answer(
 ) -> HttpResponse {
     match result {
         Ok(Opened::Redirect(url)) => {
-            crate::metrics::METRICS
-                .link_opens
-                .with_label_values(&["redirected"])
-                .inc();
+            OpenOutcome::Redirected.count();
             tracing::info!(outcome = "redirected", "link opened");
             let status = if confirmed {
                 StatusCode::SEE_OTHER
@@ -95,19 +93,13 @@ fn answer(
             redirect(status, &url)
         }
         Ok(Opened::NeedsConfirmation) => {
-            crate::metrics::METRICS
-                .link_opens
-                .with_label_values(&["confirm_page"])
-                .inc();
+            OpenOutcome::ConfirmPage.count();
             tracing::info!(outcome = "confirm_page", "link shown");
             confirm_page(state)
         }
         Err(e) => {
-            crate::metrics::METRICS
-                .link_opens
-                .with_label_values(&[crate::metrics::open_outcome(e.code())])
-                .inc();
-            tracing::info!(outcome = e.code(), "link open refused");
+            e.code().open_outcome().count();
+            tracing::info!(outcome = e.code().as_str(), "link open refused");
             if wants_html(req) {
                 e.html_response()
             } else {
