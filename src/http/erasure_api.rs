@@ -7,8 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::api::{idempotency_key, parse_optional_object, read_body};
+use super::extract::user_id_from_path;
 use super::routes::AppState;
-use super::service_api::user_id_from_path;
 use super::{ApiError, Problem};
 use crate::auth::service::{ServicePrincipal, SCOPE_DATA_DELETE};
 use crate::erasure::{

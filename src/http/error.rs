@@ -489,6 +489,10 @@ impl From<AuthError> for ApiError {
             AuthError::Missing => ApiError::MissingCredentials,
             AuthError::Invalid(reason) => ApiError::InvalidToken(reason),
             AuthError::KeysUnavailable => ApiError::JwksUnavailable,
+            AuthError::CrossSite => ApiError::CrossSiteRequest,
+            AuthError::InsufficientScope(scope) => ApiError::InsufficientScope(scope),
+            AuthError::ServiceCredentialsOff => ApiError::RouteNotFound,
+            AuthError::NotConfigured(what) => ApiError::Internal(what),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod client_ip;
 pub mod erasure_api;
 pub mod error;
+pub mod extract;
 pub mod html;
 pub mod middleware;
 pub mod open;

@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::api::{created_response, mint_response, parse_optional_object, read_body};
+use super::extract::user_id_from_path;
 use super::routes::AppState;
 use super::{ApiError, Problem};
 use crate::assertions::{Assertion, AssertionFacts};
@@ -12,60 +13,6 @@ use crate::links::{utc_from_ms, NewLink};
 
 /// Longest `reference`, in bytes.
 pub const MAX_REFERENCE_BYTES: usize = 256;
-/// Longest user id in a path, in bytes.
-pub const MAX_USER_ID_BYTES: usize = 1024;
-
-/// The `{user_id}` of `/v1/users/{user_id}/…`, by the documented grammar: the raw path segment
-/// is percent-decoded strictly (every `%` starts an escape of two hex digits), the result must
-/// be UTF-8 (no overlong or lone bytes: `%FE`, `%C0%AF`), 1 to [`MAX_USER_ID_BYTES`] bytes, with
-/// no control characters (`%00`, C0, DEL, C1). Anything else is `400`, so two different paths
-/// never name one user.
-///
-/// The raw segment is read from the request URI: actix's own path decoding is lossy (invalid
-/// UTF-8 becomes U+FFFD).
-///
-/// Errors: [`ApiError::BadRequest`] naming the rule that failed (never echoing the value).
-pub fn user_id_from_path(req: &HttpRequest) -> Result<String, ApiError> {
-    let raw = req
-        .uri()
-        .path()
-        .strip_prefix("/v1/users/")
-        .and_then(|rest| rest.split('/').next())
-        .ok_or_else(|| ApiError::BadRequest("the path has no user id".into()))?;
-    decode_user_id(raw)
-}
-
-/// See [`user_id_from_path`]. Errors: [`ApiError::BadRequest`].
-pub fn decode_user_id(raw: &str) -> Result<String, ApiError> {
-    let bad = |why: &str| ApiError::BadRequest(format!("invalid user id in the path: {why}"));
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| bad("a `%` must be followed by two hex digits"))?;
-            decoded.push(hex);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let text = String::from_utf8(decoded).map_err(|_| bad("it does not decode to valid UTF-8"))?;
-    if text.is_empty() || text.len() > MAX_USER_ID_BYTES {
-        return Err(bad(&format!("it must be 1 to {MAX_USER_ID_BYTES} bytes")));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(bad("control characters are not allowed"));
-    }
-    Ok(text)
-}
-
 /// Body of `POST /v1/users/{user_id}/links`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -268,41 +215,4 @@ pub async fn step_up(
         },
     };
     Ok(HttpResponse::Ok().json(answer))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_id_grammar() {
-        assert_eq!(decode_user_id("u-123").unwrap(), "u-123");
-        assert_eq!(decode_user_id("auth0%7Cabc").unwrap(), "auth0|abc");
-        assert_eq!(decode_user_id("J%C3%BCrgen").unwrap(), "Jürgen");
-        assert_eq!(decode_user_id("a%2Fb").unwrap(), "a/b");
-        assert_eq!(decode_user_id("a+b").unwrap(), "a+b");
-        for bad in [
-            "",
-            "%FE",
-            "%FF",
-            "%C0%AF",
-            "%ZZ",
-            "%0",
-            "%",
-            "a%00b",
-            "%1F",
-            "%7F",
-            "%C2%85",
-            "%E2%82",
-            "%ED%A0%80",
-        ] {
-            assert!(decode_user_id(bad).is_err(), "{bad:?}");
-        }
-        assert!(decode_user_id(&"a".repeat(MAX_USER_ID_BYTES)).is_ok());
-        assert!(decode_user_id(&"a".repeat(MAX_USER_ID_BYTES + 1)).is_err());
-        assert!(
-            decode_user_id(&"%C3%BC".repeat(513)).is_err(),
-            "bytes, not characters"
-        );
-    }
 }
