@@ -6,9 +6,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::api::{idempotency_key, parse_optional_object, read_body};
+use super::body::{idempotency_key, parse_optional_object, read_body};
 use super::extract::user_id_from_path;
-use super::routes::AppState;
+use super::state::AppState;
 use super::{ApiError, Problem};
 use crate::auth::service::{ServicePrincipal, SCOPE_DATA_DELETE};
 use crate::erasure::{

@@ -5,16 +5,19 @@
 //! [`crate::idempotency`].
 
 pub mod api;
+pub mod body;
 pub mod client_ip;
 pub mod erasure_api;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod html;
 pub mod middleware;
 pub mod open;
 pub mod openapi;
 pub mod routes;
 pub mod service_api;
+pub mod state;
 pub mod webhooks;
 pub mod well_known;
 

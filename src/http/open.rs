@@ -14,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client_ip::client_ip;
-use super::routes::AppState;
+use super::state::AppState;
 use super::{html, ApiError, Problem};
 use crate::links::{LinkId, LinkState, Opened};
 use crate::metrics::OpenOutcome;

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, erasure_api, open, routes, service_api, webhooks, well_known};
+use super::{api, erasure_api, health, open, service_api, webhooks, well_known};
 
 struct Security;
 
@@ -123,8 +123,8 @@ impl Modify for Exact {
         erasure_api::erasure_status,
         webhooks::receive,
         well_known::jwks,
-        routes::healthz,
-        routes::readyz,
+        health::healthz,
+        health::readyz,
         handler,
     ),
     components(schemas(super::error::ProblemCode)),

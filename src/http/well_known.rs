@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use super::routes::AppState;
+use super::state::AppState;
 use super::{ApiError, Problem};
 
 /// `GET /.well-known/jwks.json`: the keys that sign step-up assertions (the signing key, then
