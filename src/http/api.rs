@@ -9,11 +9,14 @@ use super::body::{
     created_response, idempotency_key, mint_response, parse_optional_object, read_body,
     MintResponse,
 };
+use super::responses::{
+    AuthErrors401, BodyErrors, CrossSite403, IdempotencyKeyInUse409, InsufficientScope403,
+    LinkNotFound404, MintRefused422, NoSubmission422, RateLimited429, StoreUnavailable503,
+};
 use super::state::AppState;
 use super::ApiError;
 use crate::auth::service::{Caller, SCOPE_STATUS_READ};
 use crate::auth::Principal;
-use crate::http::Problem;
 use crate::idempotency::{self, Begin, StoredResponse};
 use crate::limits::RateStatus;
 use crate::links::{LinkId, NewLink};
@@ -56,11 +59,7 @@ async fn new_link(
         (status = 201, description = "Minted", body = MintResponse,
             headers(("Location" = String, description = "`/v1/links/{id}`"),
                     ("RateLimit-Policy" = String), ("RateLimit" = String))),
-        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`no_submission`, `field_too_long` or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`cross_site_request`: cookie credentials from another site", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+        AuthErrors401, CrossSite403, BodyErrors, IdempotencyKeyInUse409, MintRefused422, RateLimited429, StoreUnavailable503),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn create_link(
     req: HttpRequest,
@@ -135,7 +134,8 @@ fn link_id(path: &str) -> Result<LinkId, ApiError> {
 /// `faceauth:status:read`.
 #[utoipa::path(method(get, head), path = "/v1/links/{id}", tag = "links",
     params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
-    responses((status = 200, description = "Status", body = crate::links::LinkStatus), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "Status", body = crate::links::LinkStatus),
+        AuthErrors401, InsufficientScope403, LinkNotFound404, StoreUnavailable503),
     security(("bearer" = []), ("cookie" = []), ("service_bearer" = []), ("api_key" = [])))]
 pub async fn link_status(
     caller: Caller,
@@ -156,7 +156,8 @@ pub async fn link_status(
 /// `DELETE /v1/links/{id}`: the owner revokes a link; it then answers `410 link_revoked`.
 #[utoipa::path(delete, path = "/v1/links/{id}", tag = "links",
     params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
-    responses((status = 204, description = "Revoked (a used or expired link keeps its state)"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    responses((status = 204, description = "Revoked (a used or expired link keeps its state)"),
+        AuthErrors401, LinkNotFound404, StoreUnavailable503),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn revoke_link(
     principal: Principal,
@@ -175,7 +176,7 @@ pub async fn revoke_link(
 /// already on its way, so there is no confirm step here.
 #[utoipa::path(get, path = "/v1/face-auth/start", tag = "links",
     responses((status = 302, description = "To the FaceAuth URL (a secret)", headers(("Location" = String))),
-        (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`no_submission` or `field_too_long`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+        AuthErrors401, NoSubmission422, RateLimited429, StoreUnavailable503),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn start(
     principal: Principal,

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{idempotency_key, parse_optional_object, read_body};
 use super::extract::user_id_from_path;
+use super::responses::{
+    AuthErrors401, BodyErrors, EraseUnavailable503, ErasureStatusErrors, InsufficientScope403,
+    ServiceAuthErrors,
+};
 use super::state::AppState;
-use super::{ApiError, Problem};
+use super::ApiError;
 use crate::auth::service::{ServicePrincipal, SCOPE_DATA_DELETE};
 use crate::erasure::{
     valid_id, Counts, ErasureState, ItemStatus, Record, MAX_AUTH_ID_BYTES, MAX_EXTRA_AUTH_IDS,
@@ -88,7 +92,7 @@ fn answer(record: Record) -> ErasureAnswer {
     request_body(content = Option<EraseRequest>, description = "Empty, `{}` or `{\"auth_ids\": [\"…\"]}`"),
     responses((status = 202, description = "Erasure accepted: the gateway's records are gone, ARGOS deletions run", body = ErasureAnswer,
             headers(("Location" = String, description = "`/v1/erasures/{id}`"))),
-        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store or JWKS unavailable (`store_unavailable`, `jwks_unavailable`); nothing was erased", body = Problem, content_type = "application/problem+json")),
+        ServiceAuthErrors, BodyErrors, EraseUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn erase_user(
     req: HttpRequest,
@@ -135,7 +139,7 @@ pub async fn erase_user(
 #[utoipa::path(get, path = "/v1/erasures/{id}", tag = "service",
     params(("id" = String, Path, description = "Erasure id, `er_` and 32 lowercase hex characters", pattern = "^er_[0-9a-f]{32}$")),
     responses((status = 200, description = "The erasure", body = ErasureAnswer),
-        (status = 400, description = "Malformed erasure id (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`erasure_not_found`; `not_found` when no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store or JWKS unavailable (`store_unavailable`, `jwks_unavailable`)", body = Problem, content_type = "application/problem+json")),
+        AuthErrors401, InsufficientScope403, ErasureStatusErrors),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn erasure_status(
     service: ServicePrincipal,

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
+use super::responses::NotReady503;
 use super::state::AppState;
 use super::ApiError;
 
@@ -14,7 +15,7 @@ pub async fn healthz() -> HttpResponse {
 /// Readiness: the store answers and the instance is not draining.
 #[utoipa::path(method(get, head), path = "/readyz", tag = "health",
     responses((status = 200, description = "Ready"),
-        (status = 503, description = "`store_unavailable` or `shutting_down`", body = super::Problem, content_type = "application/problem+json")))]
+        NotReady503))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::ShuttingDown);

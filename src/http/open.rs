@@ -14,8 +14,9 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client_ip::client_ip;
+use super::responses::{OpenRateLimited429, OpenRefusals, OpenStoreUnavailable503};
 use super::state::AppState;
-use super::{html, ApiError, Problem};
+use super::{html, ApiError};
 use crate::links::{LinkId, LinkState, Opened};
 use crate::metrics::OpenOutcome;
 
@@ -115,7 +116,7 @@ fn answer(
     responses(
         (status = 302, description = "Consumed: to the FaceAuth URL", headers(("Location" = String), ("Referrer-Policy" = String))),
         (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed", content_type = "text/html"),
-        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+        OpenRefusals))]
 pub async fn get(
     req: HttpRequest,
     path: web::Path<String>,
@@ -129,7 +130,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/l/{id}", tag = "open",
     params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     responses((status = 303, description = "Consumed: to the FaceAuth URL", headers(("Location" = String))),
-        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+        OpenRefusals))]
 pub async fn post(
     req: HttpRequest,
     path: web::Path<String>,
@@ -142,7 +143,8 @@ pub async fn post(
 /// `HEAD /l/{id}`: whether the link would open; consumes nothing.
 #[utoipa::path(head, path = "/l/{id}", tag = "open",
     params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
-    responses((status = 200, description = "Would open; never a Location"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Would open; never a Location"),
+        OpenRefusals))]
 pub async fn head(
     req: HttpRequest,
     path: web::Path<String>,
@@ -162,8 +164,7 @@ pub async fn head(
 #[utoipa::path(options, path = "/l/{id}", tag = "open",
     params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     responses((status = 204, description = "Allowed methods", headers(("Allow" = String))),
-        (status = 429, description = "`rate_limited` (`limits.open_per_ip`), with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+        OpenRateLimited429, OpenStoreUnavailable503))]
 pub async fn options(
     req: HttpRequest,
     state: web::Data<AppState>,

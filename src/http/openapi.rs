@@ -127,7 +127,7 @@ impl Modify for Exact {
         health::readyz,
         handler,
     ),
-    components(schemas(super::error::ProblemCode)),
+    components(schemas(super::error::Problem, super::error::ProblemCode)),
     modifiers(&Security, &Exact),
     tags(
         (name = "links", description = "Minting and managing links (user JWT)"),

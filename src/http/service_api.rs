@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{created_response, mint_response, parse_optional_object, read_body};
 use super::extract::user_id_from_path;
+use super::responses::{
+    BadRequest400, BodyErrors, NoSubmission422, RateLimited429, ServiceAuthErrors,
+    StoreUnavailable503,
+};
 use super::state::AppState;
-use super::{ApiError, Problem};
+use super::ApiError;
 use crate::assertions::{Assertion, AssertionFacts};
 use crate::auth::service::{ServicePrincipal, SCOPE_LINKS_WRITE, SCOPE_STATUS_READ};
 use crate::links::{utc_from_ms, NewLink};
@@ -38,7 +42,7 @@ pub struct ServiceMintRequest {
     params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")),
     request_body(content = Option<ServiceMintRequest>),
     responses((status = 201, description = "Minted", body = super::body::MintResponse),
-        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`no_submission` or `field_too_long`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+        ServiceAuthErrors, BodyErrors, NoSubmission422, RateLimited429, StoreUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn mint_for_user(
     req: HttpRequest,
@@ -99,7 +103,8 @@ pub struct SubmissionRequest {
 #[utoipa::path(put, path = "/v1/users/{user_id}/submission", tag = "service",
     params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")),
     request_body(content = SubmissionRequest),
-    responses((status = 204, description = "Recorded"), (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    responses((status = 204, description = "Recorded"),
+        ServiceAuthErrors, BodyErrors, StoreUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn put_submission(
     req: HttpRequest,
@@ -160,7 +165,8 @@ pub struct StepUpAnswer {
 /// `max_age` / `auth_time`).
 #[utoipa::path(method(get, head), path = "/v1/users/{user_id}/step-up", tag = "service",
     params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"), StepUpQuery),
-    responses((status = 200, description = "Latest step-up", body = StepUpAnswer), (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "Latest step-up", body = StepUpAnswer),
+        ServiceAuthErrors, BadRequest400, StoreUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn step_up(
     req: HttpRequest,

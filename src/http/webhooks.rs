@@ -11,9 +11,10 @@ use subtle::ConstantTimeEq;
 
 use super::body::read_body_limited;
 use super::client_ip::client_ip;
+use super::responses::{BodyErrors, StoreUnavailable503, WebhookRefused404};
 use super::state::AppState;
 pub use super::state::{WebhookKeys, WebhookReceiver};
-use super::{ApiError, Problem};
+use super::ApiError;
 use crate::argos::crypto::QueryCipher;
 use crate::argos::webhook;
 
@@ -40,8 +41,7 @@ fn authorised(req: &HttpRequest, path: &str, state: &AppState, keys: &WebhookKey
     params(("path_secret" = String, Path, description = "`webhooks.path_secret`: at least 32 of A-Z a-z 0-9 - _", min_length = 32, pattern = "^[A-Za-z0-9_-]+$")),
     request_body(content = Object, description = "ARGOS webhook body (any documented shape, optionally an encrypted envelope)"),
     responses((status = 200, description = "Recorded: `{\"status\": \"accepted\"|\"duplicate\"|\"ignored\"}`"),
-        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Wrong path secret or source address (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
+        BodyErrors, WebhookRefused404, StoreUnavailable503))]
 pub async fn receive(
     req: HttpRequest,
     path: web::Path<String>,
