@@ -9,6 +9,7 @@ use super::body::{
     created_response, idempotency_key, mint_response, parse_optional_object, read_body,
     MintResponse,
 };
+use super::params::{LinkIdPath, MintIdempotencyKey};
 use super::responses::{
     AuthErrors401, BodyErrors, CrossSite403, IdempotencyKeyInUse409, InsufficientScope403,
     LinkNotFound404, MintRefused422, NoSubmission422, RateLimited429, StoreUnavailable503,
@@ -54,12 +55,13 @@ async fn new_link(
 /// `POST /v1/links`: mint a link for the caller.
 #[utoipa::path(post, path = "/v1/links", tag = "links",
     request_body(content = Option<MintRequest>, description = "Empty, `{}` or `{\"confirm_step\": bool}`"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    params(MintIdempotencyKey),
     responses(
         (status = 201, description = "Minted", body = MintResponse,
             headers(("Location" = String, description = "`/v1/links/{id}`"),
                     ("RateLimit-Policy" = String), ("RateLimit" = String))),
-        AuthErrors401, CrossSite403, BodyErrors, IdempotencyKeyInUse409, MintRefused422, RateLimited429, StoreUnavailable503),
+        AuthErrors401, CrossSite403, BodyErrors, IdempotencyKeyInUse409, MintRefused422,
+        RateLimited429, StoreUnavailable503),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn create_link(
     req: HttpRequest,
@@ -133,7 +135,7 @@ fn link_id(path: &str) -> Result<LinkId, ApiError> {
 /// `GET /v1/links/{id}`: a link's status for its owner, or for a service with
 /// `faceauth:status:read`.
 #[utoipa::path(method(get, head), path = "/v1/links/{id}", tag = "links",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(LinkIdPath),
     responses((status = 200, description = "Status", body = crate::links::LinkStatus),
         AuthErrors401, InsufficientScope403, LinkNotFound404, StoreUnavailable503),
     security(("bearer" = []), ("cookie" = []), ("service_bearer" = []), ("api_key" = [])))]
@@ -155,7 +157,7 @@ pub async fn link_status(
 
 /// `DELETE /v1/links/{id}`: the owner revokes a link; it then answers `410 link_revoked`.
 #[utoipa::path(delete, path = "/v1/links/{id}", tag = "links",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(LinkIdPath),
     responses((status = 204, description = "Revoked (a used or expired link keeps its state)"),
         AuthErrors401, LinkNotFound404, StoreUnavailable503),
     security(("bearer" = []), ("cookie" = [])))]

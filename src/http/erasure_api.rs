@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{idempotency_key, parse_optional_object, read_body};
 use super::extract::user_id_from_path;
+use super::params::{EraseIdempotencyKey, UserIdPath};
 use super::responses::{
     AuthErrors401, BodyErrors, EraseUnavailable503, ErasureStatusErrors, InsufficientScope403,
     ServiceAuthErrors,
@@ -87,10 +88,12 @@ fn answer(record: Record) -> ErasureAnswer {
 /// `DELETE /v1/users/{user_id}/faceauth` (`faceauth:data:delete`): erases the user's records
 /// in the gateway at once and deletes their FaceAuth data at ARGOS in a durable job. `202`.
 #[utoipa::path(delete, path = "/v1/users/{user_id}/faceauth", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; a repeat with the same key answers the same erasure", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    params(UserIdPath,
+        EraseIdempotencyKey),
     request_body(content = Option<EraseRequest>, description = "Empty, `{}` or `{\"auth_ids\": [\"…\"]}`"),
-    responses((status = 202, description = "Erasure accepted: the gateway's records are gone, ARGOS deletions run", body = ErasureAnswer,
+    responses((status = 202,
+            description = "Erasure accepted: the gateway's records are gone, ARGOS deletions run",
+            body = ErasureAnswer,
             headers(("Location" = String, description = "`/v1/erasures/{id}`"))),
         ServiceAuthErrors, BodyErrors, EraseUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
@@ -137,7 +140,8 @@ pub async fn erase_user(
 /// `GET /v1/erasures/{id}` (`faceauth:data:delete`): an erasure's state and the outcome per
 /// ARGOS authentication id.
 #[utoipa::path(get, path = "/v1/erasures/{id}", tag = "service",
-    params(("id" = String, Path, description = "Erasure id, `er_` and 32 lowercase hex characters", pattern = "^er_[0-9a-f]{32}$")),
+    params(("id" = String, Path, description = "Erasure id, `er_` and 32 lowercase hex characters",
+        pattern = "^er_[0-9a-f]{32}$")),
     responses((status = 200, description = "The erasure", body = ErasureAnswer),
         AuthErrors401, InsufficientScope403, ErasureStatusErrors),
     security(("service_bearer" = []), ("api_key" = [])))]

@@ -7,7 +7,8 @@ use super::state::AppState;
 use super::ApiError;
 
 /// Liveness.
-#[utoipa::path(method(get, head), path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+#[utoipa::path(method(get, head), path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }

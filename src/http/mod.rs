@@ -15,6 +15,7 @@ pub mod html;
 pub mod middleware;
 pub mod open;
 pub mod openapi;
+pub mod params;
 pub mod responses;
 pub mod routes;
 pub mod service_api;

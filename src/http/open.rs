@@ -14,6 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client_ip::client_ip;
+use super::params::{LinkIdPath, OpenLinkIdPath};
 use super::responses::{OpenRateLimited429, OpenRefusals, OpenStoreUnavailable503};
 use super::state::AppState;
 use super::{html, ApiError};
@@ -112,10 +113,12 @@ fn answer(
 
 /// `GET /l/{id}`.
 #[utoipa::path(get, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4: the capability", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(OpenLinkIdPath),
     responses(
-        (status = 302, description = "Consumed: to the FaceAuth URL", headers(("Location" = String), ("Referrer-Policy" = String))),
-        (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed", content_type = "text/html"),
+        (status = 302, description = "Consumed: to the FaceAuth URL",
+            headers(("Location" = String), ("Referrer-Policy" = String))),
+        (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed",
+            content_type = "text/html"),
         OpenRefusals))]
 pub async fn get(
     req: HttpRequest,
@@ -128,7 +131,7 @@ pub async fn get(
 
 /// `POST /l/{id}`: the confirm page's button (works on any link).
 #[utoipa::path(post, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(LinkIdPath),
     responses((status = 303, description = "Consumed: to the FaceAuth URL", headers(("Location" = String))),
         OpenRefusals))]
 pub async fn post(
@@ -142,7 +145,7 @@ pub async fn post(
 
 /// `HEAD /l/{id}`: whether the link would open; consumes nothing.
 #[utoipa::path(head, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(LinkIdPath),
     responses((status = 200, description = "Would open; never a Location"),
         OpenRefusals))]
 pub async fn head(
@@ -162,7 +165,7 @@ pub async fn head(
 
 /// `OPTIONS /l/{id}`: `204` with `Allow`; consumes nothing.
 #[utoipa::path(options, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(LinkIdPath),
     responses((status = 204, description = "Allowed methods", headers(("Allow" = String))),
         OpenRateLimited429, OpenStoreUnavailable503))]
 pub async fn options(

@@ -105,7 +105,8 @@ impl Modify for Exact {
 #[openapi(
     info(
         title = "faceauth-gateway",
-        description = "Issues single-use ARGOS FaceAuth step-up links. Errors are RFC 9457 problem details (application/problem+json) with a stable `code`."
+        description = "Issues single-use ARGOS FaceAuth step-up links. Errors are RFC 9457 problem \
+                       details (application/problem+json) with a stable `code`."
     ),
     paths(
         api::create_link,
@@ -134,7 +135,8 @@ impl Modify for Exact {
         (name = "open", description = "The link a user opens (the id is the capability)"),
         (name = "service", description = "The app's session layer (service credentials)"),
         (name = "webhooks", description = "ARGOS webhooks"),
-        (name = "assertions", description = "Public keys of signed step-up assertions (docs/step-up-assertions.md)"),
+        (name = "assertions",
+            description = "Public keys of signed step-up assertions (docs/step-up-assertions.md)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

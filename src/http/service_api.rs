@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{created_response, mint_response, parse_optional_object, read_body};
 use super::extract::user_id_from_path;
+use super::params::UserIdPath;
 use super::responses::{
     BadRequest400, BodyErrors, NoSubmission422, RateLimited429, ServiceAuthErrors,
     StoreUnavailable503,
@@ -39,7 +40,7 @@ pub struct ServiceMintRequest {
 /// `POST /v1/users/{user_id}/links`: mint a link for a user, for delivery by push, SMS or
 /// e-mail (`faceauth:links:write`).
 #[utoipa::path(post, path = "/v1/users/{user_id}/links", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")),
+    params(UserIdPath),
     request_body(content = Option<ServiceMintRequest>),
     responses((status = 201, description = "Minted", body = super::body::MintResponse),
         ServiceAuthErrors, BodyErrors, NoSubmission422, RateLimited429, StoreUnavailable503),
@@ -101,7 +102,7 @@ pub struct SubmissionRequest {
 /// `PUT /v1/users/{user_id}/submission`: record the user's approved ID Check submission id
 /// (`faceauth:links:write`). `204`.
 #[utoipa::path(put, path = "/v1/users/{user_id}/submission", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")),
+    params(UserIdPath),
     request_body(content = SubmissionRequest),
     responses((status = 204, description = "Recorded"),
         ServiceAuthErrors, BodyErrors, StoreUnavailable503),
@@ -164,7 +165,7 @@ pub struct StepUpAnswer {
 /// true only for an approved, pull-verified FaceAuth at most N seconds old (like OIDC
 /// `max_age` / `auth_time`).
 #[utoipa::path(method(get, head), path = "/v1/users/{user_id}/step-up", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"), StepUpQuery),
+    params(UserIdPath, StepUpQuery),
     responses((status = 200, description = "Latest step-up", body = StepUpAnswer),
         ServiceAuthErrors, BadRequest400, StoreUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]

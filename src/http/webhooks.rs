@@ -38,8 +38,11 @@ fn authorised(req: &HttpRequest, path: &str, state: &AppState, keys: &WebhookKey
 
 /// The receiver.
 #[utoipa::path(post, path = "/v1/webhooks/argos/{path_secret}", tag = "webhooks",
-    params(("path_secret" = String, Path, description = "`webhooks.path_secret`: at least 32 of A-Z a-z 0-9 - _", min_length = 32, pattern = "^[A-Za-z0-9_-]+$")),
-    request_body(content = Object, description = "ARGOS webhook body (any documented shape, optionally an encrypted envelope)"),
+    params(("path_secret" = String, Path,
+        description = "`webhooks.path_secret`: at least 32 of A-Z a-z 0-9 - _",
+        min_length = 32, pattern = "^[A-Za-z0-9_-]+$")),
+    request_body(content = Object,
+        description = "ARGOS webhook body (any documented shape, optionally an encrypted envelope)"),
     responses((status = 200, description = "Recorded: `{\"status\": \"accepted\"|\"duplicate\"|\"ignored\"}`"),
         BodyErrors, WebhookRefused404, StoreUnavailable503))]
 pub async fn receive(
