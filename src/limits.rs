@@ -3,19 +3,14 @@
 //!
 //! Answers carry the IETF httpapi rate-limit fields (draft-ietf-httpapi-ratelimit-headers-07):
 //! `RateLimit-Policy: <limit>;w=<window seconds>` and
-//! `RateLimit: limit=<limit>, remaining=<n>, reset=<seconds>`.
+//! `RateLimit: limit=<limit>, remaining=<n>, reset=<seconds>` (written at the HTTP edge,
+//! `crate::http::error::add_rate_headers`).
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::Limit;
 use crate::store::{user_tag, Store, StoreError};
-
-/// `RateLimit-Policy` field name.
-pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// `RateLimit` field name.
-pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Where a client stands against one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,22 +23,6 @@ pub struct RateStatus {
     pub reset_secs: u64,
     /// Window length, seconds.
     pub window_secs: u64,
-}
-
-impl RateStatus {
-    /// Adds `RateLimit-Policy` and `RateLimit` to `headers`.
-    pub fn add_headers(&self, headers: &mut HeaderMap) {
-        let policy = format!("{};w={}", self.limit, self.window_secs);
-        let state = format!(
-            "limit={}, remaining={}, reset={}",
-            self.limit, self.remaining, self.reset_secs
-        );
-        for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(name, v);
-            }
-        }
-    }
 }
 
 /// Why a request may not go ahead.

@@ -9,21 +9,15 @@ pub mod cookie;
 pub mod jwks;
 pub mod service;
 
-use actix_web::dev::Payload;
-use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, FromRequest, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwks::{JwksCache, KeyError};
 
 use crate::config::{AuthSettings, ConfigError};
-use crate::http::ApiError;
 
 /// The verified caller of a user route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +42,18 @@ pub enum AuthError {
     /// The identity provider's keys could not be fetched and the cache is too old.
     #[error("JWKS unavailable")]
     KeysUnavailable,
+    /// Cookie credentials sent from a foreign site.
+    #[error("cross-site request")]
+    CrossSite,
+    /// The service credential lacks this scope.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(&'static str),
+    /// No service credentials are configured: service routes do not exist.
+    #[error("service credentials are not configured")]
+    ServiceCredentialsOff,
+    /// A verifier was not set up (a bug in the application's wiring).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -491,64 +497,6 @@ fn read_pem(value: Option<&str>) -> Result<String, ConfigError> {
             format!("cannot read PEM file `{value}`: {e}"),
         )
     })
-}
-
-/// Reads `Authorization: Bearer <token>`.
-///
-/// Errors: [`AuthError::Missing`] when the header is absent or not a bearer token,
-/// [`AuthError::Invalid`] when it is not visible ASCII.
-pub fn bearer_token(req: &HttpRequest) -> Result<SecretString, AuthError> {
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .ok_or(AuthError::Missing)?
-        .to_str()
-        .map_err(|_| AuthError::Invalid("malformed authorization header"))?;
-    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Missing)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(AuthError::Missing);
-    }
-    Ok(SecretString::from(token.to_string()))
-}
-
-/// A user's token: the bearer header, else (if `auth.cookie_name` is set) the cookie, which
-/// must pass the cross-site check of [`cookie::CookiePolicy::check`].
-///
-/// Errors: [`ApiError::MissingCredentials`], [`ApiError::InvalidToken`] (malformed header),
-/// [`ApiError::CrossSiteRequest`].
-pub fn user_token(req: &HttpRequest) -> Result<SecretString, ApiError> {
-    if req.headers().contains_key(AUTHORIZATION) {
-        return Ok(bearer_token(req)?);
-    }
-    let policy = req.app_data::<web::Data<cookie::CookiePolicy>>();
-    match policy.and_then(|p| Some((p, p.token(req)?))) {
-        Some((policy, token)) => {
-            policy
-                .check(req.headers())
-                .map_err(|_| ApiError::CrossSiteRequest)?;
-            Ok(token)
-        }
-        None => Err(ApiError::MissingCredentials),
-    }
-}
-
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verifier = req.app_data::<web::Data<JwtVerifier>>().cloned();
-        let token = user_token(req);
-        Box::pin(async move {
-            let verifier = verifier.ok_or(ApiError::Internal("JWT verifier not configured"))?;
-            let principal = verifier.verify(&token?).await;
-            if let Err(AuthError::Invalid(reason)) = &principal {
-                tracing::info!(reason, "rejected bearer token");
-            }
-            Ok(principal?)
-        })
-    }
 }
 
 #[cfg(test)]
