@@ -72,6 +72,39 @@ pub struct WindowCount {
     pub reset_ms: u64,
 }
 
+/// A fixed-window rate limit counted in the same store step as a link write (`INCR` with an
+/// expiry of `window_ms` on the window's first hit). A hit over `limit` writes nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowLimit {
+    /// The counter's key (unprefixed). In a Redis Cluster it must share its hash tag with the
+    /// [`IndexEntry`] written with it (both are tagged by [`user_tag`]).
+    pub key: String,
+    /// Hits allowed per window.
+    pub limit: u64,
+    /// Window length, ms.
+    pub window_ms: u64,
+}
+
+/// A per-user index (issue 19's erasure index) that a create adds the new link's id to, with
+/// `ttl_ms` (see [`ErasureStore::index_add`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The index key (unprefixed).
+    pub key: String,
+    /// How long the member (and the index) lives, ms.
+    pub ttl_ms: u64,
+}
+
+/// The outcome of a link write guarded by an optional [`WindowLimit`].
+#[derive(Debug)]
+pub enum Guarded<T> {
+    /// Within the limit (or no limit): the write's outcome, and the window after this hit when
+    /// one was counted.
+    Done(T, Option<WindowCount>),
+    /// Over the limit: the window after this hit; nothing else was written.
+    Limited(WindowCount),
+}
+
 /// What [`LinkStore::set_result`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultWrite {
@@ -222,6 +255,38 @@ pub trait LinkStore: Send + Sync + 'static {
         policy: &LinkPolicy,
         open_now: bool,
     ) -> Result<LinkRecord, StoreError>;
+
+    /// [`LinkStore::create`] behind a rate limit, adding the id to a per-user index: the limit
+    /// is counted first and a refusal writes nothing else; then the index, then the record.
+    /// On one Redis (standalone, Sentinel) this is one script; in a Cluster the limit and the
+    /// index (one slot) and the record (another) are written concurrently, and a refused or
+    /// failed guard deletes the record again (nobody ever got its id).
+    ///
+    /// Errors: as [`LinkStore::create`].
+    async fn create_guarded(
+        &self,
+        id: &LinkId,
+        link: &NewLink,
+        policy: &LinkPolicy,
+        open_now: bool,
+        limit: Option<&WindowLimit>,
+        index: Option<&IndexEntry>,
+    ) -> Result<Guarded<LinkRecord>, StoreError>;
+
+    /// [`LinkStore::open`] behind a rate limit: the limit is counted first (a re-sent open of
+    /// this request answers as the first one did, without counting again) and a refusal
+    /// changes nothing else. One script on one Redis; in a Cluster the limit is counted
+    /// first, then the open (two round trips: an open that a concurrent limit refused would
+    /// have to be undone, and another opener could see the link `used` meanwhile).
+    ///
+    /// Errors: as [`LinkStore::open`].
+    async fn open_guarded(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+        limit: Option<&WindowLimit>,
+    ) -> Result<Guarded<OpenResult>, StoreError>;
 
     /// Atomically checks and applies one open (see [`LinkRecord::apply_open`]).
     /// `retention_ms` is how long a used or expired record stays afterwards; `confirmed` is

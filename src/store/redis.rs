@@ -35,8 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Claim, ClaimedJob, DeadJob, KvStore, LinkStore, OpenResult, QueuePolicy, ResultWrite,
-    RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
+    Claim, ClaimedJob, DeadJob, Guarded, IndexEntry, KvStore, LinkStore, OpenResult, QueuePolicy,
+    ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
+    WindowLimit,
 };
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
@@ -67,6 +68,11 @@ const QUEUE_DEAD_LUA: &str = include_str!("lua/queue_dead.lua");
 const QUEUE_REVIVE_BODY: &str = include_str!("lua/queue_revive.lua");
 const SWAP_BODY: &str = include_str!("lua/swap.lua");
 const GET_BODY: &str = include_str!("lua/get.lua");
+const LIMIT_LUA: &str = include_str!("lua/limit.lua");
+const INDEX_LUA: &str = include_str!("lua/index.lua");
+const CREATE_GUARDED_BODY: &str = include_str!("lua/create_guarded.lua");
+const OPEN_GUARDED_BODY: &str = include_str!("lua/open_guarded.lua");
+const MINT_GUARD_BODY: &str = include_str!("lua/mint_guard.lua");
 
 /// The Lua source of the open script, as the store runs it (for load tests with
 /// `redis-benchmark`).
@@ -111,8 +117,13 @@ pub struct RedisStore {
     timeout: Duration,
     options: StoreOptions,
     sentinel: bool,
+    /// A Redis Cluster: keys of different hash tags live on different nodes.
+    cluster: bool,
     clock: Arc<ClockOffset>,
     create: Script,
+    create_guarded: Script,
+    mint_guard: Script,
+    open_guarded: Script,
     uncreate: Script,
     open: Script,
     unopen: Script,
@@ -213,8 +224,18 @@ impl RedisStore {
             timeout,
             options,
             sentinel: matches!(target, RedisTarget::Sentinel { .. }),
+            cluster: matches!(target, RedisTarget::Cluster(_)),
             clock,
             create: Script::new(&format!("{NOW_LUA}{FIRST_OPEN_LUA}{CREATE_BODY}")),
+            create_guarded: Script::new(&format!(
+                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}{INDEX_LUA}local function create_link()\n\
+                 {CREATE_BODY}end\n{CREATE_GUARDED_BODY}"
+            )),
+            mint_guard: Script::new(&format!("{NOW_LUA}{LIMIT_LUA}{INDEX_LUA}{MINT_GUARD_BODY}")),
+            open_guarded: Script::new(&format!(
+                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}local function open_link()\n\
+                 {OPEN_BODY}end\n{OPEN_GUARDED_BODY}"
+            )),
             uncreate: Script::new(UNCREATE_LUA),
             open: Script::new(&open_script_source()),
             unopen: Script::new(&format!("{NOW_LUA}{UNOPEN_LUA}")),
@@ -295,6 +316,9 @@ impl RedisStore {
         }
         for script in [
             &self.create,
+            &self.create_guarded,
+            &self.mint_guard,
+            &self.open_guarded,
             &self.uncreate,
             &self.open,
             &self.unopen,
@@ -358,6 +382,18 @@ impl RedisStore {
         args: Vec<String>,
         confirm: bool,
     ) -> Result<redis::Value, Failure> {
+        self.run_gated_keys(op, script, &[key], args, confirm).await
+    }
+
+    /// [`Self::run_gated`] with several keys (one hash slot in a cluster).
+    async fn run_gated_keys(
+        &self,
+        op: &'static str,
+        script: &Script,
+        keys: &[String],
+        args: Vec<String>,
+        confirm: bool,
+    ) -> Result<redis::Value, Failure> {
         let acks = if confirm {
             self.options.min_replica_acks
         } else {
@@ -371,7 +407,7 @@ impl RedisStore {
         let attempt = async {
             for first in [true, false] {
                 let mut evalsha = redis::cmd("EVALSHA");
-                evalsha.arg(script.get_hash()).arg(1).arg(&key);
+                evalsha.arg(script.get_hash()).arg(keys.len()).arg(keys);
                 for a in &full {
                     evalsha.arg(a);
                 }
@@ -439,6 +475,27 @@ impl RedisStore {
             Ok(_) => {}
         }
         outcome
+    }
+
+    /// The record `create.lua` answered; a create whose outcome is unknown is undone.
+    fn created(
+        &self,
+        reply: Result<redis::Value, Failure>,
+        key: String,
+        nonce: String,
+    ) -> Result<LinkRecord, StoreError> {
+        let stored: Option<String> = match reply {
+            Ok(v) => from_value(v)?,
+            Err(Failure::Unknown(e)) => {
+                self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
+                return Err(e);
+            }
+            Err(f) => return Err(f.into()),
+        };
+        match stored {
+            Some(json) => decode(&json),
+            None => Err(StoreError::Conflict),
+        }
     }
 
     /// Undoes a create or open whose outcome is unknown, in the background, fenced by the
@@ -789,6 +846,49 @@ fn wrote(reply: &redis::Value) -> bool {
     }
 }
 
+/// The arguments of `create.lua` after its deadline.
+fn create_args(
+    link: &NewLink,
+    policy: &LinkPolicy,
+    open_now: bool,
+    nonce: &str,
+) -> Result<Vec<String>, StoreError> {
+    let template = serde_json::to_string(&link.issued_record(policy, 0))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(vec![
+        nonce.to_string(),
+        template,
+        policy.unopened_ttl_ms.to_string(),
+        policy.retention_ms.to_string(),
+        if open_now { "1" } else { "0" }.to_string(),
+    ])
+}
+
+/// The window of a guarded script's reply (`count`, `ms until reset`).
+fn window_count(count: Option<&String>, reset_ms: Option<&String>) -> WindowCount {
+    let parse = |v: Option<&String>| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    WindowCount {
+        count: parse(count).max(0) as u64,
+        reset_ms: parse(reset_ms).max(0) as u64,
+    }
+}
+
+/// An open script's answer: status and, for `ok`, the record's JSON.
+fn open_result(status: Option<&str>, json: Option<&String>) -> Result<OpenResult, StoreError> {
+    match status {
+        Some("ok") => match json {
+            Some(json) => Ok(OpenResult::Opened(Box::new(decode(json)?))),
+            None => Err(StoreError::Corrupt("open script returned no record".into())),
+        },
+        Some("confirm") => Ok(OpenResult::NeedsConfirmation),
+        Some("used") => Ok(OpenResult::Refused(LinkState::Used)),
+        Some("expired") => Ok(OpenResult::Refused(LinkState::Expired)),
+        Some("revoked") => Ok(OpenResult::Refused(LinkState::Revoked)),
+        Some("none") => Ok(OpenResult::NotFound),
+        _ => Err(StoreError::Corrupt("unexpected open script reply".into())),
+    }
+}
+
 fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -802,26 +902,107 @@ impl LinkStore for RedisStore {
         policy: &LinkPolicy,
         open_now: bool,
     ) -> Result<LinkRecord, StoreError> {
-        let template = serde_json::to_string(&link.issued_record(policy, 0))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let nonce = nonce();
         let key = self.key(id);
+        let args = create_args(link, policy, open_now, &nonce)?;
         let reply = self
-            .run_gated(
-                "create",
-                &self.create,
-                key.clone(),
-                vec![
-                    nonce.clone(),
-                    template,
-                    policy.unopened_ttl_ms.to_string(),
-                    policy.retention_ms.to_string(),
-                    if open_now { "1" } else { "0" }.to_string(),
-                ],
-                true,
-            )
+            .run_gated("create", &self.create, key.clone(), args, true)
             .await;
-        let stored: Option<String> = match reply {
+        self.created(reply, key, nonce)
+    }
+
+    async fn create_guarded(
+        &self,
+        id: &LinkId,
+        link: &NewLink,
+        policy: &LinkPolicy,
+        open_now: bool,
+        limit: Option<&WindowLimit>,
+        index: Option<&IndexEntry>,
+    ) -> Result<Guarded<LinkRecord>, StoreError> {
+        if limit.is_none() && index.is_none() {
+            let record = self.create(id, link, policy, open_now).await?;
+            return Ok(Guarded::Done(record, None));
+        }
+        let nonce = nonce();
+        let key = self.key(id);
+        let create = create_args(link, policy, open_now, &nonce)?;
+        let limit_key = limit.map(|l| self.prefixed(&l.key));
+        let index_key = index.map(|i| self.prefixed(&i.key));
+        let guard_args = [
+            limit.map(|l| l.limit.to_string()).unwrap_or_default(),
+            limit.map(|l| l.window_ms.to_string()).unwrap_or_default(),
+            index
+                .map(|i| i.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+            id.to_string(),
+        ];
+        if self.cluster {
+            // The record's slot is not the user's: both scripts at once (one round trip of
+            // wall time); a refused or failed guard deletes the record nobody got the id of.
+            let guard_keys = [
+                limit_key.clone().or(index_key.clone()).unwrap_or_default(),
+                index_key.or(limit_key).unwrap_or_default(),
+            ];
+            let (guard, reply) = tokio::join!(
+                self.run_gated_keys(
+                    "mint_guard",
+                    &self.mint_guard,
+                    &guard_keys,
+                    guard_args.to_vec(),
+                    false
+                ),
+                self.run_gated("create", &self.create, key.clone(), create, true),
+            );
+            let created = self.created(reply, key.clone(), nonce.clone());
+            let guard: Result<Vec<String>, StoreError> = guard
+                .map_err(StoreError::from)
+                .and_then(from_value::<Vec<String>>);
+            let undo = |created: &Result<LinkRecord, StoreError>| {
+                if created.is_ok() {
+                    self.undo(
+                        "uncreate",
+                        self.uncreate.clone(),
+                        key.clone(),
+                        vec![nonce.clone()],
+                    );
+                }
+            };
+            return match guard {
+                Err(e) => {
+                    undo(&created);
+                    Err(e)
+                }
+                Ok(g) => {
+                    let window = limit.map(|_| window_count(g.get(1), g.get(2)));
+                    match g.first().map(String::as_str) {
+                        Some("ok") => Ok(Guarded::Done(created?, window)),
+                        Some("limited") => {
+                            undo(&created);
+                            Ok(Guarded::Limited(window.unwrap_or(WindowCount {
+                                count: 0,
+                                reset_ms: 0,
+                            })))
+                        }
+                        _ => {
+                            undo(&created);
+                            Err(StoreError::Corrupt("unexpected mint guard reply".into()))
+                        }
+                    }
+                }
+            };
+        }
+        let mut args = create;
+        args.extend(guard_args);
+        let keys = [
+            key.clone(),
+            limit_key.unwrap_or_else(|| key.clone()),
+            index_key.unwrap_or_else(|| key.clone()),
+        ];
+        let reply = self
+            .run_gated_keys("create", &self.create_guarded, &keys, args, true)
+            .await;
+        let reply: Vec<String> = match reply {
             Ok(v) => from_value(v)?,
             Err(Failure::Unknown(e)) => {
                 self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
@@ -829,9 +1010,78 @@ impl LinkStore for RedisStore {
             }
             Err(f) => return Err(f.into()),
         };
-        match stored {
-            Some(json) => decode(&json),
-            None => Err(StoreError::Conflict),
+        let window = limit.map(|_| window_count(reply.get(2), reply.get(3)));
+        match (reply.first().map(String::as_str), reply.get(1)) {
+            (Some("ok"), Some(json)) => Ok(Guarded::Done(decode(json)?, window)),
+            (Some("conflict"), _) => Err(StoreError::Conflict),
+            (Some("limited"), _) => Ok(Guarded::Limited(window.unwrap_or(WindowCount {
+                count: 0,
+                reset_ms: 0,
+            }))),
+            _ => Err(StoreError::Corrupt("unexpected create script reply".into())),
+        }
+    }
+
+    async fn open_guarded(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+        limit: Option<&WindowLimit>,
+    ) -> Result<Guarded<OpenResult>, StoreError> {
+        let Some(limit) = limit else {
+            return Ok(Guarded::Done(
+                self.open(id, retention_ms, confirmed).await?,
+                None,
+            ));
+        };
+        if self.cluster {
+            // Different slots; the limit goes first (see the trait).
+            let window = self.incr_window(&limit.key, limit.window_ms).await?;
+            if window.count > limit.limit {
+                return Ok(Guarded::Limited(window));
+            }
+            let opened = self.open(id, retention_ms, confirmed).await?;
+            return Ok(Guarded::Done(opened, Some(window)));
+        }
+        let nonce = nonce();
+        let key = self.key(id);
+        let keys = [key.clone(), self.prefixed(&limit.key)];
+        let reply = self
+            .run_gated_keys(
+                "open",
+                &self.open_guarded,
+                &keys,
+                vec![
+                    nonce.clone(),
+                    retention_ms.to_string(),
+                    if confirmed { "1" } else { "0" }.to_string(),
+                    limit.limit.to_string(),
+                    limit.window_ms.to_string(),
+                ],
+                true,
+            )
+            .await;
+        let reply: Vec<String> = match reply {
+            Ok(v) => from_value(v)?,
+            Err(Failure::Unknown(e)) => {
+                self.undo(
+                    "unopen",
+                    self.unopen.clone(),
+                    key,
+                    vec![nonce, retention_ms.to_string()],
+                );
+                return Err(e);
+            }
+            Err(f) => return Err(f.into()),
+        };
+        let window = window_count(reply.get(2), reply.get(3));
+        match reply.first().map(String::as_str) {
+            Some("limited") => Ok(Guarded::Limited(window)),
+            status => Ok(Guarded::Done(
+                open_result(status, reply.get(1))?,
+                Some(window),
+            )),
         }
     }
 
@@ -869,18 +1119,7 @@ impl LinkStore for RedisStore {
             }
             Err(f) => return Err(f.into()),
         };
-        match reply.first().map(String::as_str) {
-            Some("ok") => match reply.get(1) {
-                Some(json) => Ok(OpenResult::Opened(Box::new(decode(json)?))),
-                None => Err(StoreError::Corrupt("open script returned no record".into())),
-            },
-            Some("confirm") => Ok(OpenResult::NeedsConfirmation),
-            Some("used") => Ok(OpenResult::Refused(LinkState::Used)),
-            Some("expired") => Ok(OpenResult::Refused(LinkState::Expired)),
-            Some("revoked") => Ok(OpenResult::Refused(LinkState::Revoked)),
-            Some("none") => Ok(OpenResult::NotFound),
-            _ => Err(StoreError::Corrupt("unexpected open script reply".into())),
-        }
+        open_result(reply.first().map(String::as_str), reply.get(1))
     }
 
     async fn revoke(
