@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::client_ip::client_ip;
 use super::routes::AppState;
 use super::{html, ApiError, Problem};
+use crate::limits::RateLimiter;
 use crate::links::{LinkId, LinkState, Opened};
 
 /// Methods `/l/{id}` answers.
@@ -41,9 +42,19 @@ async fn open(
     state: &AppState,
     confirmed: bool,
 ) -> Result<Opened, ApiError> {
-    limit(req, state).await?;
-    let id: LinkId = path.parse().map_err(|_| ApiError::LinkNotFound)?;
-    Ok(state.links.open(&id, confirmed).await?)
+    let Ok(id) = path.parse::<LinkId>() else {
+        limit(req, state).await?;
+        return Err(ApiError::LinkNotFound);
+    };
+    // The per-IP limit is counted in the open's own store step.
+    let window = client_ip(req, &state.trusted_proxies, state.client_ip_header)
+        .and_then(|ip| state.limiter.open_window(ip));
+    let guarded = state
+        .links
+        .open_guarded(&id, confirmed, window.as_ref())
+        .await?;
+    let (opened, _) = RateLimiter::judge(window.as_ref(), guarded)?;
+    Ok(opened)
 }
 
 /// A redirect to a FaceAuth URL built by [`crate::argos::url::FaceAuthUrlBuilder`] (so always

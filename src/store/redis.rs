@@ -168,24 +168,8 @@ impl From<Failure> for StoreError {
 }
 
 impl RedisStore {
-    /// Connects to `redis_url` (e.g. `redis://127.0.0.1:6379/0`); every key gets `key_prefix`;
+    /// Connects to `target` (standalone, Sentinel, Cluster); every key gets `key_prefix`;
     /// every command is bounded by `timeout` (connect, response and the whole call).
-    ///
-    /// Errors: [`StoreError::Unavailable`] if Redis does not answer `PING` within `timeout`.
-    pub async fn connect(
-        redis_url: &str,
-        key_prefix: &str,
-        timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        Self::connect_to(
-            &RedisTarget::Standalone(redis_url.to_string()),
-            key_prefix,
-            timeout,
-        )
-        .await
-    }
-
-    /// Like [`RedisStore::connect`] for any topology (standalone, Sentinel, Cluster).
     ///
     /// Errors: [`StoreError::Unavailable`] if nothing answers within `timeout` (a few times
     /// that for a cluster, which asks every seed node), [`StoreError::Unsupported`] if the
