@@ -259,6 +259,20 @@ impl LinkService {
         &self.policy
     }
 
+    /// Mints an `issued` link without a rate limit or a `sid` lookup (the micro-benchmark's
+    /// entry; routes go through [`super::Issuer`]).
+    ///
+    /// Errors: as [`LinkService::create`].
+    pub async fn mint(&self, link: &NewLink) -> Result<MintedLink, LinkError> {
+        match self.create(link, false, None).await? {
+            Guarded::Done((minted, _), _) => Ok(minted),
+            Guarded::Limited(_) => Err(StoreError::Corrupt(
+                "the store refused a mint no limit applied to".into(),
+            )
+            .into()),
+        }
+    }
+
     /// Creates the record of a new link for the issuing pipeline ([`super::Issuer`]): checks
     /// the FaceAuth URL's length, then counts `limit` (if any), indexes the link for the
     /// user's erasure and writes the record in one store step. With `open_now` the first open
