@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, Outcome, StoredState};
 use crate::argos::url::{FaceAuthParams, FaceAuthUrlBuilder};
 use crate::assertions::{Assertion, AssertionError, AssertionFacts, Assertions};
-use crate::store::{Guarded, IndexEntry, OpenResult, RevokeResult, Store, StoreError, WindowLimit};
+use crate::store::{
+    Guarded, Guards, IndexEntry, LiveLink, OpenResult, RevokeResult, Store, StoreError, WindowLimit,
+};
 
 /// What a new link is for: resolved server-side from the verified JWT, never from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,7 +279,8 @@ impl LinkService {
     /// the FaceAuth URL's length, then counts `limit` (if any), indexes the link for the
     /// user's erasure and writes the record in one store step. With `open_now` the first open
     /// is applied in the same write and the FaceAuth URL comes back (built once). With
-    /// `single_active`, the same user's earlier never-opened links are revoked afterwards.
+    /// `single_active`, the same user's earlier never-opened link is revoked in that step too
+    /// (after it in a Redis Cluster; a failure there deletes the new record).
     ///
     /// Errors: [`LinkError::TooLong`] (checked before anything is written),
     /// [`LinkError::Store`] (no link handed out).
@@ -287,10 +290,20 @@ impl LinkService {
         open_now: bool,
         limit: Option<&WindowLimit>,
     ) -> Result<Guarded<(MintedLink, Option<SecretString>)>, LinkError> {
-        // Indexed with the write: the user's erasure must find every link (issue 19).
-        let index = IndexEntry {
-            key: crate::erasure::links_index_key(&link.user_id),
-            ttl_ms: crate::erasure::link_index_ttl_ms(&self.policy),
+        let guards = Guards {
+            limit: limit.cloned(),
+            // Indexed with the write: the user's erasure must find every link (issue 19).
+            index: Some(IndexEntry {
+                key: crate::erasure::links_index_key(&link.user_id),
+                ttl_ms: crate::erasure::link_index_ttl_ms(&self.policy),
+            }),
+            // The index holds one id per user; Redis serialises the swaps, so with concurrent
+            // mints exactly one link stays live.
+            live: self.options.single_active.then(|| LiveLink {
+                key: user_index_key(&link.user_id),
+                ttl_ms: self.policy.unopened_ttl_ms,
+                retention_ms: self.policy.retention_ms,
+            }),
         };
         // A 122-bit collision is practically impossible; one retry covers it anyway.
         for _ in 0..2 {
@@ -319,7 +332,7 @@ impl LinkService {
             }
             let written = self
                 .store
-                .create_guarded(&id, link, &self.policy, open_now, limit, Some(&index))
+                .create_guarded(&id, link, &self.policy, open_now, &guards)
                 .await;
             let (record, window) = match written {
                 Ok(Guarded::Done(record, window)) => (record, window),
@@ -327,44 +340,10 @@ impl LinkService {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if self.options.single_active {
-                if let Err(e) = self.supersede(&id, &link.user_id).await {
-                    // The mint answers 503: leave no record behind (nobody has its id).
-                    let store = self.store.clone();
-                    tokio::spawn(async move {
-                        if store.discard(&id).await.is_err() {
-                            tracing::warn!("could not delete the record of a failed mint");
-                        }
-                    });
-                    return Err(e);
-                }
-            }
             let url = open_now.then_some(url);
             return Ok(Guarded::Done((MintedLink { id, record }, url), window));
         }
         Err(StoreError::Conflict.into())
-    }
-
-    /// Makes `id` the user's live link and revokes the one it replaces if that was never
-    /// opened. The index holds one id per user; Redis serialises the swaps, so with concurrent
-    /// mints exactly one link stays live.
-    async fn supersede(&self, id: &LinkId, user_id: &str) -> Result<(), LinkError> {
-        let previous = self
-            .store
-            .swap(
-                &user_index_key(user_id),
-                &id.to_string(),
-                self.policy.unopened_ttl_ms,
-            )
-            .await?;
-        if let Some(previous) = previous.and_then(|p| p.parse::<LinkId>().ok()) {
-            if previous != *id {
-                self.store
-                    .revoke(&previous, Some(user_id), true, self.policy.retention_ms)
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     /// Opens a link: one atomic check-and-consume, then the FaceAuth URL for it. `confirmed` is

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    Claim, ClaimedJob, DeadJob, ErasedUser, ErasureStore, Guarded, IndexEntry, KvStore, LinkStore,
+    Claim, ClaimedJob, DeadJob, ErasedUser, ErasureStore, Guarded, Guards, KvStore, LinkStore,
     OpenResult, QueuePolicy, ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError,
     UserKeys, WindowCount, WindowLimit,
 };
@@ -179,21 +179,29 @@ impl LinkStore for MemoryStore {
         link: &NewLink,
         policy: &LinkPolicy,
         open_now: bool,
-        limit: Option<&WindowLimit>,
-        index: Option<&IndexEntry>,
+        guards: &Guards,
     ) -> Result<Guarded<LinkRecord>, StoreError> {
-        let window = match limit {
+        let window = match &guards.limit {
             Some(limit) => match self.hit(limit).await? {
                 Guarded::Limited(w) => return Ok(Guarded::Limited(w)),
                 Guarded::Done((), w) => w,
             },
             None => None,
         };
-        if let Some(index) = index {
+        if let Some(index) = &guards.index {
             self.index_add(&index.key, &id.to_string(), index.ttl_ms, None)
                 .await?;
         }
         let record = self.create(id, link, policy, open_now).await?;
+        if let Some(live) = &guards.live {
+            let previous = self.swap(&live.key, &id.to_string(), live.ttl_ms).await?;
+            if let Some(previous) = previous.and_then(|p| p.parse::<LinkId>().ok()) {
+                if previous != *id {
+                    self.revoke(&previous, Some(&link.user_id), true, live.retention_ms)
+                        .await?;
+                }
+            }
+        }
         Ok(Guarded::Done(record, window))
     }
 

@@ -95,6 +95,30 @@ pub struct IndexEntry {
     pub ttl_ms: u64,
 }
 
+/// The user's one live link (`links.single_active`): a create makes its id the value at `key`
+/// (kept `ttl_ms`) and revokes the link it replaces if that one is the same user's and still
+/// `issued` (never opened), keeping it `retention_ms` more (see [`LinkStore::revoke`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLink {
+    /// The key holding the user's live link id (unprefixed; the user's hash tag).
+    pub key: String,
+    /// Its expiry, ms.
+    pub ttl_ms: u64,
+    /// How long a revoked record stays, ms.
+    pub retention_ms: u64,
+}
+
+/// What a create does besides writing the record ([`LinkStore::create_guarded`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Guards {
+    /// Counted first; over it, nothing else is written.
+    pub limit: Option<WindowLimit>,
+    /// The user's erasure index, written before the record.
+    pub index: Option<IndexEntry>,
+    /// `links.single_active`, applied after the record.
+    pub live: Option<LiveLink>,
+}
+
 /// The outcome of a link write guarded by an optional [`WindowLimit`].
 #[derive(Debug)]
 pub enum Guarded<T> {
@@ -256,11 +280,13 @@ pub trait LinkStore: Send + Sync + 'static {
         open_now: bool,
     ) -> Result<LinkRecord, StoreError>;
 
-    /// [`LinkStore::create`] behind a rate limit, adding the id to a per-user index: the limit
-    /// is counted first and a refusal writes nothing else; then the index, then the record.
+    /// [`LinkStore::create`] with its [`Guards`]: the limit is counted first and a refusal
+    /// writes nothing else; then the user's index, the record, and the user's live link.
     /// On one Redis (standalone, Sentinel) this is one script; in a Cluster the limit and the
-    /// index (one slot) and the record (another) are written concurrently, and a refused or
-    /// failed guard deletes the record again (nobody ever got its id).
+    /// index (the user's slot) and the record (another) are written concurrently, and a
+    /// refused or failed guard deletes the record again (nobody ever got its id); the live
+    /// link is then swapped and its predecessor revoked as their own steps. A failed live-link
+    /// step deletes the record too.
     ///
     /// Errors: as [`LinkStore::create`].
     async fn create_guarded(
@@ -269,8 +295,7 @@ pub trait LinkStore: Send + Sync + 'static {
         link: &NewLink,
         policy: &LinkPolicy,
         open_now: bool,
-        limit: Option<&WindowLimit>,
-        index: Option<&IndexEntry>,
+        guards: &Guards,
     ) -> Result<Guarded<LinkRecord>, StoreError>;
 
     /// [`LinkStore::open`] behind a rate limit: the limit is counted first (a re-sent open of

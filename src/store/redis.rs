@@ -35,9 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Claim, ClaimedJob, DeadJob, Guarded, IndexEntry, KvStore, LinkStore, OpenResult, QueuePolicy,
-    ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
-    WindowLimit,
+    Claim, ClaimedJob, DeadJob, Guarded, Guards, KvStore, LinkStore, LiveLink, OpenResult,
+    QueuePolicy, ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk,
+    WindowCount, WindowLimit,
 };
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
@@ -459,6 +459,119 @@ impl RedisStore {
             Ok(_) => {}
         }
         outcome
+    }
+
+    /// [`LinkStore::create_guarded`] in a Cluster: the record's slot is not the user's, so
+    /// the guard (limit and index, the user's slot) and the record are written at once (one
+    /// round trip of wall time); a refused or failed guard deletes the record nobody got the
+    /// id of. The live link (`single_active`) follows as its own steps.
+    async fn create_guarded_cluster(
+        &self,
+        id: &LinkId,
+        link: &NewLink,
+        policy: &LinkPolicy,
+        open_now: bool,
+        guards: &Guards,
+    ) -> Result<Guarded<LinkRecord>, StoreError> {
+        let nonce = nonce();
+        let key = self.key(id);
+        let (limit, index) = (guards.limit.as_ref(), guards.index.as_ref());
+        let limit_key = limit.map(|l| self.prefixed(&l.key));
+        let index_key = index.map(|i| self.prefixed(&i.key));
+        let create = self.run_gated(
+            "create",
+            &self.create,
+            key.clone(),
+            create_args(link, policy, open_now, &nonce)?,
+            true,
+        );
+        let (window, record) = if limit.is_none() && index.is_none() {
+            (
+                None,
+                self.created(create.await, key.clone(), nonce.clone())?,
+            )
+        } else {
+            let guard_keys = [
+                limit_key.clone().or(index_key.clone()).unwrap_or_default(),
+                index_key.or(limit_key).unwrap_or_default(),
+            ];
+            let guard_args = vec![
+                limit.map(|l| l.limit.to_string()).unwrap_or_default(),
+                limit.map(|l| l.window_ms.to_string()).unwrap_or_default(),
+                index
+                    .map(|i| i.ttl_ms.max(1).to_string())
+                    .unwrap_or_default(),
+                id.to_string(),
+            ];
+            let guard = self.run_gated_keys(
+                "mint_guard",
+                &self.mint_guard,
+                &guard_keys,
+                guard_args,
+                false,
+            );
+            let (guard, reply) = tokio::join!(guard, create);
+            let created = self.created(reply, key.clone(), nonce.clone());
+            let guard: Result<Vec<String>, StoreError> = guard
+                .map_err(StoreError::from)
+                .and_then(from_value::<Vec<String>>);
+            let undo = |created: &Result<LinkRecord, StoreError>| {
+                if created.is_ok() {
+                    self.undo(
+                        "uncreate",
+                        self.uncreate.clone(),
+                        key.clone(),
+                        vec![nonce.clone()],
+                    );
+                }
+            };
+            let g = match guard {
+                Ok(g) => g,
+                Err(e) => {
+                    undo(&created);
+                    return Err(e);
+                }
+            };
+            let window = window_count(g.get(1), g.get(2));
+            match g.first().map(String::as_str) {
+                Some("ok") => (limit.map(|_| window), created?),
+                Some("limited") => {
+                    undo(&created);
+                    return Ok(Guarded::Limited(window));
+                }
+                _ => {
+                    undo(&created);
+                    return Err(StoreError::Corrupt("unexpected mint guard reply".into()));
+                }
+            }
+        };
+        if let Some(live) = &guards.live {
+            if let Err(e) = self.supersede(id, &link.user_id, live).await {
+                // The mint answers 503: leave no record behind (nobody has its id).
+                self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
+                return Err(e);
+            }
+        }
+        Ok(Guarded::Done(record, window))
+    }
+
+    /// Makes `id` the user's live link and revokes the one it replaces if that was never
+    /// opened. The index holds one id per user; Redis serialises the swaps, so with
+    /// concurrent mints exactly one link stays live.
+    async fn supersede(
+        &self,
+        id: &LinkId,
+        user_id: &str,
+        live: &LiveLink,
+    ) -> Result<(), StoreError> {
+        let previous = self.swap(&live.key, &id.to_string(), live.ttl_ms).await?;
+        if let Some(previous) = previous.and_then(|p| p.parse::<LinkId>().ok()) {
+            if previous != *id {
+                self.revoke(&previous, Some(user_id), true, live.retention_ms)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The record `create.lua` answered; a create whose outcome is unknown is undone.
@@ -901,87 +1014,48 @@ impl LinkStore for RedisStore {
         link: &NewLink,
         policy: &LinkPolicy,
         open_now: bool,
-        limit: Option<&WindowLimit>,
-        index: Option<&IndexEntry>,
+        guards: &Guards,
     ) -> Result<Guarded<LinkRecord>, StoreError> {
-        if limit.is_none() && index.is_none() {
-            let record = self.create(id, link, policy, open_now).await?;
-            return Ok(Guarded::Done(record, None));
+        if self.cluster {
+            return self
+                .create_guarded_cluster(id, link, policy, open_now, guards)
+                .await;
         }
         let nonce = nonce();
         let key = self.key(id);
-        let create = create_args(link, policy, open_now, &nonce)?;
-        let limit_key = limit.map(|l| self.prefixed(&l.key));
-        let index_key = index.map(|i| self.prefixed(&i.key));
-        let guard_args = [
-            limit.map(|l| l.limit.to_string()).unwrap_or_default(),
-            limit.map(|l| l.window_ms.to_string()).unwrap_or_default(),
+        let (limit, index, live) = (&guards.limit, &guards.index, &guards.live);
+        let mut args = create_args(link, policy, open_now, &nonce)?;
+        args.extend([
+            limit
+                .as_ref()
+                .map(|l| l.limit.to_string())
+                .unwrap_or_default(),
+            limit
+                .as_ref()
+                .map(|l| l.window_ms.to_string())
+                .unwrap_or_default(),
             index
+                .as_ref()
                 .map(|i| i.ttl_ms.max(1).to_string())
                 .unwrap_or_default(),
             id.to_string(),
-        ];
-        if self.cluster {
-            // The record's slot is not the user's: both scripts at once (one round trip of
-            // wall time); a refused or failed guard deletes the record nobody got the id of.
-            let guard_keys = [
-                limit_key.clone().or(index_key.clone()).unwrap_or_default(),
-                index_key.or(limit_key).unwrap_or_default(),
-            ];
-            let (guard, reply) = tokio::join!(
-                self.run_gated_keys(
-                    "mint_guard",
-                    &self.mint_guard,
-                    &guard_keys,
-                    guard_args.to_vec(),
-                    false
-                ),
-                self.run_gated("create", &self.create, key.clone(), create, true),
-            );
-            let created = self.created(reply, key.clone(), nonce.clone());
-            let guard: Result<Vec<String>, StoreError> = guard
-                .map_err(StoreError::from)
-                .and_then(from_value::<Vec<String>>);
-            let undo = |created: &Result<LinkRecord, StoreError>| {
-                if created.is_ok() {
-                    self.undo(
-                        "uncreate",
-                        self.uncreate.clone(),
-                        key.clone(),
-                        vec![nonce.clone()],
-                    );
-                }
-            };
-            return match guard {
-                Err(e) => {
-                    undo(&created);
-                    Err(e)
-                }
-                Ok(g) => {
-                    let window = limit.map(|_| window_count(g.get(1), g.get(2)));
-                    match g.first().map(String::as_str) {
-                        Some("ok") => Ok(Guarded::Done(created?, window)),
-                        Some("limited") => {
-                            undo(&created);
-                            Ok(Guarded::Limited(window.unwrap_or(WindowCount {
-                                count: 0,
-                                reset_ms: 0,
-                            })))
-                        }
-                        _ => {
-                            undo(&created);
-                            Err(StoreError::Corrupt("unexpected mint guard reply".into()))
-                        }
-                    }
-                }
-            };
-        }
-        let mut args = create;
-        args.extend(guard_args);
+            live.as_ref()
+                .map(|l| l.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+            format!("{}link:{{", self.prefix),
+            live.as_ref()
+                .map(|l| l.retention_ms.max(1))
+                .unwrap_or(1)
+                .to_string(),
+            link.user_id.clone(),
+        ]);
+        // A missing key is the link key again (the script does not touch it then).
+        let or_link = |k: Option<&String>| k.map_or_else(|| key.clone(), |k| self.prefixed(k));
         let keys = [
             key.clone(),
-            limit_key.unwrap_or_else(|| key.clone()),
-            index_key.unwrap_or_else(|| key.clone()),
+            or_link(limit.as_ref().map(|l| &l.key)),
+            or_link(index.as_ref().map(|i| &i.key)),
+            or_link(live.as_ref().map(|l| &l.key)),
         ];
         let reply = self
             .run_gated_keys("create", &self.create_guarded, &keys, args, true)
@@ -994,14 +1068,13 @@ impl LinkStore for RedisStore {
             }
             Err(f) => return Err(f.into()),
         };
-        let window = limit.map(|_| window_count(reply.get(2), reply.get(3)));
+        let window = limit
+            .as_ref()
+            .map(|_| window_count(reply.get(2), reply.get(3)));
         match (reply.first().map(String::as_str), reply.get(1)) {
             (Some("ok"), Some(json)) => Ok(Guarded::Done(decode(json)?, window)),
             (Some("conflict"), _) => Err(StoreError::Conflict),
-            (Some("limited"), _) => Ok(Guarded::Limited(window.unwrap_or(WindowCount {
-                count: 0,
-                reset_ms: 0,
-            }))),
+            (Some("limited"), _) => Ok(Guarded::Limited(window_count(reply.get(2), reply.get(3)))),
             _ => Err(StoreError::Corrupt("unexpected create script reply".into())),
         }
     }
