@@ -35,9 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Claim, ClaimedJob, DeadJob, Guarded, Guards, KvStore, LinkStore, LiveLink, OpenResult,
-    QueuePolicy, ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk,
-    WindowCount, WindowLimit,
+    Claim, ClaimedJob, DeadJob, Guarded, Guards, KvStore, LinkStore, OpenResult, QueuePolicy,
+    ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
+    WindowLimit,
 };
 use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
@@ -462,9 +462,10 @@ impl RedisStore {
     }
 
     /// [`LinkStore::create_guarded`] in a Cluster: the record's slot is not the user's, so
-    /// the guard (limit and index, the user's slot) and the record are written at once (one
-    /// round trip of wall time); a refused or failed guard deletes the record nobody got the
-    /// id of. The live link (`single_active`) follows as its own steps.
+    /// the guard (limit, index and live link, the user's slot) and the record are written at
+    /// once (one round trip of wall time); a refused or failed guard deletes the record nobody
+    /// got the id of, a failed create puts the user's live link back. The link the new one
+    /// replaces is revoked afterwards (a second round trip, only when there is one).
     async fn create_guarded_cluster(
         &self,
         id: &LinkId,
@@ -475,9 +476,8 @@ impl RedisStore {
     ) -> Result<Guarded<LinkRecord>, StoreError> {
         let nonce = nonce();
         let key = self.key(id);
-        let (limit, index) = (guards.limit.as_ref(), guards.index.as_ref());
-        let limit_key = limit.map(|l| self.prefixed(&l.key));
-        let index_key = index.map(|i| self.prefixed(&i.key));
+        let member = id.to_string();
+        let (limit, index, live) = (&guards.limit, &guards.index, &guards.live);
         let create = self.run_gated(
             "create",
             &self.create,
@@ -485,93 +485,110 @@ impl RedisStore {
             create_args(link, policy, open_now, &nonce)?,
             true,
         );
-        let (window, record) = if limit.is_none() && index.is_none() {
-            (
-                None,
-                self.created(create.await, key.clone(), nonce.clone())?,
-            )
-        } else {
-            let guard_keys = [
-                limit_key.clone().or(index_key.clone()).unwrap_or_default(),
-                index_key.or(limit_key).unwrap_or_default(),
-            ];
-            let guard_args = vec![
-                limit.map(|l| l.limit.to_string()).unwrap_or_default(),
-                limit.map(|l| l.window_ms.to_string()).unwrap_or_default(),
-                index
-                    .map(|i| i.ttl_ms.max(1).to_string())
-                    .unwrap_or_default(),
-                id.to_string(),
-            ];
-            let guard = self.run_gated_keys(
-                "mint_guard",
-                &self.mint_guard,
-                &guard_keys,
-                guard_args,
-                false,
-            );
-            let (guard, reply) = tokio::join!(guard, create);
-            let created = self.created(reply, key.clone(), nonce.clone());
-            let guard: Result<Vec<String>, StoreError> = guard
-                .map_err(StoreError::from)
-                .and_then(from_value::<Vec<String>>);
-            let undo = |created: &Result<LinkRecord, StoreError>| {
-                if created.is_ok() {
-                    self.undo(
-                        "uncreate",
-                        self.uncreate.clone(),
-                        key.clone(),
-                        vec![nonce.clone()],
-                    );
-                }
-            };
-            let g = match guard {
-                Ok(g) => g,
-                Err(e) => {
-                    undo(&created);
-                    return Err(e);
-                }
-            };
-            let window = window_count(g.get(1), g.get(2));
-            match g.first().map(String::as_str) {
-                Some("ok") => (limit.map(|_| window), created?),
-                Some("limited") => {
-                    undo(&created);
-                    return Ok(Guarded::Limited(window));
-                }
-                _ => {
-                    undo(&created);
-                    return Err(StoreError::Corrupt("unexpected mint guard reply".into()));
-                }
+        let user_keys = [
+            limit.as_ref().map(|l| &l.key),
+            index.as_ref().map(|i| &i.key),
+            live.as_ref().map(|l| &l.key),
+        ];
+        // A missing key is one of the others (same slot; the script does not touch it).
+        let Some(any) = user_keys.iter().flatten().next().map(|k| self.prefixed(k)) else {
+            let record = self.created(create.await, key, nonce)?;
+            return Ok(Guarded::Done(record, None));
+        };
+        let guard_keys = user_keys.map(|k| k.map_or_else(|| any.clone(), |k| self.prefixed(k)));
+        let guard_args = vec![
+            limit
+                .as_ref()
+                .map(|l| l.limit.to_string())
+                .unwrap_or_default(),
+            limit
+                .as_ref()
+                .map(|l| l.window_ms.to_string())
+                .unwrap_or_default(),
+            index
+                .as_ref()
+                .map(|i| i.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+            member.clone(),
+            live.as_ref()
+                .map(|l| l.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+        ];
+        let guard = self.run_gated_keys(
+            "mint_guard",
+            &self.mint_guard,
+            &guard_keys,
+            guard_args,
+            false,
+        );
+        let (guard, reply) = tokio::join!(guard, create);
+        let created = self.created(reply, key.clone(), nonce.clone());
+        let guard: Result<Vec<String>, StoreError> = guard
+            .map_err(StoreError::from)
+            .and_then(from_value::<Vec<String>>);
+        let undo = |created: &Result<LinkRecord, StoreError>| {
+            if created.is_ok() {
+                self.undo(
+                    "uncreate",
+                    self.uncreate.clone(),
+                    key.clone(),
+                    vec![nonce.clone()],
+                );
             }
         };
-        if let Some(live) = &guards.live {
-            if let Err(e) = self.supersede(id, &link.user_id, live).await {
-                // The mint answers 503: leave no record behind (nobody has its id).
-                self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
+        let g = match guard {
+            Ok(g) => g,
+            Err(e) => {
+                undo(&created);
+                if let Some(live) = live {
+                    // The guard may have run: the live link must not name a deleted record.
+                    let _ = self.delete_if_equals(&live.key, &member).await;
+                }
                 return Err(e);
             }
-        }
-        Ok(Guarded::Done(record, window))
-    }
-
-    /// Makes `id` the user's live link and revokes the one it replaces if that was never
-    /// opened. The index holds one id per user; Redis serialises the swaps, so with
-    /// concurrent mints exactly one link stays live.
-    async fn supersede(
-        &self,
-        id: &LinkId,
-        user_id: &str,
-        live: &LiveLink,
-    ) -> Result<(), StoreError> {
-        let previous = self.swap(&live.key, &id.to_string(), live.ttl_ms).await?;
-        if let Some(previous) = previous.and_then(|p| p.parse::<LinkId>().ok()) {
-            if previous != *id {
-                self.revoke(&previous, Some(user_id), true, live.retention_ms)
-                    .await?;
+        };
+        let window = window_count(g.get(1), g.get(2));
+        match g.first().map(String::as_str) {
+            Some("ok") => {}
+            Some("limited") => {
+                undo(&created);
+                return Ok(Guarded::Limited(window));
+            }
+            _ => {
+                undo(&created);
+                return Err(StoreError::Corrupt("unexpected mint guard reply".into()));
             }
         }
-        Ok(())
+        let previous = g.get(3).filter(|p| !p.is_empty() && **p != member);
+        let record = match created {
+            Ok(record) => record,
+            Err(e) => {
+                if let Some(live) = live {
+                    // Nothing was issued: the user's live link is the one it was.
+                    let _ = match previous {
+                        Some(p) => {
+                            self.replace_if_equals(&live.key, &member, p, live.ttl_ms)
+                                .await
+                        }
+                        None => self.delete_if_equals(&live.key, &member).await,
+                    };
+                }
+                return Err(e);
+            }
+        };
+        if let (Some(live), Some(previous)) = (live, previous) {
+            if let Ok(previous) = previous.parse::<LinkId>() {
+                let revoked = self
+                    .revoke(&previous, Some(&link.user_id), true, live.retention_ms)
+                    .await;
+                if let Err(e) = revoked {
+                    // The mint answers 503: leave no record behind (nobody has its id).
+                    self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Guarded::Done(record, limit.as_ref().map(|_| window)))
     }
 
     /// The record `create.lua` answered; a create whose outcome is unknown is undone.
