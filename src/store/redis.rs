@@ -23,6 +23,13 @@
 //!   gateway.
 //! * With `store.min_replica_acks`, `WAIT` is pipelined right after the create or open script
 //!   on the same connection; fewer confirmations than asked is a failure (503 and undo).
+//!
+//! Round trips: a mint or `face-auth/start` is one script (`create_guarded.lua`: the per-user
+//! mint limit, the erasure index, the record and `single_active`'s swap and revoke) and an
+//! open is one script (`open_guarded.lua`: the per-IP limit and the open). In a Cluster the
+//! user's keys and the link's key live in different slots: the mint's user-slot script
+//! (`mint_guard.lua`) runs concurrently with the create, the replaced link is revoked after
+//! it, and an open counts its limit first, then opens (two round trips).
 
 mod erasure;
 
