@@ -260,25 +260,6 @@ pub fn link_index_ttl_ms(policy: &LinkPolicy) -> u64 {
         .saturating_add(60_000)
 }
 
-/// Records link `id` in its owner's index before the link is written (a link the erasure
-/// cannot find would outlive it). Errors: [`StoreError`] (mint nothing).
-pub async fn note_link(
-    store: &dyn Store,
-    user_id: &str,
-    id: &LinkId,
-    policy: &LinkPolicy,
-) -> Result<(), StoreError> {
-    store
-        .index_add(
-            &links_index_key(user_id),
-            &id.to_string(),
-            link_index_ttl_ms(policy),
-            None,
-        )
-        .await
-        .map(|_| ())
-}
-
 /// Records that the gateway saw authentication id `auth_id` for `user_id`'s link created at
 /// `link_created_ms`, unless the user was erased since: then returns `false` and the result
 /// must not be attached. Errors: [`StoreError`].

@@ -57,6 +57,15 @@ impl SidResolver {
         }
     }
 
+    /// The sid [`SidResolver::resolve`] would answer without asking any store or ARGOS: the
+    /// user's JWT claim, when `claim` is the first source and the claim is set.
+    pub fn immediate(&self, claim: Option<&str>) -> Option<String> {
+        match self.sources.first() {
+            Some(SidSource::Claim) => claim.filter(|s| !s.is_empty()).map(str::to_string),
+            _ => None,
+        }
+    }
+
     /// The sid for `user_id`; `claim` is the user's JWT claim (none for service calls).
     /// `Ok(None)`: no source knows one (`422 no_submission`).
     /// Errors: [`SidError`] when a source needed could not be asked (`503`).

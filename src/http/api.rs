@@ -20,7 +20,7 @@ use crate::auth::service::{Caller, SCOPE_STATUS_READ};
 use crate::auth::Principal;
 use crate::idempotency::{self, Begin, StoredResponse};
 use crate::limits::RateStatus;
-use crate::links::{LinkId, NewLink};
+use crate::links::{IssueOptions, LinkId, Requester};
 
 /// Body of `POST /v1/links`: empty, `{}`, or `{"confirm_step": bool}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -31,25 +31,14 @@ pub struct MintRequest {
     confirm_step: Option<bool>,
 }
 
-/// The link to mint for an authenticated user: the `sid` is resolved server-side
-/// (`sid.sources`: the verified token's claim, the store, ARGOS), never from the request.
-async fn new_link(
-    state: &AppState,
-    principal: Principal,
-    confirm_step: bool,
-) -> Result<NewLink, ApiError> {
-    let sid = state
-        .sid
-        .resolve(&principal.user_id, principal.sid.as_deref())
-        .await?
-        .ok_or(ApiError::NoSubmission)?;
-    Ok(NewLink {
-        sid,
+/// The requester of a user's link: the `sid` is resolved server-side (`sid.sources`: the
+/// verified token's claim, the store, ARGOS), never from the request.
+fn requester(principal: Principal) -> Requester {
+    Requester {
         user_id: principal.user_id,
+        sid_claim: principal.sid,
         cf: principal.cf,
-        confirm_step,
-        reference: None,
-    })
+    }
 }
 
 /// `POST /v1/links`: mint a link for the caller.
@@ -103,29 +92,17 @@ async fn mint(
     request: MintRequest,
     claim: Option<&idempotency::Claim>,
 ) -> Result<(StoredResponse, Option<RateStatus>), ApiError> {
-    let confirm_step = request
-        .confirm_step
-        .unwrap_or(state.links.options().confirm_step);
-    let link = new_link(state, principal, confirm_step).await?;
-    // The sid lookup may have been slow: mint only while the Idempotency-Key is still ours.
-    if let Some(claim) = claim {
-        claim.ensure_held()?;
-    }
-    let rate = state.limiter.mint(&link.user_id).await?;
-    if let Some(claim) = claim {
-        claim.ensure_held()?;
-    }
-    let minted = state.links.mint(&link).await?;
-    crate::metrics::METRICS
-        .links_minted
-        .with_label_values(&[minted.record.expiry.as_str()])
-        .inc();
-    tracing::info!(
-        expiry = minted.record.expiry.as_str(),
-        confirm_step,
-        "link minted"
-    );
-    Ok((mint_response(state, &minted)?, rate))
+    let options = IssueOptions {
+        confirm_step: request
+            .confirm_step
+            .unwrap_or(state.links.options().confirm_step),
+        ..IssueOptions::default()
+    };
+    let issued = state
+        .issuer()
+        .issue(requester(principal), options, claim)
+        .await?;
+    Ok((mint_response(state, &issued.link)?, issued.rate))
 }
 
 fn link_id(path: &str) -> Result<LinkId, ApiError> {
@@ -184,15 +161,17 @@ pub async fn start(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let link = new_link(&state, principal, false).await?;
-    state.limiter.mint(&link.user_id).await?;
-    let url = state.links.mint_and_open(&link).await?;
-    let m = &crate::metrics::METRICS;
-    m.links_minted
-        .with_label_values(&[state.links.policy().expiry.as_str()])
-        .inc();
-    crate::metrics::OpenOutcome::Redirected.count();
-    tracing::info!("link minted and opened (start)");
+    let options = IssueOptions {
+        open_now: true,
+        ..IssueOptions::default()
+    };
+    let issued = state
+        .issuer()
+        .issue(requester(principal), options, None)
+        .await?;
+    let url = issued
+        .url
+        .ok_or(ApiError::Internal("start minted no FaceAuth URL"))?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url.expose_secret()))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))

@@ -560,6 +560,19 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+impl From<crate::links::IssueError> for ApiError {
+    fn from(e: crate::links::IssueError) -> Self {
+        use crate::links::IssueError;
+        match e {
+            IssueError::Limit(e) => e.into(),
+            IssueError::NoSubmission => ApiError::NoSubmission,
+            IssueError::Sid(e) => e.into(),
+            IssueError::Idempotency(e) => e.into(),
+            IssueError::Link(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::sid::SidError> for ApiError {
     fn from(e: crate::sid::SidError) -> Self {
         match e {

@@ -18,6 +18,7 @@ use super::params::{LinkIdPath, OpenLinkIdPath};
 use super::responses::{OpenRateLimited429, OpenRefusals, OpenStoreUnavailable503};
 use super::state::AppState;
 use super::{html, ApiError};
+use crate::limits::RateLimiter;
 use crate::links::{LinkId, LinkState, Opened};
 use crate::metrics::OpenOutcome;
 
@@ -44,9 +45,19 @@ async fn open(
     state: &AppState,
     confirmed: bool,
 ) -> Result<Opened, ApiError> {
-    limit(req, state).await?;
-    let id: LinkId = path.parse().map_err(|_| ApiError::LinkNotFound)?;
-    Ok(state.links.open(&id, confirmed).await?)
+    let Ok(id) = path.parse::<LinkId>() else {
+        limit(req, state).await?;
+        return Err(ApiError::LinkNotFound);
+    };
+    // The per-IP limit is counted in the open's own store step.
+    let window = client_ip(req, &state.trusted_proxies, state.client_ip_header)
+        .and_then(|ip| state.limiter.open_window(ip));
+    let guarded = state
+        .links
+        .open_guarded(&id, confirmed, window.as_ref())
+        .await?;
+    let (opened, _) = RateLimiter::judge(window.as_ref(), guarded)?;
+    Ok(opened)
 }
 
 /// A redirect to a FaceAuth URL built by [`crate::argos::url::FaceAuthUrlBuilder`] (so always

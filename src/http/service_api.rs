@@ -14,7 +14,7 @@ use super::state::AppState;
 use super::ApiError;
 use crate::assertions::{Assertion, AssertionFacts};
 use crate::auth::service::{ServicePrincipal, SCOPE_LINKS_WRITE, SCOPE_STATUS_READ};
-use crate::links::{utc_from_ms, NewLink};
+use crate::links::{utc_from_ms, IssueOptions, Requester};
 
 /// Longest `reference`, in bytes.
 pub const MAX_REFERENCE_BYTES: usize = 256;
@@ -64,29 +64,22 @@ pub async fn mint_for_user(
             "reference must be at most {MAX_REFERENCE_BYTES} bytes"
         )));
     }
-    let sid = state
-        .sid
-        .resolve(&user_id, None)
-        .await?
-        .ok_or(ApiError::NoSubmission)?;
-    let link = NewLink {
+    let requester = Requester {
         user_id,
-        sid,
+        sid_claim: None,
         cf: [request.auth_cf1, request.auth_cf2, request.auth_cf3],
+    };
+    let options = IssueOptions {
         confirm_step: request.confirm_step.unwrap_or(true),
         reference: request.reference,
+        open_now: false,
+        service: Some(service.subject.clone()),
     };
-    let rate = state.limiter.mint(&link.user_id).await?;
-    let minted = state.links.mint(&link).await?;
-    crate::metrics::METRICS
-        .links_minted
-        .with_label_values(&[minted.record.expiry.as_str()])
-        .inc();
-    tracing::info!(service = service.subject.as_str(), "link minted for a user");
+    let issued = state.issuer().issue(requester, options, None).await?;
     Ok(created_response(
-        &mint_response(&state, &minted)?,
+        &mint_response(&state, &issued.link)?,
         false,
-        rate,
+        issued.rate,
     ))
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use crate::argos::crypto::QueryCipher;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
-use crate::links::LinkService;
+use crate::links::{Issuer, LinkService};
 use crate::results::Results;
 use crate::sid::SidResolver;
 
@@ -40,6 +40,13 @@ pub struct AppState {
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Step-up assertions (`[assertions]`), if on.
     pub assertions: Option<std::sync::Arc<crate::assertions::Assertions>>,
+}
+
+impl AppState {
+    /// The issuing pipeline over this app's links, limits and `sid` lookup.
+    pub fn issuer(&self) -> Issuer<'_> {
+        Issuer::new(&self.links, &self.limiter, &self.sid)
+    }
 }
 
 /// The receiver's secrets, swapped as a whole on `SIGHUP`.

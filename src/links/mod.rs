@@ -26,8 +26,10 @@
 //! only consumed by `POST /l/{id}`; `GET` shows a page with a button (link scanners and chat
 //! previews fetch URLs with `GET`).
 
+mod issuer;
 mod service;
 
+pub use issuer::{IssueError, IssueOptions, Issued, Issuer, Requester};
 pub use service::{
     utc_from_ms, LinkError, LinkOptions, LinkService, LinkStatus, MintedLink, NewLink, Opened,
 };

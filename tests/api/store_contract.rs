@@ -437,3 +437,97 @@ async fn erasure_indexes_and_the_erase_step() {
         );
     }
 }
+
+/// Issue 15: the guarded create and open count their rate limit in the same step; a refusal
+/// leaves no record (create) and consumes nothing (open); the live link replaces the user's
+/// earlier never-opened link.
+#[tokio::test]
+async fn guarded_create_and_open_count_refuse_and_supersede() {
+    use faceauth_gateway::store::{Guarded, Guards, IndexEntry, LiveLink, WindowLimit};
+    for (name, store) in store_backends().await {
+        let user = format!("u-{}", uuid::Uuid::new_v4().simple());
+        let guards = Guards {
+            limit: Some(WindowLimit {
+                key: format!("rl:m:{{{user}}}"),
+                limit: 2,
+                window_ms: 60_000,
+            }),
+            index: Some(IndexEntry {
+                key: format!("ux:{{{user}}}:links"),
+                ttl_ms: 60_000,
+            }),
+            live: Some(LiveLink {
+                key: format!("u:{{{user}}}:live"),
+                ttl_ms: 60_000,
+                retention_ms: 60_000,
+            }),
+        };
+        let mut link = new_link();
+        link.user_id = user.clone();
+        let p = policy(Expiry::Count);
+        let (a, b, c) = (LinkId::random(), LinkId::random(), LinkId::random());
+        for (i, id) in [a, b].iter().enumerate() {
+            match store.create_guarded(id, &link, &p, false, &guards).await {
+                Ok(Guarded::Done(record, Some(w))) => {
+                    assert_eq!(record.state, StoredState::Issued, "{name}");
+                    assert_eq!(w.count, i as u64 + 1, "{name}");
+                    assert!(w.reset_ms > 0 && w.reset_ms <= 60_000, "{name}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let state = |id: LinkId| {
+            let store = store.clone();
+            async move {
+                let snap = store.get(&id).await.unwrap().unwrap();
+                snap.record.state_at(snap.now_ms)
+            }
+        };
+        assert_eq!(state(a).await, LinkState::Revoked, "{name}: superseded");
+        assert_eq!(state(b).await, LinkState::Issued, "{name}");
+        match store.create_guarded(&c, &link, &p, false, &guards).await {
+            Ok(Guarded::Limited(w)) => assert_eq!(w.count, 3, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        // A Cluster deletes the concurrently written record in the background.
+        eventually("the refused create leaves no record", || {
+            let store = store.clone();
+            async move { store.get(&c).await.unwrap().is_none() }
+        })
+        .await;
+        assert_eq!(
+            state(b).await,
+            LinkState::Issued,
+            "{name}: a refusal supersedes nothing"
+        );
+
+        let open_limit = WindowLimit {
+            key: format!("rl:o:{{{user}}}"),
+            limit: 1,
+            window_ms: 60_000,
+        };
+        match store
+            .open_guarded(&b, 60_000, false, Some(&open_limit))
+            .await
+        {
+            Ok(Guarded::Done(OpenResult::Opened(_), Some(w))) => assert_eq!(w.count, 1),
+            other => panic!("{name}: {other:?}"),
+        }
+        let d = LinkId::random();
+        let mut other = new_link();
+        other.user_id = format!("{user}-2");
+        store.create(&d, &other, &p, false).await.unwrap();
+        match store
+            .open_guarded(&d, 60_000, false, Some(&open_limit))
+            .await
+        {
+            Ok(Guarded::Limited(w)) => assert_eq!(w.count, 2, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            state(d).await,
+            LinkState::Issued,
+            "{name}: a refused open consumes nothing"
+        );
+    }
+}
