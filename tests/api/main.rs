@@ -20,6 +20,7 @@ mod idempotency;
 mod input_limits;
 mod jwks;
 mod jwt;
+mod layers;
 mod limits;
 mod links;
 mod operations;
