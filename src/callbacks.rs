@@ -33,7 +33,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::config::{CallbackFormat, CallbackSettings, VerifySettings};
 use crate::links::Outcome;
@@ -213,15 +213,6 @@ pub struct StepUpCompleted {
     pub assertion: Option<crate::assertions::Assertion>,
 }
 
-/// The signature timestamp `t`: this replica's clock, like a JWT's `iat` (receivers compare
-/// it with their own clock, with a tolerance).
-fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Callback delivery over a store.
 #[derive(Clone)]
 pub struct Callbacks {
@@ -319,7 +310,9 @@ impl Callbacks {
             return Ok(Step::Bury("max_age"));
         }
         let keys = self.keys();
-        let t = unix_secs();
+        // The signature timestamp `t`: this replica's clock, like a JWT's `iat` (receivers
+        // compare it with their own clock, with a tolerance).
+        let t = crate::clock::now_secs();
         let body = job.body.as_bytes();
         let mut request = self
             .http

@@ -29,13 +29,13 @@
 //! Logs and metrics carry the erasure id and counts, never the user id.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::argos::client::{ArgosClient, ArgosError, Deletion};
 use crate::callbacks::Callbacks;
 use crate::config::{ErasureSettings, VerifySettings};
+use crate::digest::short_hex;
 use crate::links::{LinkId, LinkPolicy};
 use crate::queue::{Handler, QueueName, Step, WorkQueue};
 use crate::store::{user_tag, ClaimedJob, Store, StoreError, UserKeys};
@@ -182,10 +182,6 @@ pub struct Started {
     pub created: bool,
 }
 
-fn hashed(s: &str) -> String {
-    hex::encode(&Sha256::digest(s.as_bytes())[..16])
-}
-
 fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -328,7 +324,7 @@ impl Erasures {
     ) -> Result<Started, StoreError> {
         let tag = user_tag(user_id);
         let id = match idempotency_key {
-            Some(key) => format!("er_{}", hashed(&format!("{tag}\n{key}"))),
+            Some(key) => format!("er_{}", short_hex(format!("{tag}\n{key}"))),
             None => format!("er_{}", uuid::Uuid::new_v4().simple()),
         };
         let job = serde_json::to_string(&Job {
@@ -436,10 +432,10 @@ impl Erasures {
                     .queue_remove(
                         QueueName::Verify.key(),
                         &item.auth_id,
-                        Some(&hashed(&item.auth_id)),
+                        Some(&short_hex(&item.auth_id)),
                     )
                     .await?;
-                let event = format!("evt_{}", hashed(&item.auth_id));
+                let event = format!("evt_{}", short_hex(&item.auth_id));
                 self.store
                     .queue_remove(QueueName::Callbacks.key(), &event, Some(&event))
                     .await?;
@@ -507,7 +503,7 @@ impl Erasures {
         record.done = Some(now_ms);
         if let Some(callbacks) = &self.callbacks {
             let event = serde_json::json!({
-                "id": format!("evt_{}", hashed(&id)),
+                "id": format!("evt_{}", short_hex(&id)),
                 "type": "user.erased",
                 "created": now_ms / 1000,
                 "erasure_id": id,
@@ -517,7 +513,7 @@ impl Erasures {
                 "failed": counts.failed,
             });
             callbacks
-                .enqueue_event(&format!("evt_{}", hashed(&id)), &event.to_string())
+                .enqueue_event(&format!("evt_{}", short_hex(&id)), &event.to_string())
                 .await?;
         }
         self.save(&tag, &record).await?;

@@ -399,10 +399,7 @@ where
             };
             match failure {
                 None => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0);
+                    let now = crate::clock::now_secs_f64();
                     m.worker_last_round.with_label_values(&[name]).set(now);
                 }
                 Some(error) => {

@@ -17,7 +17,6 @@
 //!    order, redeliveries and re-verification change nothing.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use crate::argos::client::{ArgosClient, ArgosError};
@@ -25,6 +24,7 @@ use crate::argos::webhook::WebhookEvent;
 use crate::assertions::{AssertionFacts, Assertions};
 use crate::callbacks::{Callbacks, StepUpCompleted};
 use crate::config::{VerifySettings, WebhookSettings};
+use crate::digest::short_hex;
 use crate::links::{LinkId, LinkResult, Outcome};
 use crate::queue::{Handler, QueueName, Step, WorkQueue};
 use crate::sid::SidResolver;
@@ -70,10 +70,6 @@ pub struct StepUpRead {
     pub record: Option<StepUpRecord>,
     /// The store's clock (Redis `TIME`), Unix ms.
     pub now_ms: i64,
-}
-
-fn hashed(s: &str) -> String {
-    hex::encode(&Sha256::digest(s.as_bytes())[..16])
 }
 
 fn corrupt(e: serde_json::Error) -> StoreError {
@@ -173,7 +169,7 @@ impl Results {
                 };
                 let json = serde_json::to_string(&job).map_err(corrupt)?;
                 // Redelivery check, job and queue entry: one atomic step.
-                let marker = hashed(&auth_id);
+                let marker = short_hex(&auth_id);
                 let added = self
                     .queue
                     .push(&auth_id, &json, Some((&marker, self.dedup_ttl_ms)))
@@ -352,7 +348,7 @@ impl Results {
             };
             callbacks
                 .enqueue(&StepUpCompleted {
-                    id: format!("evt_{}", hashed(auth_id)),
+                    id: format!("evt_{}", short_hex(auth_id)),
                     kind: "step_up.completed".into(),
                     created: now_ms / 1000,
                     user_id: link.user_id.clone(),

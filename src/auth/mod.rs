@@ -13,7 +13,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwks::{JwksCache, KeyError};
 
@@ -304,7 +303,7 @@ impl JwtVerifier {
             jsonwebtoken::decode::<Map<String, Value>>(token.expose_secret(), key, &validation)
                 .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
-        let now = unix_now();
+        let now = crate::clock::now_secs_f64();
         check_times(&claims, self.leeway_secs as f64, now)?;
         check_lifetime(
             &claims,
@@ -382,13 +381,6 @@ fn has_crit(token: &str) -> bool {
         })
         .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
         .is_some_and(|h| h.contains_key("crit"))
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// RFC 7519 NumericDate: a JSON number (integer or not) of seconds since the epoch.

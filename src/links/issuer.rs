@@ -138,7 +138,7 @@ impl<'a> Issuer<'a> {
         let m = &crate::metrics::METRICS;
         m.links_minted.with_label_values(&[expiry]).inc();
         if options.open_now {
-            m.link_opens.with_label_values(&["redirected"]).inc();
+            crate::metrics::OpenOutcome::Redirected.count();
             tracing::info!("link minted and opened (start)");
         } else if let Some(service) = &options.service {
             tracing::info!(service = service.as_str(), "link minted for a user");

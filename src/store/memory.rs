@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::clock::now_ms;
 
 use super::{
     Claim, ClaimedJob, DeadJob, ErasedUser, ErasureStore, Guarded, Guards, KvStore, LinkStore,
@@ -134,13 +135,6 @@ impl MemoryStore {
         }
         Ok(Guarded::Done((), Some(window)))
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn at(now: i64, ttl_ms: u64) -> i64 {

@@ -18,8 +18,7 @@ use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLin
 /// A short, fixed-length tag for a user id in store keys: the first 16 bytes of SHA-256 of
 /// the id, lowercase hex (32 characters). Keeps keys short whatever the id holds.
 pub fn user_tag(user_id: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(user_id.as_bytes())[..16])
+    crate::digest::short_hex(user_id)
 }
 
 /// Errors from a store. None of them carries a secret.
