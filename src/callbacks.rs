@@ -35,7 +35,7 @@ use sha2::Sha256;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{CallbackFormat, CallbackSettings, VerifySettings};
+use crate::config::{CallbackSettings, VerifySettings};
 use crate::links::Outcome;
 use crate::queue::{Handler, QueueName, Step, WorkQueue};
 use crate::store::{ClaimedJob, Store, StoreError};
@@ -83,6 +83,31 @@ pub fn sign_all<'a>(secrets: impl IntoIterator<Item = &'a [u8]>, t: u64, body: &
         header.push_str(&hex::encode(mac(secret, t, body).finalize().into_bytes()));
     }
     header
+}
+
+/// `callbacks.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackFormat {
+    /// `Faceauth-Signature: t=<unix>,v1=<hex>` (Stripe's scheme).
+    #[default]
+    Stripe,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
+    Standard,
+    /// Both header sets.
+    Both,
+}
+
+impl CallbackFormat {
+    /// Whether the `Faceauth-Signature` header is sent.
+    pub fn stripe(self) -> bool {
+        matches!(self, CallbackFormat::Stripe | CallbackFormat::Both)
+    }
+
+    /// Whether the Standard Webhooks headers are sent.
+    pub fn standard(self) -> bool {
+        matches!(self, CallbackFormat::Standard | CallbackFormat::Both)
+    }
 }
 
 /// The signing keys, swapped as a whole on reload.

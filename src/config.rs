@@ -14,6 +14,22 @@ use crate::argos::crypto::Encryption;
 use crate::argos::url::PlaintextFormat;
 use crate::links::{Expiry, LinkPolicy};
 
+pub use crate::callbacks::CallbackFormat;
+pub use crate::limits::Limit;
+pub use crate::sid::SidSource;
+pub use crate::store::STORE_RISKS;
+
+/// Which header the trusted proxies write (`server.client_ip_header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For` (nginx, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
+
 /// The committed defaults, compiled into the binary so it runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -363,18 +379,6 @@ pub struct CorsSettings {
     pub max_age_secs: u64,
 }
 
-/// One place to find a user's submission id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SidSource {
-    /// The user's JWT claim `auth.sid_claim`.
-    Claim,
-    /// The user → sid mapping in the store.
-    Store,
-    /// ARGOS `GET /v3/submission?userid=…`.
-    Argos,
-}
-
 /// `[sid]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -385,6 +389,17 @@ pub struct SidSettings {
     pub store_ttl_secs: u64,
     /// ARGOS answer cache lifetime, seconds.
     pub argos_cache_secs: u64,
+}
+
+impl SidSettings {
+    /// The resolver's policy in milliseconds.
+    pub fn policy(&self) -> crate::sid::SidPolicy {
+        crate::sid::SidPolicy {
+            sources: self.sources.clone(),
+            store_ttl_ms: self.store_ttl_secs * 1000,
+            cache_ttl_ms: self.argos_cache_secs * 1000,
+        }
+    }
 }
 
 /// `[webhooks]`
@@ -531,31 +546,6 @@ pub struct CallbackSettings {
     pub timeout_ms: u64,
 }
 
-/// `callbacks.format`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum CallbackFormat {
-    /// `Faceauth-Signature: t=<unix>,v1=<hex>` (Stripe's scheme).
-    #[default]
-    Stripe,
-    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
-    Standard,
-    /// Both header sets.
-    Both,
-}
-
-impl CallbackFormat {
-    /// Whether the `Faceauth-Signature` header is sent.
-    pub fn stripe(self) -> bool {
-        matches!(self, CallbackFormat::Stripe | CallbackFormat::Both)
-    }
-
-    /// Whether the Standard Webhooks headers are sent.
-    pub fn standard(self) -> bool {
-        matches!(self, CallbackFormat::Standard | CallbackFormat::Both)
-    }
-}
-
 /// `[auth.service]`
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -593,16 +583,6 @@ fn default_scope_claim() -> String {
     "scope".into()
 }
 
-/// One fixed-window limit: `limit` hits per `window_secs`; `limit = 0` disables it.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Limit {
-    /// Hits allowed per window.
-    pub limit: u32,
-    /// Window length, seconds.
-    pub window_secs: u64,
-}
-
 /// `[limits]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -636,7 +616,7 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The header those proxies write: `x-forwarded-for` or `forwarded`.
     #[serde(default)]
-    pub client_ip_header: crate::http::client_ip::ClientIpHeader,
+    pub client_ip_header: ClientIpHeader,
     /// Metrics listener `ip:port`; empty = off.
     #[serde(default)]
     pub metrics_bind: String,
@@ -752,15 +732,6 @@ pub struct StoreSettings {
     #[serde(default)]
     pub accept_risks: Vec<String>,
 }
-
-/// The names `store.accept_risks` accepts: each names a start-up check of what Redis keeps.
-pub const STORE_RISKS: [&str; 5] = [
-    "eviction",
-    "rdb-snapshots",
-    "aof-fsync-no",
-    "async-replication",
-    "unverifiable",
-];
 
 fn default_replica_ack_timeout() -> u64 {
     100

@@ -292,7 +292,7 @@ impl Components {
         let services = ServiceVerifier::from_settings(&settings.auth, &outbound)?;
         let argos = ArgosClient::from_settings(&settings.argos, &outbound)
             .map_err(|e| ConfigError::new("argos.api_base_url", e))?;
-        let sid = SidResolver::new(&settings.sid, store.clone(), argos.clone());
+        let sid = SidResolver::new(settings.sid.policy(), store.clone(), argos.clone());
         let callbacks = Callbacks::from_settings(
             &settings.callbacks,
             &settings.verify,
