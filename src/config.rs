@@ -465,7 +465,44 @@ fn default_dead_letter_ttl_secs() -> u64 {
     7 * 24 * 3600
 }
 
+impl From<&VerifySettings> for crate::queue::JobLimits {
+    fn from(v: &VerifySettings) -> Self {
+        crate::queue::JobLimits {
+            lease_ms: v.lock_ttl_secs.saturating_mul(1000),
+            max_failures: v.max_failures,
+            dead_letter_ttl_ms: v.dead_letter_ttl_secs.saturating_mul(1000),
+        }
+    }
+}
+
+impl ErasureSettings {
+    /// The erasures' policy in milliseconds.
+    pub fn policy(&self) -> crate::erasure::ErasurePolicy {
+        crate::erasure::ErasurePolicy {
+            record_ttl_ms: self.record_ttl_secs.saturating_mul(1000),
+            deadline_ms: self.deadline_secs.saturating_mul(1000),
+            callback: self.callback,
+        }
+    }
+}
+
 impl Settings {
+    /// The results loop's policy from `[verify]`, `[webhooks]` and `[erasure]`.
+    pub fn verify_policy(&self) -> crate::results::VerifyPolicy {
+        let v = &self.verify;
+        crate::results::VerifyPolicy {
+            deadline_ms: v.deadline_secs.saturating_mul(1000),
+            result_ttl_ms: v.result_ttl_secs.saturating_mul(1000),
+            dedup_ttl_ms: self.webhooks.dedup_ttl_secs.saturating_mul(1000),
+            auth_ids_ttl_ms: self.erasure.auth_ids_ttl_secs.saturating_mul(1000),
+            judge: crate::verdict::JudgePolicy {
+                skew_ms: i64::try_from(v.clock_skew_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+                require_submission_id: v.require_submission_id,
+            },
+            jobs: v.into(),
+        }
+    }
+
     /// The longest one ARGOS API call may take under `[argos]`: every attempt's total timeout
     /// (`api_timeout_ms`, connecting included) plus the backoff between attempts, ms.
     pub fn worst_argos_call_ms(&self) -> u64 {
@@ -544,6 +581,33 @@ pub struct CallbackSettings {
     pub max_age_secs: u64,
     /// Per-attempt timeout, milliseconds.
     pub timeout_ms: u64,
+}
+
+impl CallbackSettings {
+    /// The signing keys: the current secret first, then the previous ones.
+    pub fn keys(&self) -> crate::callbacks::CallbackKeys {
+        crate::callbacks::CallbackKeys {
+            format: self.format,
+            secrets: self
+                .secret
+                .iter()
+                .chain(self.previous_secrets.iter())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The delivery target; `None` when `callbacks.url` or `callbacks.secret` is not set.
+    pub fn target(&self) -> Option<crate::callbacks::CallbackTarget> {
+        let url = self.url.clone().filter(|u| !u.is_empty())?;
+        self.secret.as_ref()?;
+        Some(crate::callbacks::CallbackTarget {
+            url,
+            keys: self.keys(),
+            max_age_ms: self.max_age_secs.saturating_mul(1000),
+            timeout_ms: self.timeout_ms,
+        })
+    }
 }
 
 /// `[auth.service]`

@@ -293,13 +293,14 @@ impl Components {
         let argos = ArgosClient::from_settings(&settings.argos, &outbound)
             .map_err(|e| ConfigError::new("argos.api_base_url", e))?;
         let sid = SidResolver::new(settings.sid.policy(), store.clone(), argos.clone());
-        let callbacks = Callbacks::from_settings(
-            &settings.callbacks,
-            &settings.verify,
-            &outbound,
-            store.clone(),
-        )
-        .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let callbacks = settings
+            .callbacks
+            .target()
+            .map(|target| {
+                Callbacks::new(target, (&settings.verify).into(), &outbound, store.clone())
+                    .map_err(|e| ConfigError::new("callbacks.url", e))
+            })
+            .transpose()?;
         let assertions = Assertions::from_settings(
             &settings.assertions,
             settings
@@ -313,19 +314,17 @@ impl Components {
             store.clone(),
             argos.clone(),
             callbacks.clone(),
-            &settings.erasure,
-            &settings.verify,
+            settings.erasure.policy(),
+            (&settings.verify).into(),
         );
         let results = Results::new(
             store.clone(),
             argos,
             callbacks.clone(),
             sid.clone(),
-            &settings.verify,
-            &settings.webhooks,
+            settings.verify_policy(),
         )
-        .with_assertions(assertions.clone())
-        .with_erasure(&settings.erasure);
+        .with_assertions(assertions.clone());
         Ok(Components {
             erasures,
             services,
@@ -458,7 +457,7 @@ impl Reloader {
         applied.validate()?;
         let restart = restart_needed(&new, &applied);
         if let Some(callbacks) = &self.callbacks {
-            callbacks.set_keys(&applied.callbacks);
+            callbacks.set_keys(applied.callbacks.keys());
         }
         self.state.webhooks.set_keys(webhook_keys(&applied));
         if let Some(services) = self.services.as_ref() {
