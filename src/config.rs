@@ -367,6 +367,45 @@ pub struct OutboundSettings {
     pub use_env_proxy: bool,
 }
 
+impl OutboundSettings {
+    /// The outgoing network rule.
+    ///
+    /// Errors: a [`ConfigError`] for `outbound.proxy` (not an absolute http(s) URL, or set
+    /// together with `outbound.use_env_proxy`). The message never holds the URL.
+    pub fn outbound(&self) -> Result<crate::outbound::Outbound, ConfigError> {
+        let proxy = self
+            .proxy
+            .as_ref()
+            .map(|p| p.expose_secret().trim().to_string())
+            .filter(|p| !p.is_empty());
+        let proxy =
+            match proxy {
+                None => None,
+                Some(_) if self.use_env_proxy => {
+                    return Err(ConfigError::new(
+                        "outbound.proxy",
+                        "set either outbound.proxy or outbound.use_env_proxy, not both",
+                    ))
+                }
+                Some(p) => {
+                    let parsed = url::Url::parse(&p)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                "outbound.proxy",
+                                "must be an absolute http(s) URL, e.g. http://proxy.internal:3128",
+                            )
+                        })?;
+                    Some(reqwest::Proxy::all(parsed.as_str()).map_err(|_| {
+                        ConfigError::new("outbound.proxy", "not a usable proxy URL")
+                    })?)
+                }
+            };
+        Ok(crate::outbound::Outbound::new(proxy, self.use_env_proxy))
+    }
+}
+
 /// `[cors]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -842,6 +881,20 @@ pub struct ArgosSettings {
     pub api_timeout_ms: u64,
     /// Retries after the first attempt on timeouts and 5xx.
     pub api_retries: u32,
+}
+
+impl ArgosSettings {
+    /// The ARGOS REST API client's settings.
+    pub fn api(&self) -> crate::argos::client::ArgosApi {
+        crate::argos::client::ArgosApi {
+            base_url: self.api_base_url.clone(),
+            addon_key: self.api_key.clone(),
+            idcheck_key: self.idcheck_api_key.clone(),
+            connect_timeout_ms: self.api_connect_timeout_ms,
+            timeout_ms: self.api_timeout_ms,
+            retries: self.api_retries,
+        }
+    }
 }
 
 /// `[links]`, all in seconds.
@@ -1545,7 +1598,7 @@ impl Settings {
                 "must be at most 400 days (0 = no limit)",
             ));
         }
-        crate::outbound::Outbound::from_settings(&self.outbound)?;
+        self.outbound.outbound()?;
         if !self.telemetry.otlp_endpoint.is_empty() {
             let parsed = url::Url::parse(&self.telemetry.otlp_endpoint).map_err(|_| {
                 ConfigError::new("telemetry.otlp_endpoint", "must be an absolute http(s) URL")
@@ -1746,5 +1799,34 @@ fn type_of(actual: &figment::error::Actual) -> &'static str {
         Actual::Seq => "a list",
         Actual::Map => "a table",
         _ => "another type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn proxy_settings_are_checked_without_echoing_them() {
+        let ok = OutboundSettings {
+            proxy: Some(SecretString::from("http://user:pw@proxy.internal:3128")),
+            use_env_proxy: false,
+        };
+        let o = ok.outbound().unwrap();
+        assert!(!format!("{o:?}").contains("pw"));
+        let both = OutboundSettings {
+            use_env_proxy: true,
+            ..ok.clone()
+        };
+        assert_eq!(both.outbound().unwrap_err().key, "outbound.proxy");
+        let bad = OutboundSettings {
+            proxy: Some(SecretString::from("socks9://secret-host")),
+            use_env_proxy: false,
+        };
+        let e = bad.outbound().unwrap_err();
+        assert_eq!(e.key, "outbound.proxy");
+        assert!(!e.to_string().contains("secret-host"));
+        assert!(OutboundSettings::default().outbound().is_ok());
     }
 }

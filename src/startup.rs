@@ -286,11 +286,11 @@ impl Components {
             store,
             redis: redis_store,
         } = handle;
-        let outbound = crate::outbound::Outbound::from_settings(&settings.outbound)?;
+        let outbound = settings.outbound.outbound()?;
         let mut verifier = JwtVerifier::from_settings(&settings.auth, &outbound)?;
         verifier.refuse_audience(&settings.auth.service.audience);
         let services = ServiceVerifier::from_settings(&settings.auth, &outbound)?;
-        let argos = ArgosClient::from_settings(&settings.argos, &outbound)
+        let argos = ArgosClient::new(settings.argos.api(), &outbound)
             .map_err(|e| ConfigError::new("argos.api_base_url", e))?;
         let sid = SidResolver::new(settings.sid.policy(), store.clone(), argos.clone());
         let callbacks = settings
