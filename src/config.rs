@@ -272,6 +272,25 @@ impl Default for ErasureSettings {
     }
 }
 
+impl From<&AssertionSettings> for crate::assertions::AssertionSetup {
+    fn from(s: &AssertionSettings) -> Self {
+        crate::assertions::AssertionSetup {
+            signing_key_file: s.signing_key_file.clone(),
+            previous_key_files: s.previous_key_files.clone(),
+            audience: s.audience.clone(),
+            acr: s.acr.clone(),
+            lifetime_secs: s.lifetime_secs,
+            jwks_max_age_secs: s.jwks_max_age_secs,
+        }
+    }
+}
+
+impl From<crate::assertions::KeyFileError> for ConfigError {
+    fn from(e: crate::assertions::KeyFileError) -> Self {
+        ConfigError::new(e.key, e.message)
+    }
+}
+
 impl AssertionSettings {
     fn validate(&self, auth: &AuthSettings) -> Result<(), ConfigError> {
         if self.signing_key_file.is_empty() {

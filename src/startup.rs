@@ -308,7 +308,8 @@ impl Components {
                 .public_base_url
                 .as_str()
                 .trim_end_matches('/'),
-        )?
+        )
+        .map_err(ConfigError::from)?
         .map(Arc::new);
         let erasures = Erasures::new(
             store.clone(),
