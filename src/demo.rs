@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -37,7 +37,7 @@ use crate::config::{ConfigError, Settings, StoreBackend};
 use crate::digest::sha256_hex;
 use crate::http::html::{escape, page};
 use crate::http::ApiError;
-use crate::startup::{Application, StartupError};
+use crate::startup::{Application, Extension, StartupError};
 
 /// Issuer and audience of demo tokens.
 pub const DEMO_ISSUER: &str = "faceauth-gateway-demo";
@@ -629,6 +629,15 @@ pub fn prepare(addr: SocketAddr) -> Result<(Settings, DemoState), ConfigError> {
     Ok((settings, demo))
 }
 
+/// The demo's routes and state, plugged into the gateway's public server.
+pub fn extension(demo: DemoState) -> Extension {
+    let demo = web::Data::new(demo);
+    Arc::new(move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(demo.clone());
+        configure(cfg);
+    })
+}
+
 /// Runs the demo on `bind` (falling back to a free port if it is taken) until stopped.
 ///
 /// Prints the address, a ready-to-run curl command with a valid demo JWT, and the `/demo` URL.
@@ -668,7 +677,7 @@ pub async fn run(bind: SocketAddr) -> Result<(), StartupError> {
     println!();
     println!("Stop with Ctrl-C.");
     let key_file = settings.assertions.signing_key_file.clone();
-    let app = Application::build_with_listener(settings, listener, Some(demo)).await;
+    let app = Application::build_with_listener(settings, listener, Some(extension(demo))).await;
     // The key is in memory now; the file is not needed any more.
     let _ = std::fs::remove_file(&key_file);
     app?.run_until_stopped().await?;

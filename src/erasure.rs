@@ -34,11 +34,21 @@ use std::time::Instant;
 
 use crate::argos::client::{ArgosClient, ArgosError, Deletion};
 use crate::callbacks::Callbacks;
-use crate::config::{ErasureSettings, VerifySettings};
 use crate::digest::short_hex;
 use crate::links::{LinkId, LinkPolicy};
-use crate::queue::{Handler, QueueName, Step, WorkQueue};
+use crate::queue::{Handler, JobLimits, QueueName, Step, WorkQueue};
 use crate::store::{user_tag, ClaimedJob, Store, StoreError, UserKeys};
+
+/// How erasures are kept and retried (`[erasure]`), ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErasurePolicy {
+    /// How long an erasure record and the user's tombstone are kept.
+    pub record_ttl_ms: u64,
+    /// ARGOS deletions are retried this long after the request.
+    pub deadline_ms: u64,
+    /// Send a signed `user.erased` callback when an erasure is done.
+    pub callback: bool,
+}
 
 /// Most authentication ids a request body may list.
 pub const MAX_EXTRA_AUTH_IDS: usize = 100;
@@ -288,21 +298,21 @@ pub struct Erasures {
 }
 
 impl Erasures {
-    /// Erasures under `[erasure]`; leases and dead letters from `[verify]`.
+    /// Erasures under `policy`; leases and dead letters from `jobs`.
     pub fn new(
         store: Arc<dyn Store>,
         argos: ArgosClient,
         callbacks: Option<Callbacks>,
-        settings: &ErasureSettings,
-        verify: &VerifySettings,
+        policy: ErasurePolicy,
+        jobs: JobLimits,
     ) -> Self {
-        let deadline_ms = settings.deadline_secs.saturating_mul(1000);
+        let deadline_ms = policy.deadline_ms;
         Erasures {
-            queue: WorkQueue::new(store.clone(), QueueName::Erasure, deadline_ms, verify),
+            queue: WorkQueue::new(store.clone(), QueueName::Erasure, deadline_ms, jobs),
             store,
             argos,
-            callbacks: callbacks.filter(|_| settings.callback),
-            record_ttl_ms: settings.record_ttl_secs.saturating_mul(1000),
+            callbacks: callbacks.filter(|_| policy.callback),
+            record_ttl_ms: policy.record_ttl_ms,
             deadline_ms: i64::try_from(deadline_ms).unwrap_or(i64::MAX),
         }
     }

@@ -9,8 +9,17 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::Limit;
 use crate::store::{user_tag, Guarded, Store, StoreError, WindowCount, WindowLimit};
+
+/// One fixed-window limit: `limit` hits per `window_secs`; `limit = 0` disables it.
+#[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Hits allowed per window.
+    pub limit: u32,
+    /// Window length, seconds.
+    pub window_secs: u64,
+}
 
 /// Where a client stands against one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -121,17 +121,28 @@ impl JwtVerifier {
         s: &AuthSettings,
         outbound: &crate::outbound::Outbound,
     ) -> Result<Self, ConfigError> {
-        let first = *s
-            .algorithms
-            .first()
-            .ok_or_else(|| ConfigError::new("auth.algorithms", "required, e.g. [\"RS256\"]"))?;
+        Self::from_profile(s, "auth", outbound)
+    }
+
+    /// Builds a verifier from a profile of `[auth]` settings whose keys are named under
+    /// `prefix` (`auth`, or `auth.service` for the service profile).
+    ///
+    /// Errors: as [`JwtVerifier::from_settings`], naming `<prefix>.<key>`.
+    pub fn from_profile(
+        s: &AuthSettings,
+        prefix: &str,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Self, ConfigError> {
+        let first = *s.algorithms.first().ok_or_else(|| {
+            ConfigError::new(format!("{prefix}.algorithms"), "required, e.g. [\"RS256\"]")
+        })?;
         let fam = family(first);
-        let jwks = JwksCache::from_settings(s, outbound)?;
+        let jwks = JwksCache::from_settings(s, prefix, outbound)?;
         let mixes_hmac = s.algorithms.iter().any(|a| family(*a) == Family::Hmac)
             && s.algorithms.iter().any(|a| family(*a) != Family::Hmac);
         if mixes_hmac || (jwks.is_none() && s.algorithms.iter().any(|a| family(*a) != fam)) {
             return Err(ConfigError::new(
-                "auth.algorithms",
+                format!("{prefix}.algorithms"),
                 "must not mix families (HMAC, RSA, EC, EdDSA) unless keys come from a JWKS, \
                  and never HMAC with the others",
             ));
@@ -140,7 +151,7 @@ impl JwtVerifier {
             Some(cache) => {
                 if fam == Family::Hmac {
                     return Err(ConfigError::new(
-                        "auth.algorithms",
+                        format!("{prefix}.algorithms"),
                         "HMAC algorithms use auth.hs256_secret, not a JWKS",
                     ));
                 }
@@ -149,16 +160,16 @@ impl JwtVerifier {
                     .is_some_and(|p| !p.trim().is_empty())
                 {
                     return Err(ConfigError::new(
-                        "auth.public_key_pem",
+                        format!("{prefix}.public_key_pem"),
                         "set either a public key or a JWKS, not both",
                     ));
                 }
                 KeySource::Jwks(Arc::new(cache))
             }
-            None => KeySource::Static(static_key(s, fam)?, fam),
+            None => KeySource::Static(static_key(s, prefix, fam)?, fam),
         };
-        let issuer = non_empty(&s.issuer, "auth.issuer")?;
-        let audience = non_empty(&s.audience, "auth.audience")?;
+        let issuer = non_empty(&s.issuer, &format!("{prefix}.issuer"))?;
+        let audience = non_empty(&s.audience, &format!("{prefix}.audience"))?;
         let mut validation = Validation::new(first);
         validation.algorithms = s.algorithms.clone();
         validation.leeway = s.leeway_secs;
@@ -171,29 +182,7 @@ impl JwtVerifier {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["iss", "aud"]);
 
-        let mut cf_claims: [Option<String>; 3] = Default::default();
-        for (slot, claim) in &s.cf_claims {
-            let index = match slot.to_ascii_lowercase().as_str() {
-                "authcf1" => 0,
-                "authcf2" => 1,
-                "authcf3" => 2,
-                _ => {
-                    return Err(ConfigError::new(
-                        format!("auth.cf_claims.{slot}"),
-                        "only authCf1, authCf2 and authCf3 exist",
-                    ))
-                }
-            };
-            cf_claims[index] = Some(claim.clone());
-        }
-        for (key, value) in [
-            ("auth.user_id_claim", &s.user_id_claim),
-            ("auth.sid_claim", &s.sid_claim),
-        ] {
-            if value.is_empty() {
-                return Err(ConfigError::new(key, "must not be empty"));
-            }
-        }
+        let cf_claims = claim_names(s, prefix)?;
         Ok(JwtVerifier {
             keys,
             allowed: s.algorithms.clone(),
@@ -331,8 +320,39 @@ impl JwtVerifier {
     }
 }
 
+/// The `authCf1..3` claim names; the user id and `sid` claims must not be empty.
+fn claim_names(s: &AuthSettings, prefix: &str) -> Result<[Option<String>; 3], ConfigError> {
+    let mut cf_claims: [Option<String>; 3] = Default::default();
+    for (slot, claim) in &s.cf_claims {
+        let index = match slot.to_ascii_lowercase().as_str() {
+            "authcf1" => 0,
+            "authcf2" => 1,
+            "authcf3" => 2,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{prefix}.cf_claims.{slot}"),
+                    "only authCf1, authCf2 and authCf3 exist",
+                ))
+            }
+        };
+        cf_claims[index] = Some(claim.clone());
+    }
+    for (key, value) in [
+        ("user_id_claim", &s.user_id_claim),
+        ("sid_claim", &s.sid_claim),
+    ] {
+        if value.is_empty() {
+            return Err(ConfigError::new(
+                format!("{prefix}.{key}"),
+                "must not be empty",
+            ));
+        }
+    }
+    Ok(cf_claims)
+}
+
 /// The configured key for a static (non-JWKS) setup.
-fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError> {
+fn static_key(s: &AuthSettings, prefix: &str, fam: Family) -> Result<DecodingKey, ConfigError> {
     Ok(match fam {
         Family::Hmac => {
             let secret = s
@@ -341,18 +361,21 @@ fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError>
                 .map(|s| s.expose_secret())
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| {
-                    ConfigError::new("auth.hs256_secret", "required for HMAC algorithms")
+                    ConfigError::new(
+                        format!("{prefix}.hs256_secret"),
+                        "required for HMAC algorithms",
+                    )
                 })?;
             if secret.len() < 32 {
                 return Err(ConfigError::new(
-                    "auth.hs256_secret",
+                    format!("{prefix}.hs256_secret"),
                     "must be at least 32 bytes",
                 ));
             }
             DecodingKey::from_secret(secret.as_bytes())
         }
         _ => {
-            let pem = read_pem(s.public_key_pem.as_deref())?;
+            let pem = read_pem(s.public_key_pem.as_deref(), prefix)?;
             let parsed = match fam {
                 Family::Rsa => DecodingKey::from_rsa_pem(pem.as_bytes()),
                 Family::Ec => DecodingKey::from_ec_pem(pem.as_bytes()),
@@ -360,7 +383,7 @@ fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError>
             };
             parsed.map_err(|_| {
                 ConfigError::new(
-                    "auth.public_key_pem",
+                    format!("{prefix}.public_key_pem"),
                     format!("not a {fam:?} public key in PEM form"),
                 )
             })?
@@ -476,16 +499,19 @@ fn non_empty(value: &Option<String>, key: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn read_pem(value: Option<&str>) -> Result<String, ConfigError> {
-    let value = value
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| ConfigError::new("auth.public_key_pem", "required for RSA, EC and EdDSA"))?;
+fn read_pem(value: Option<&str>, prefix: &str) -> Result<String, ConfigError> {
+    let value = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        ConfigError::new(
+            format!("{prefix}.public_key_pem"),
+            "required for RSA, EC and EdDSA",
+        )
+    })?;
     if value.trim_start().starts_with("-----BEGIN") {
         return Ok(value.to_string());
     }
     std::fs::read_to_string(value).map_err(|e| {
         ConfigError::new(
-            "auth.public_key_pem",
+            format!("{prefix}.public_key_pem"),
             format!("cannot read PEM file `{value}`: {e}"),
         )
     })

@@ -90,11 +90,7 @@ impl ServiceVerifier {
             }
             s.cf_claims.clear();
             s.user_id_claim = "sub".into();
-            let mut verifier =
-                JwtVerifier::from_settings(&s, outbound).map_err(|e| ConfigError {
-                    key: e.key.replacen("auth.", "auth.service.", 1),
-                    message: e.message,
-                })?;
+            let mut verifier = JwtVerifier::from_profile(&s, "auth.service", outbound)?;
             verifier.refuse_audience(auth.audience.as_deref().unwrap_or_default());
             Some(verifier)
         };

@@ -362,10 +362,19 @@ pub trait LinkStore: Send + Sync + 'static {
     }
 }
 
+/// The names `store.accept_risks` accepts: each names a start-up check of what Redis keeps.
+pub const STORE_RISKS: [&str; 5] = [
+    "eviction",
+    "rdb-snapshots",
+    "aof-fsync-no",
+    "async-replication",
+    "unverifiable",
+];
+
 /// A store setting that can make link state vanish or come back (start-up check, `/readyz`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreRisk {
-    /// Stable name, as in `store.accept_risks` (see [`crate::config::STORE_RISKS`]).
+    /// Stable name, as in `store.accept_risks` (see [`STORE_RISKS`]).
     pub name: &'static str,
     /// The server setting and its value, e.g. `maxmemory-policy allkeys-lru`.
     pub setting: String,
@@ -525,7 +534,7 @@ pub async fn assess_risks(
 ) -> Result<RiskAssessment, StoreError> {
     let risks = store.durability_risks().await?;
     let gauge = &crate::metrics::METRICS.store_risks;
-    for name in crate::config::STORE_RISKS {
+    for name in STORE_RISKS {
         let present = risks.iter().any(|r| r.name == name);
         let accepted = accept.iter().any(|a| a == name);
         gauge
