@@ -35,7 +35,7 @@ use sha2::Sha256;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::links::Outcome;
+use crate::lifecycle::Outcome;
 use crate::queue::{Handler, JobLimits, QueueName, Step, WorkQueue};
 use crate::store::{ClaimedJob, Store, StoreError};
 

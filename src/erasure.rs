@@ -35,7 +35,7 @@ use std::time::Instant;
 use crate::argos::client::{ArgosClient, ArgosError, Deletion};
 use crate::callbacks::Callbacks;
 use crate::digest::short_hex;
-use crate::links::{LinkId, LinkPolicy};
+use crate::lifecycle::{LinkId, LinkPolicy};
 use crate::queue::{Handler, JobLimits, QueueName, Step, WorkQueue};
 use crate::store::{user_tag, ClaimedJob, Store, StoreError, UserKeys};
 

@@ -22,6 +22,7 @@ pub mod digest;
 pub mod erasure;
 pub mod http;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod limits;
 pub mod links;
 pub mod metrics;

@@ -5,74 +5,12 @@ use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, Outcome, StoredState};
+use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, NewLink, Outcome};
 use crate::argos::url::{FaceAuthParams, FaceAuthUrlBuilder};
 use crate::assertions::{Assertion, AssertionError, AssertionFacts, Assertions};
 use crate::store::{
     Guarded, Guards, IndexEntry, LiveLink, OpenResult, RevokeResult, Store, StoreError, WindowLimit,
 };
-
-/// What a new link is for: resolved server-side from the verified JWT, never from the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLink {
-    /// Owner; sent as `authUserId`.
-    pub user_id: String,
-    /// Approved ID Check submission id (`sid`).
-    pub sid: String,
-    /// `authCf1`..`authCf3`.
-    pub cf: [Option<String>; 3],
-    /// Only the confirm page's `POST` consumes the link.
-    pub confirm_step: bool,
-    /// Opaque reference from the session layer (at most 256 bytes).
-    pub reference: Option<String>,
-}
-
-impl NewLink {
-    /// The `issued` record for this link minted at `now_ms` under `policy`.
-    pub fn issued_record(&self, policy: &LinkPolicy, now_ms: i64) -> LinkRecord {
-        let [cf1, cf2, cf3] = self.cf.clone();
-        LinkRecord {
-            user_id: self.user_id.clone(),
-            sid: self.sid.clone(),
-            cf1,
-            cf2,
-            cf3,
-            expiry: policy.expiry,
-            window_ms: match policy.expiry {
-                Expiry::Count => 0,
-                Expiry::Time => policy.window_ms,
-            },
-            state: StoredState::Issued,
-            created_at_ms: now_ms,
-            expires_at_ms: now_ms.saturating_add(policy.unopened_ttl_ms as i64),
-            opened_at_ms: None,
-            confirm_step: self.confirm_step,
-            reference: self.reference.clone(),
-            result: None,
-            auth_id: None,
-            verified_at_ms: None,
-        }
-    }
-
-    /// The longest field sent to FaceAuth, by bytes, as named in the FaceAuth URL.
-    pub fn longest_field(&self) -> (&'static str, usize) {
-        let mut longest = ("sid", self.sid.len());
-        let fields = [
-            ("authUserId", Some(&self.user_id)),
-            ("authCf1", self.cf[0].as_ref()),
-            ("authCf2", self.cf[1].as_ref()),
-            ("authCf3", self.cf[2].as_ref()),
-        ];
-        for (name, value) in fields {
-            if let Some(v) = value {
-                if v.len() > longest.1 {
-                    longest = (name, v.len());
-                }
-            }
-        }
-        longest
-    }
-}
 
 /// What opening a link leads to.
 #[derive(Debug)]

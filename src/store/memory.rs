@@ -11,7 +11,7 @@ use super::{
     OpenResult, QueuePolicy, ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError,
     UserKeys, WindowCount, WindowLimit,
 };
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, NewLink, OpenStep};
+use crate::lifecycle::{LinkId, LinkPolicy, LinkRecord, LinkResult, NewLink, OpenStep};
 
 /// Entries are purged lazily: on access, and by a sweep every this many writes.
 const SWEEP_EVERY: u64 = 1024;

@@ -3,7 +3,7 @@
 //! * [`memory::MemoryStore`]: one process only; for `demo` and tests.
 //! * [`redis::RedisStore`]: production; any number of gateway replicas share one Redis.
 //!
-//! Both implement the state machine of [`crate::links::LinkRecord::apply_open`] as one atomic
+//! Both implement the state machine of [`crate::lifecycle::LinkRecord::apply_open`] as one atomic
 //! step, and both are held to one contract test suite (`tests/api/store_contract.rs`).
 
 pub mod clock;
@@ -13,7 +13,7 @@ pub mod redis_conn;
 
 use async_trait::async_trait;
 
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
+use crate::lifecycle::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
 /// A short, fixed-length tag for a user id in store keys: the first 16 bytes of SHA-256 of
 /// the id, lowercase hex (32 characters). Keeps keys short whatever the id holds.

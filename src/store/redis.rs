@@ -46,7 +46,7 @@ use super::{
     ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
     WindowLimit,
 };
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
+use crate::lifecycle::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
 // The Lua scripts live in `src/store/lua/`, one file each with a header giving KEYS, ARGV and
 // the reply. A script runs as the shared preludes it needs (`now.lua`: the Redis clock as

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{RedisStore, NOW_LUA};
-use crate::links::LinkId;
+use crate::lifecycle::LinkId;
 use crate::store::{ErasedUser, ErasureStore, StoreError, UserKeys};
 
 const INDEX_ADD_BODY: &str = include_str!("../lua/index_add.lua");
