@@ -4,6 +4,7 @@
 //! * plaintext building (`query`, `json`),
 //! * JWT verification per algorithm (static keys),
 //! * the whole mint path with the memory store (URL length check, record, single-active swap).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use faceauth_gateway::argos::crypto::{Encryption, QueryCipher};

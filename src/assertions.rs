@@ -26,7 +26,41 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-use crate::config::{AssertionSettings, ConfigError};
+/// A key file that cannot be used, naming its setting and path (never key material).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("config key `{key}`: {message}")]
+pub struct KeyFileError {
+    /// The setting, e.g. `assertions.signing_key_file`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl KeyFileError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        KeyFileError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What the assertions are signed with and carry (`[assertions]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionSetup {
+    /// PKCS#8 PEM private key that signs; empty = off.
+    pub signing_key_file: String,
+    /// Earlier keys still published in the JWKS.
+    pub previous_key_files: Vec<String>,
+    /// `aud` of every assertion.
+    pub audience: String,
+    /// `acr` of every assertion.
+    pub acr: String,
+    /// `exp` = `auth_time` + this, seconds.
+    pub lifetime_secs: u64,
+    /// `Cache-Control: public, max-age=` of the JWKS, seconds.
+    pub jwks_max_age_secs: u64,
+}
 
 /// The `typ` header of assertions (RFC 8725 §3.11 explicit typing): verifiers may require it,
 /// so no other JWT the gateway might ever sign passes for an assertion.
@@ -199,22 +233,25 @@ const P256_SPKI_PREFIX: &[u8] = &[
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
 ];
 
-fn read_pem(key: &str, path: &str) -> Result<(String, SecretSlice<u8>, SecretString), ConfigError> {
+fn read_pem(
+    key: &str,
+    path: &str,
+) -> Result<(String, SecretSlice<u8>, SecretString), KeyFileError> {
     let text = std::fs::read_to_string(path)
         .map(SecretString::from)
-        .map_err(|e| ConfigError::new(key, format!("cannot read `{path}`: {}", e.kind())))?;
+        .map_err(|e| KeyFileError::new(key, format!("cannot read `{path}`: {}", e.kind())))?;
     // pem's errors describe the structure, never the contents.
     let parsed = pem::parse(text.expose_secret().as_bytes())
-        .map_err(|_| ConfigError::new(key, format!("`{path}` is not a PEM file")))?;
+        .map_err(|_| KeyFileError::new(key, format!("`{path}` is not a PEM file")))?;
     let tag = parsed.tag().to_string();
     Ok((tag, SecretSlice::from(parsed.into_contents()), text))
 }
 
-fn private_key(key: &str, path: &str) -> Result<PrivateKey, ConfigError> {
+fn private_key(key: &str, path: &str) -> Result<PrivateKey, KeyFileError> {
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
     let (tag, der, text) = read_pem(key, path)?;
     if tag != "PRIVATE KEY" {
-        return Err(ConfigError::new(
+        return Err(KeyFileError::new(
             key,
             format!("`{path}` must be a PKCS#8 PEM private key (BEGIN PRIVATE KEY), found {tag}"),
         ));
@@ -222,7 +259,7 @@ fn private_key(key: &str, path: &str) -> Result<PrivateKey, ConfigError> {
     let der = der.expose_secret();
     if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
         let encoding = EncodingKey::from_ed_pem(text.expose_secret().as_bytes())
-            .map_err(|_| ConfigError::new(key, format!("`{path}`: unusable Ed25519 key")))?;
+            .map_err(|_| KeyFileError::new(key, format!("`{path}`: unusable Ed25519 key")))?;
         return Ok(PrivateKey {
             alg: Algorithm::EdDSA,
             encoding,
@@ -235,21 +272,21 @@ fn private_key(key: &str, path: &str) -> Result<PrivateKey, ConfigError> {
         let (x, y) = match point {
             [0x04, rest @ ..] if rest.len() == 64 => rest.split_at(32),
             _ => {
-                return Err(ConfigError::new(
+                return Err(KeyFileError::new(
                     key,
                     format!("`{path}`: unusable P-256 key"),
                 ))
             }
         };
         let encoding = EncodingKey::from_ec_pem(text.expose_secret().as_bytes())
-            .map_err(|_| ConfigError::new(key, format!("`{path}`: unusable P-256 key")))?;
+            .map_err(|_| KeyFileError::new(key, format!("`{path}`: unusable P-256 key")))?;
         return Ok(PrivateKey {
             alg: Algorithm::ES256,
             encoding,
             jwk: PublicJwk::p256(x, y),
         });
     }
-    Err(ConfigError::new(
+    Err(KeyFileError::new(
         key,
         format!("`{path}` is neither an Ed25519 nor a P-256 (prime256v1) PKCS#8 key"),
     ))
@@ -257,7 +294,7 @@ fn private_key(key: &str, path: &str) -> Result<PrivateKey, ConfigError> {
 
 /// A previous key: its public half (`BEGIN PUBLIC KEY`, SubjectPublicKeyInfo) or the old
 /// private key itself.
-fn public_key(key: &str, path: &str) -> Result<PublicJwk, ConfigError> {
+fn public_key(key: &str, path: &str) -> Result<PublicJwk, KeyFileError> {
     let (tag, der, _) = read_pem(key, path)?;
     match tag.as_str() {
         "PRIVATE KEY" => private_key(key, path).map(|k| k.jwk),
@@ -273,12 +310,12 @@ fn public_key(key: &str, path: &str) -> Result<PublicJwk, ConfigError> {
                 let (x, y) = xy.split_at(32);
                 return Ok(PublicJwk::p256(x, y));
             }
-            Err(ConfigError::new(
+            Err(KeyFileError::new(
                 key,
                 format!("`{path}` is neither an Ed25519 nor an uncompressed P-256 public key"),
             ))
         }
-        other => Err(ConfigError::new(
+        other => Err(KeyFileError::new(
             key,
             format!("`{path}` must be a PEM public key (BEGIN PUBLIC KEY) or PKCS#8 private key, found {other}"),
         )),
@@ -290,11 +327,12 @@ impl Assertions {
     /// without its trailing `/`. Reads and checks the key files and signs once (fail closed at
     /// start-up).
     ///
-    /// Errors: a [`ConfigError`] naming the setting (never key material).
+    /// Errors: a [`KeyFileError`] naming the setting (never key material).
     pub fn from_settings(
-        s: &AssertionSettings,
+        setup: impl Into<AssertionSetup>,
         issuer: &str,
-    ) -> Result<Option<Assertions>, ConfigError> {
+    ) -> Result<Option<Assertions>, KeyFileError> {
+        let s = setup.into();
         if s.signing_key_file.is_empty() {
             return Ok(None);
         }
@@ -311,8 +349,8 @@ impl Assertions {
             alg: current.alg,
             kid: current.jwk.kid,
             issuer: issuer.to_string(),
-            audience: s.audience.clone(),
-            acr: s.acr.clone(),
+            audience: s.audience,
+            acr: s.acr,
             lifetime_secs: i64::try_from(s.lifetime_secs).unwrap_or(i64::MAX),
             jwks: JwkSet { keys },
             jwks_max_age_secs: s.jwks_max_age_secs,
@@ -325,7 +363,7 @@ impl Assertions {
             reference: None,
         };
         assertions.sign(&probe, 0, 0).map_err(|_| {
-            ConfigError::new("assertions.signing_key_file", "the key does not sign")
+            KeyFileError::new("assertions.signing_key_file", "the key does not sign")
         })?;
         Ok(Some(assertions))
     }

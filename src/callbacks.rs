@@ -33,11 +33,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::config::{CallbackFormat, CallbackSettings, VerifySettings};
-use crate::links::Outcome;
-use crate::queue::{Handler, QueueName, Step, WorkQueue};
+use crate::lifecycle::Outcome;
+use crate::queue::{Handler, JobLimits, QueueName, Step, WorkQueue};
 use crate::store::{ClaimedJob, Store, StoreError};
 
 /// Header carrying the signature.
@@ -85,25 +84,51 @@ pub fn sign_all<'a>(secrets: impl IntoIterator<Item = &'a [u8]>, t: u64, body: &
     header
 }
 
-/// The signing keys, swapped as a whole on reload.
-struct Keys {
-    format: CallbackFormat,
-    /// Current secret first, then the previous ones.
-    secrets: Vec<SecretString>,
+/// `callbacks.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackFormat {
+    /// `Faceauth-Signature: t=<unix>,v1=<hex>` (Stripe's scheme).
+    #[default]
+    Stripe,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
+    Standard,
+    /// Both header sets.
+    Both,
 }
 
-impl Keys {
-    fn from_settings(s: &CallbackSettings) -> Self {
-        Keys {
-            format: s.format,
-            secrets: s
-                .secret
-                .iter()
-                .chain(s.previous_secrets.iter())
-                .cloned()
-                .collect(),
-        }
+impl CallbackFormat {
+    /// Whether the `Faceauth-Signature` header is sent.
+    pub fn stripe(self) -> bool {
+        matches!(self, CallbackFormat::Stripe | CallbackFormat::Both)
     }
+
+    /// Whether the Standard Webhooks headers are sent.
+    pub fn standard(self) -> bool {
+        matches!(self, CallbackFormat::Standard | CallbackFormat::Both)
+    }
+}
+
+/// The signing keys, swapped as a whole on reload.
+#[derive(Clone)]
+pub struct CallbackKeys {
+    /// Which header sets are sent.
+    pub format: CallbackFormat,
+    /// Current secret first, then the previous ones.
+    pub secrets: Vec<SecretString>,
+}
+
+/// Where and how callbacks are delivered (`[callbacks]`).
+#[derive(Clone)]
+pub struct CallbackTarget {
+    /// Receiver URL.
+    pub url: String,
+    /// Signing keys.
+    pub keys: CallbackKeys,
+    /// Retry horizon, milliseconds.
+    pub max_age_ms: u64,
+    /// Per-attempt timeout, milliseconds.
+    pub timeout_ms: u64,
 }
 
 /// Why a signature was refused.
@@ -213,62 +238,54 @@ pub struct StepUpCompleted {
     pub assertion: Option<crate::assertions::Assertion>,
 }
 
-/// The signature timestamp `t`: this replica's clock, like a JWT's `iat` (receivers compare
-/// it with their own clock, with a tolerance).
-fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Callback delivery over a store.
 #[derive(Clone)]
 pub struct Callbacks {
     queue: WorkQueue,
     http: reqwest::Client,
     url: String,
-    keys: Arc<RwLock<Arc<Keys>>>,
+    keys: Arc<RwLock<Arc<CallbackKeys>>>,
     max_age_ms: u64,
 }
 
 impl Callbacks {
-    /// `None` when `callbacks.url` is empty. Errors: a description if the client fails to build.
-    pub fn from_settings(
-        s: &CallbackSettings,
-        verify: &VerifySettings,
+    /// Delivery to `target`. Errors: a description if the client fails to build.
+    pub fn new(
+        target: CallbackTarget,
+        jobs: JobLimits,
         outbound: &crate::outbound::Outbound,
         store: Arc<dyn Store>,
-    ) -> Result<Option<Self>, String> {
-        let (Some(url), Some(_)) = (s.url.clone().filter(|u| !u.is_empty()), s.secret.as_ref())
-        else {
-            return Ok(None);
-        };
+    ) -> Result<Self, String> {
+        let CallbackTarget {
+            url,
+            keys,
+            max_age_ms,
+            timeout_ms,
+        } = target;
         let http = outbound
             .builder()
-            .connect_timeout(Duration::from_millis(s.timeout_ms.min(2_000)))
-            .timeout(Duration::from_millis(s.timeout_ms))
+            .connect_timeout(Duration::from_millis(timeout_ms.min(2_000)))
+            .timeout(Duration::from_millis(timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        let max_age_ms = s.max_age_secs.saturating_mul(1000);
-        Ok(Some(Callbacks {
-            queue: WorkQueue::new(store, QueueName::Callbacks, max_age_ms, verify),
+        Ok(Callbacks {
+            queue: WorkQueue::new(store, QueueName::Callbacks, max_age_ms, jobs),
             http,
             url,
-            keys: Arc::new(RwLock::new(Arc::new(Keys::from_settings(s)))),
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
             max_age_ms,
-        }))
+        })
     }
 
     /// Replaces the signing secrets and format (`SIGHUP`); `s` must be validated. Attempts
     /// under way keep the keys they started with.
-    pub fn set_keys(&self, s: &CallbackSettings) {
-        let keys = Arc::new(Keys::from_settings(s));
+    pub fn set_keys(&self, keys: CallbackKeys) {
+        let keys = Arc::new(keys);
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
-    fn keys(&self) -> Arc<Keys> {
+    fn keys(&self) -> Arc<CallbackKeys> {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -319,7 +336,9 @@ impl Callbacks {
             return Ok(Step::Bury("max_age"));
         }
         let keys = self.keys();
-        let t = unix_secs();
+        // The signature timestamp `t`: this replica's clock, like a JWT's `iat` (receivers
+        // compare it with their own clock, with a tolerance).
+        let t = crate::clock::now_secs();
         let body = job.body.as_bytes();
         let mut request = self
             .http

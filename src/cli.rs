@@ -11,6 +11,8 @@ use crate::argos::crypto::{Encryption, QueryCipher};
 use crate::config::Settings;
 use crate::queue::{QueueName, WorkQueue};
 use crate::startup::{Application, Components, StartupError};
+use crate::store::Store;
+use std::sync::Arc;
 
 /// faceauth-gateway: issues single-use ARGOS FaceAuth step-up links.
 #[derive(Debug, Parser)]
@@ -260,81 +262,92 @@ async fn jobs(config: Option<PathBuf>, action: JobsAction) -> ExitCode {
         Err(e) => return fail(startup_exit_code(&e), &e.to_string()),
     };
     let store = components.links.store().clone();
-    let queue = |name: QueueName| {
-        let horizon_secs = match name {
-            QueueName::Verify => settings.verify.deadline_secs,
-            QueueName::Callbacks => settings.callbacks.max_age_secs,
-            QueueName::Erasure => settings.erasure.deadline_secs,
-        };
-        WorkQueue::new(
-            store.clone(),
-            name,
-            horizon_secs.saturating_mul(1000),
-            &settings.verify,
-        )
-    };
+    let queue = |name: QueueName| job_queue(&settings, store.clone(), name);
     match action {
         JobsAction::List { queue: only } => {
             let names: Vec<QueueName> = match only {
                 Some(q) => vec![q.into()],
                 None => QueueName::ALL.to_vec(),
             };
-            let mut out = String::new();
-            let mut n = 0;
-            for name in names {
-                let dead = match queue(name).dead(JOBS_LIMIT).await {
-                    Ok(d) => d,
-                    Err(e) => return fail(1, &format!("store: {e}")),
-                };
-                for job in dead {
-                    n += 1;
-                    let at = crate::links::utc_from_ms(job.dead_at_ms)
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "{}\t{}\t{at}\t{}\t{}\n",
-                        name.as_str(),
-                        printable(&job.member),
-                        job.tries,
-                        printable(&job.reason)
-                    ));
-                }
-            }
-            print!("{out}");
-            eprintln!("{n} dead-lettered job(s)");
-            ExitCode::SUCCESS
+            list_dead(names.into_iter().map(queue).collect()).await
         }
         JobsAction::Retry {
             queue: name,
             jobs,
             all,
-        } => {
-            let q = queue(name.into());
-            let members = if all {
-                match q.dead(JOBS_LIMIT).await {
-                    Ok(d) => d.into_iter().map(|j| j.member).collect(),
-                    Err(e) => return fail(1, &format!("store: {e}")),
-                }
-            } else {
-                jobs
-            };
-            let mut missing = 0;
-            for member in &members {
-                match q.revive(member).await {
-                    Ok(true) => println!("{}\t{member}\tretried", q.name().as_str()),
-                    Ok(false) => {
-                        missing += 1;
-                        eprintln!("{member}: not dead-lettered in queue {}", q.name().as_str());
-                    }
-                    Err(e) => return fail(1, &format!("store: {e}")),
-                }
-            }
-            if missing > 0 {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            }
+        } => retry_dead(queue(name.into()), jobs, all).await,
+    }
+}
+
+/// The work queue `name` as `[verify]` and its own horizon configure it.
+fn job_queue(settings: &Settings, store: Arc<dyn Store>, name: QueueName) -> WorkQueue {
+    let horizon_secs = match name {
+        QueueName::Verify => settings.verify.deadline_secs,
+        QueueName::Callbacks => settings.callbacks.max_age_secs,
+        QueueName::Erasure => settings.erasure.deadline_secs,
+    };
+    WorkQueue::new(
+        store,
+        name,
+        horizon_secs.saturating_mul(1000),
+        &settings.verify,
+    )
+}
+
+/// `jobs list`: the dead-lettered jobs of `queues`, one tab-separated line each.
+async fn list_dead(queues: Vec<WorkQueue>) -> ExitCode {
+    let mut out = String::new();
+    let mut n = 0;
+    for queue in queues {
+        let dead = match queue.dead(JOBS_LIMIT).await {
+            Ok(d) => d,
+            Err(e) => return fail(1, &format!("store: {e}")),
+        };
+        for job in dead {
+            n += 1;
+            let at = crate::links::utc_from_ms(job.dead_at_ms)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{}\t{}\t{at}\t{}\t{}\n",
+                queue.name().as_str(),
+                printable(&job.member),
+                job.tries,
+                printable(&job.reason)
+            ));
         }
+    }
+    print!("{out}");
+    eprintln!("{n} dead-lettered job(s)");
+    ExitCode::SUCCESS
+}
+
+/// `jobs retry`: revives `jobs` (or every dead-lettered job with `all`) of `q`; exit 2 if
+/// one was not dead-lettered.
+async fn retry_dead(q: WorkQueue, jobs: Vec<String>, all: bool) -> ExitCode {
+    let members = if all {
+        match q.dead(JOBS_LIMIT).await {
+            Ok(d) => d.into_iter().map(|j| j.member).collect(),
+            Err(e) => return fail(1, &format!("store: {e}")),
+        }
+    } else {
+        jobs
+    };
+    let mut missing = 0;
+    for member in &members {
+        match q.revive(member).await {
+            Ok(true) => println!("{}\t{member}\tretried", q.name().as_str()),
+            Ok(false) => {
+                missing += 1;
+                eprintln!("{member}: not dead-lettered in queue {}", q.name().as_str());
+            }
+            Err(e) => return fail(1, &format!("store: {e}")),
+        }
+    }
+    if missing > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

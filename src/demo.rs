@@ -20,13 +20,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use jsonwebtoken::{EncodingKey, Header};
 use percent_encoding::percent_decode_str;
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -34,10 +32,12 @@ use crate::argos::crypto::QueryCipher;
 use crate::argos::url::PlaintextFormat;
 use crate::auth::service::API_KEY_HEADER;
 use crate::callbacks::{verify_signature, SIGNATURE_HEADER};
+use crate::clock::now_secs;
 use crate::config::{ConfigError, Settings, StoreBackend};
+use crate::digest::sha256_hex;
 use crate::http::html::{escape, page};
 use crate::http::ApiError;
-use crate::startup::{Application, StartupError};
+use crate::startup::{Application, Extension, StartupError};
 
 /// Issuer and audience of demo tokens.
 pub const DEMO_ISSUER: &str = "faceauth-gateway-demo";
@@ -96,10 +96,15 @@ fn now_rfc3339(offset: time::Duration) -> String {
         .unwrap_or_default()
 }
 
+/// `bytes` random bytes' worth of hex: UUID v4s (122 random bits each, from a CSPRNG),
+/// concatenated and cut to length.
 fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    hex::encode(buf)
+    let mut out = String::with_capacity(bytes * 2 + 32);
+    while out.len() < bytes * 2 {
+        out.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    out.truncate(bytes * 2);
+    out
 }
 
 /// Signs a demo token (HS256, 24 h) for `sub` with a submission id and an e-mail claim.
@@ -460,13 +465,6 @@ async fn argos_faceauth(
     HttpResponse::Ok().json(json!([{"faceAuth_projectId": DEMO_PROJECT_ID, "data": data}]))
 }
 
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// `POST /demo/callbacks`: the app's callback receiver (`callbacks.url`). Checks the signature
 /// over the raw body as a receiver should, keeps what arrived for the page, and answers `200`
 /// (or a `400` problem for a bad signature, which the gateway retries).
@@ -485,7 +483,7 @@ async fn receive_callback(
         signature,
         &body,
         SIGNATURE_TOLERANCE_SECS,
-        unix_secs(),
+        now_secs(),
     );
     let answer = if checked.is_ok() { 200 } else { 400 };
     remember(
@@ -597,9 +595,7 @@ pub fn prepare(addr: SocketAddr) -> Result<(Settings, DemoState), ConfigError> {
     settings.callbacks.url = Some(format!("{loopback}/demo/callbacks"));
     settings.callbacks.secret = Some(callback_secret.clone());
     settings.callbacks.timeout_ms = 2_000;
-    settings.auth.service.api_key_sha256 = vec![hex::encode(Sha256::digest(
-        service_key.expose_secret().as_bytes(),
-    ))];
+    settings.auth.service.api_key_sha256 = vec![sha256_hex(service_key.expose_secret())];
     // Results show up within a second.
     settings.verify.poll_interval_ms = 250;
     // Step-up assertions, signed with a random Ed25519 key (a temporary file, read at start-up
@@ -631,6 +627,15 @@ pub fn prepare(addr: SocketAddr) -> Result<(Settings, DemoState), ConfigError> {
         received: Mutex::new(VecDeque::new()),
     };
     Ok((settings, demo))
+}
+
+/// The demo's routes and state, plugged into the gateway's public server.
+pub fn extension(demo: DemoState) -> Extension {
+    let demo = web::Data::new(demo);
+    Arc::new(move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(demo.clone());
+        configure(cfg);
+    })
 }
 
 /// Runs the demo on `bind` (falling back to a free port if it is taken) until stopped.
@@ -672,7 +677,7 @@ pub async fn run(bind: SocketAddr) -> Result<(), StartupError> {
     println!();
     println!("Stop with Ctrl-C.");
     let key_file = settings.assertions.signing_key_file.clone();
-    let app = Application::build_with_listener(settings, listener, Some(demo)).await;
+    let app = Application::build_with_listener(settings, listener, Some(extension(demo))).await;
     // The key is in memory now; the file is not needed any more.
     let _ = std::fs::remove_file(&key_file);
     app?.run_until_stopped().await?;

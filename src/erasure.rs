@@ -29,16 +29,26 @@
 //! Logs and metrics carry the erasure id and counts, never the user id.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::argos::client::{ArgosClient, ArgosError, Deletion};
 use crate::callbacks::Callbacks;
-use crate::config::{ErasureSettings, VerifySettings};
-use crate::links::{LinkId, LinkPolicy};
-use crate::queue::{Handler, QueueName, Step, WorkQueue};
+use crate::digest::short_hex;
+use crate::lifecycle::{LinkId, LinkPolicy};
+use crate::queue::{Handler, JobLimits, QueueName, Step, WorkQueue};
 use crate::store::{user_tag, ClaimedJob, Store, StoreError, UserKeys};
+
+/// How erasures are kept and retried (`[erasure]`), ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErasurePolicy {
+    /// How long an erasure record and the user's tombstone are kept.
+    pub record_ttl_ms: u64,
+    /// ARGOS deletions are retried this long after the request.
+    pub deadline_ms: u64,
+    /// Send a signed `user.erased` callback when an erasure is done.
+    pub callback: bool,
+}
 
 /// Most authentication ids a request body may list.
 pub const MAX_EXTRA_AUTH_IDS: usize = 100;
@@ -182,10 +192,6 @@ pub struct Started {
     pub created: bool,
 }
 
-fn hashed(s: &str) -> String {
-    hex::encode(&Sha256::digest(s.as_bytes())[..16])
-}
-
 fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -260,25 +266,6 @@ pub fn link_index_ttl_ms(policy: &LinkPolicy) -> u64 {
         .saturating_add(60_000)
 }
 
-/// Records link `id` in its owner's index before the link is written (a link the erasure
-/// cannot find would outlive it). Errors: [`StoreError`] (mint nothing).
-pub async fn note_link(
-    store: &dyn Store,
-    user_id: &str,
-    id: &LinkId,
-    policy: &LinkPolicy,
-) -> Result<(), StoreError> {
-    store
-        .index_add(
-            &links_index_key(user_id),
-            &id.to_string(),
-            link_index_ttl_ms(policy),
-            None,
-        )
-        .await
-        .map(|_| ())
-}
-
 /// Records that the gateway saw authentication id `auth_id` for `user_id`'s link created at
 /// `link_created_ms`, unless the user was erased since: then returns `false` and the result
 /// must not be attached. Errors: [`StoreError`].
@@ -311,21 +298,21 @@ pub struct Erasures {
 }
 
 impl Erasures {
-    /// Erasures under `[erasure]`; leases and dead letters from `[verify]`.
+    /// Erasures under `policy`; leases and dead letters from `jobs`.
     pub fn new(
         store: Arc<dyn Store>,
         argos: ArgosClient,
         callbacks: Option<Callbacks>,
-        settings: &ErasureSettings,
-        verify: &VerifySettings,
+        policy: ErasurePolicy,
+        jobs: JobLimits,
     ) -> Self {
-        let deadline_ms = settings.deadline_secs.saturating_mul(1000);
+        let deadline_ms = policy.deadline_ms;
         Erasures {
-            queue: WorkQueue::new(store.clone(), QueueName::Erasure, deadline_ms, verify),
+            queue: WorkQueue::new(store.clone(), QueueName::Erasure, deadline_ms, jobs),
             store,
             argos,
-            callbacks: callbacks.filter(|_| settings.callback),
-            record_ttl_ms: settings.record_ttl_secs.saturating_mul(1000),
+            callbacks: callbacks.filter(|_| policy.callback),
+            record_ttl_ms: policy.record_ttl_ms,
             deadline_ms: i64::try_from(deadline_ms).unwrap_or(i64::MAX),
         }
     }
@@ -347,7 +334,7 @@ impl Erasures {
     ) -> Result<Started, StoreError> {
         let tag = user_tag(user_id);
         let id = match idempotency_key {
-            Some(key) => format!("er_{}", hashed(&format!("{tag}\n{key}"))),
+            Some(key) => format!("er_{}", short_hex(format!("{tag}\n{key}"))),
             None => format!("er_{}", uuid::Uuid::new_v4().simple()),
         };
         let job = serde_json::to_string(&Job {
@@ -455,10 +442,10 @@ impl Erasures {
                     .queue_remove(
                         QueueName::Verify.key(),
                         &item.auth_id,
-                        Some(&hashed(&item.auth_id)),
+                        Some(&short_hex(&item.auth_id)),
                     )
                     .await?;
-                let event = format!("evt_{}", hashed(&item.auth_id));
+                let event = format!("evt_{}", short_hex(&item.auth_id));
                 self.store
                     .queue_remove(QueueName::Callbacks.key(), &event, Some(&event))
                     .await?;
@@ -526,7 +513,7 @@ impl Erasures {
         record.done = Some(now_ms);
         if let Some(callbacks) = &self.callbacks {
             let event = serde_json::json!({
-                "id": format!("evt_{}", hashed(&id)),
+                "id": format!("evt_{}", short_hex(&id)),
                 "type": "user.erased",
                 "created": now_ms / 1000,
                 "erasure_id": id,
@@ -536,7 +523,7 @@ impl Erasures {
                 "failed": counts.failed,
             });
             callbacks
-                .enqueue_event(&format!("evt_{}", hashed(&id)), &event.to_string())
+                .enqueue_event(&format!("evt_{}", short_hex(&id)), &event.to_string())
                 .await?;
         }
         self.save(&tag, &record).await?;

@@ -20,10 +20,10 @@
 //!   claim is held or not at all.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::digest::{sha256_hex, short_hex};
 use crate::store::{user_tag, Store, StoreError};
 
 /// How long a stored response is replayed, milliseconds (24 h).
@@ -44,7 +44,7 @@ fn fingerprint(body: &[u8]) -> String {
             .and_then(|v| serde_json::to_vec(&v))
             .unwrap_or_else(|_| body.to_vec())
     };
-    hex::encode(Sha256::digest(canonical))
+    sha256_hex(canonical)
 }
 
 /// The header value is 1–255 visible ASCII characters.
@@ -218,11 +218,7 @@ impl Idempotency {
         key: &str,
         body: &[u8],
     ) -> Result<Begin, IdempotencyError> {
-        let store_key = format!(
-            "idem:{{{}}}:{}",
-            user_tag(user_id),
-            hex::encode(&Sha256::digest(key.as_bytes())[..16])
-        );
+        let store_key = format!("idem:{{{}}}:{}", user_tag(user_id), short_hex(key));
         let fp = fingerprint(body);
         let pending = serde_json::to_string(&Entry {
             fp: fp.clone(),

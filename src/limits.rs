@@ -3,19 +3,23 @@
 //!
 //! Answers carry the IETF httpapi rate-limit fields (draft-ietf-httpapi-ratelimit-headers-07):
 //! `RateLimit-Policy: <limit>;w=<window seconds>` and
-//! `RateLimit: limit=<limit>, remaining=<n>, reset=<seconds>`.
+//! `RateLimit: limit=<limit>, remaining=<n>, reset=<seconds>` (written at the HTTP edge,
+//! `crate::http::error::add_rate_headers`).
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::Limit;
-use crate::store::{user_tag, Store, StoreError};
+use crate::store::{user_tag, Guarded, Store, StoreError, WindowCount, WindowLimit};
 
-/// `RateLimit-Policy` field name.
-pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// `RateLimit` field name.
-pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// One fixed-window limit: `limit` hits per `window_secs`; `limit = 0` disables it.
+#[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Hits allowed per window.
+    pub limit: u32,
+    /// Window length, seconds.
+    pub window_secs: u64,
+}
 
 /// Where a client stands against one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,22 +32,6 @@ pub struct RateStatus {
     pub reset_secs: u64,
     /// Window length, seconds.
     pub window_secs: u64,
-}
-
-impl RateStatus {
-    /// Adds `RateLimit-Policy` and `RateLimit` to `headers`.
-    pub fn add_headers(&self, headers: &mut HeaderMap) {
-        let policy = format!("{};w={}", self.limit, self.window_secs);
-        let state = format!(
-            "limit={}, remaining={}, reset={}",
-            self.limit, self.remaining, self.reset_secs
-        );
-        for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(name, v);
-            }
-        }
-    }
 }
 
 /// Why a request may not go ahead.
@@ -99,38 +87,81 @@ impl RateLimiter {
     /// Counts one mint by `user_id`. `Ok(None)` when the limit is off.
     /// Errors: [`LimitError::Exceeded`], [`LimitError::Store`].
     pub async fn mint(&self, user_id: &str) -> Result<Option<RateStatus>, LimitError> {
-        self.hit(
-            &format!("rl:m:{{{}}}", user_tag(user_id)),
-            self.mint_per_user,
-        )
-        .await
+        self.hit(self.mint_window(user_id).as_ref()).await
     }
 
     /// Counts one request to `/l/*` from `ip` (bucketed by [`ip_bucket`]). `Ok(None)` when the
     /// limit is off.
     /// Errors: [`LimitError::Exceeded`], [`LimitError::Store`].
     pub async fn open(&self, ip: IpAddr) -> Result<Option<RateStatus>, LimitError> {
-        let bucket = ip_bucket(ip, self.ipv6_prefix_len);
-        self.hit(&format!("rl:o:{{{bucket}}}"), self.open_per_ip)
-            .await
+        self.hit(self.open_window(ip).as_ref()).await
     }
 
-    async fn hit(&self, key: &str, limit: Limit) -> Result<Option<RateStatus>, LimitError> {
-        if limit.limit == 0 {
-            return Ok(None);
+    /// The window one mint by `user_id` counts against, for a store write that counts it in
+    /// the same step ([`crate::store::LinkStore::create_guarded`]); `None` when the limit is
+    /// off. Its key shares the user's hash tag with the user's other keys.
+    pub fn mint_window(&self, user_id: &str) -> Option<WindowLimit> {
+        window(
+            format!("rl:m:{{{}}}", user_tag(user_id)),
+            self.mint_per_user,
+        )
+    }
+
+    /// The window one request to `/l/*` from `ip` counts against (see
+    /// [`RateLimiter::mint_window`]); `None` when the limit is off.
+    pub fn open_window(&self, ip: IpAddr) -> Option<WindowLimit> {
+        let bucket = ip_bucket(ip, self.ipv6_prefix_len);
+        window(format!("rl:o:{{{bucket}}}"), self.open_per_ip)
+    }
+
+    /// Where the client stands after a guarded store write counted it against `limit` (from
+    /// [`RateLimiter::mint_window`] or [`RateLimiter::open_window`]): the write's outcome and
+    /// the status, or [`LimitError::Exceeded`] when the store refused it.
+    pub fn judge<T>(
+        limit: Option<&WindowLimit>,
+        guarded: Guarded<T>,
+    ) -> Result<(T, Option<RateStatus>), LimitError> {
+        match (guarded, limit) {
+            (Guarded::Done(value, Some(counted)), Some(limit)) => {
+                Ok((value, Some(status(limit, counted))))
+            }
+            (Guarded::Done(value, _), _) => Ok((value, None)),
+            (Guarded::Limited(counted), Some(limit)) => {
+                Err(LimitError::Exceeded(status(limit, counted)))
+            }
+            (Guarded::Limited(_), None) => Err(LimitError::Store(StoreError::Corrupt(
+                "the store refused a write no limit applied to".into(),
+            ))),
         }
-        let window_ms = limit.window_secs * 1000;
-        let counted = self.store.incr_window(key, window_ms).await?;
-        let status = RateStatus {
-            limit: limit.limit,
-            remaining: u64::from(limit.limit).saturating_sub(counted.count) as u32,
-            reset_secs: counted.reset_ms.div_ceil(1000).max(1),
-            window_secs: limit.window_secs,
+    }
+
+    async fn hit(&self, limit: Option<&WindowLimit>) -> Result<Option<RateStatus>, LimitError> {
+        let Some(limit) = limit else {
+            return Ok(None);
         };
-        if counted.count > u64::from(limit.limit) {
+        let counted = self.store.incr_window(&limit.key, limit.window_ms).await?;
+        let status = status(limit, counted);
+        if counted.count > limit.limit {
             return Err(LimitError::Exceeded(status));
         }
         Ok(Some(status))
+    }
+}
+
+fn window(key: String, limit: Limit) -> Option<WindowLimit> {
+    (limit.limit > 0).then(|| WindowLimit {
+        key,
+        limit: u64::from(limit.limit),
+        window_ms: limit.window_secs * 1000,
+    })
+}
+
+fn status(limit: &WindowLimit, counted: WindowCount) -> RateStatus {
+    RateStatus {
+        limit: limit.limit as u32,
+        remaining: limit.limit.saturating_sub(counted.count) as u32,
+        reset_secs: counted.reset_ms.div_ceil(1000).max(1),
+        window_secs: limit.window_ms / 1000,
     }
 }
 

@@ -261,16 +261,49 @@ pub fn render() -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The `/l/{id}` outcome label for an error code.
-pub fn open_outcome(code: &str) -> &'static str {
-    match code {
-        "link_used" => "used",
-        "link_expired" => "expired",
-        "link_revoked" => "revoked",
-        "link_not_found" => "not_found",
-        "rate_limited" => "rate_limited",
-        "store_unavailable" => "store_unavailable",
-        _ => "other",
+/// Outcome of opening a link (`faceauth_link_opens_total{outcome}`); the HTTP edge maps each
+/// refusal's problem code to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenOutcome {
+    /// `302`/`303` to FaceAuth.
+    Redirected,
+    /// The confirm page was shown; nothing consumed.
+    ConfirmPage,
+    /// `link_used`.
+    Used,
+    /// `link_expired`.
+    Expired,
+    /// `link_revoked`.
+    Revoked,
+    /// `link_not_found`.
+    NotFound,
+    /// `rate_limited`.
+    RateLimited,
+    /// `store_unavailable`.
+    StoreUnavailable,
+    /// Any other refusal.
+    Other,
+}
+
+impl OpenOutcome {
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OpenOutcome::Redirected => "redirected",
+            OpenOutcome::ConfirmPage => "confirm_page",
+            OpenOutcome::Used => "used",
+            OpenOutcome::Expired => "expired",
+            OpenOutcome::Revoked => "revoked",
+            OpenOutcome::NotFound => "not_found",
+            OpenOutcome::RateLimited => "rate_limited",
+            OpenOutcome::StoreUnavailable => "store_unavailable",
+            OpenOutcome::Other => "other",
+        }
+    }
+
+    /// Counts one open with this outcome.
+    pub fn count(self) {
+        METRICS.link_opens.with_label_values(&[self.as_str()]).inc();
     }
 }
 

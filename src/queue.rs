@@ -22,8 +22,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::VerifySettings;
 use crate::store::{Claim, ClaimedJob, DeadJob, QueuePolicy, Settle, Settled, Store, StoreError};
+
+/// How every queue leases jobs and gives up on them (`[verify]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Lease of a claimed job, milliseconds; renewed while working.
+    pub lease_ms: u64,
+    /// Failed attempts in a row before a job is dead-lettered.
+    pub max_failures: u32,
+    /// How long dead-lettered jobs are kept, milliseconds.
+    pub dead_letter_ttl_ms: u64,
+}
 
 /// The queues (and workers) of the gateway: a fixed vocabulary for keys, labels and the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,20 +120,21 @@ pub struct WorkQueue {
 
 impl WorkQueue {
     /// The queue `name` over `store`; `horizon_ms` is how long its jobs may live (deadline or
-    /// retry horizon), the lease and dead-letter settings come from `[verify]`.
+    /// retry horizon), the lease and dead-letter limits come from `limits` (`[verify]`).
     pub fn new(
         store: Arc<dyn Store>,
         name: QueueName,
         horizon_ms: u64,
-        verify: &VerifySettings,
+        limits: impl Into<JobLimits>,
     ) -> Self {
-        let dead_ttl_ms = verify.dead_letter_ttl_secs.saturating_mul(1000).max(1);
+        let limits = limits.into();
+        let dead_ttl_ms = limits.dead_letter_ttl_ms.max(1);
         WorkQueue {
             store,
             name,
             policy: QueuePolicy {
-                lease_ms: verify.lock_ttl_secs.saturating_mul(1000).max(1),
-                max_failures: verify.max_failures.max(1),
+                lease_ms: limits.lease_ms.max(1),
+                max_failures: limits.max_failures.max(1),
                 ttl_ms: horizon_ms
                     .saturating_add(dead_ttl_ms)
                     .saturating_add(3_600_000),
@@ -399,10 +410,7 @@ where
             };
             match failure {
                 None => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0);
+                    let now = crate::clock::now_secs_f64();
                     m.worker_last_round.with_label_values(&[name]).set(now);
                 }
                 Some(error) => {

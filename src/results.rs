@@ -17,19 +17,35 @@
 //!    order, redeliveries and re-verification change nothing.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use crate::argos::client::{ArgosClient, ArgosError};
 use crate::argos::webhook::WebhookEvent;
 use crate::assertions::{AssertionFacts, Assertions};
 use crate::callbacks::{Callbacks, StepUpCompleted};
-use crate::config::{VerifySettings, WebhookSettings};
+use crate::digest::short_hex;
 use crate::links::{LinkId, LinkResult, Outcome};
-use crate::queue::{Handler, QueueName, Step, WorkQueue};
+use crate::queue::{Handler, JobLimits, QueueName, Step, WorkQueue};
 use crate::sid::SidResolver;
 use crate::store::{user_tag, ClaimedJob, ResultWrite, Store, StoreError};
 use crate::verdict::{judge, JudgePolicy, Judgement, Verdict};
+
+/// The results loop's deadlines and lifetimes (`[verify]`, `[webhooks]`, `[erasure]`), ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyPolicy {
+    /// Give up pull-verification after this long.
+    pub deadline_ms: u64,
+    /// Verified result lifetime.
+    pub result_ttl_ms: u64,
+    /// Webhook redelivery memory.
+    pub dedup_ttl_ms: u64,
+    /// How long the per-user sets of authentication ids are kept (erasure).
+    pub auth_ids_ttl_ms: u64,
+    /// What counts as approved.
+    pub judge: JudgePolicy,
+    /// Leases and dead letters of the verification queue.
+    pub jobs: JobLimits,
+}
 
 /// What the receiver did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,10 +88,6 @@ pub struct StepUpRead {
     pub now_ms: i64,
 }
 
-fn hashed(s: &str) -> String {
-    hex::encode(&Sha256::digest(s.as_bytes())[..16])
-}
-
 fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -97,46 +109,37 @@ pub struct Results {
 }
 
 impl Results {
-    /// The loop for `[verify]` and `[webhooks]`.
+    /// The loop under `policy`.
     pub fn new(
         store: Arc<dyn Store>,
         argos: ArgosClient,
         callbacks: Option<Callbacks>,
         sid: SidResolver,
-        verify: &VerifySettings,
-        webhooks: &WebhookSettings,
+        policy: VerifyPolicy,
     ) -> Self {
-        let deadline_ms = verify.deadline_secs.saturating_mul(1000);
         Results {
-            queue: WorkQueue::new(store.clone(), QueueName::Verify, deadline_ms, verify),
+            queue: WorkQueue::new(
+                store.clone(),
+                QueueName::Verify,
+                policy.deadline_ms,
+                policy.jobs,
+            ),
             store,
             argos,
             callbacks,
             sid,
-            policy: JudgePolicy {
-                skew_ms: i64::try_from(verify.clock_skew_secs.saturating_mul(1000))
-                    .unwrap_or(i64::MAX),
-                require_submission_id: verify.require_submission_id,
-            },
-            deadline_ms,
-            result_ttl_ms: verify.result_ttl_secs.saturating_mul(1000),
-            dedup_ttl_ms: webhooks.dedup_ttl_secs.saturating_mul(1000),
+            policy: policy.judge,
+            deadline_ms: policy.deadline_ms,
+            result_ttl_ms: policy.result_ttl_ms,
+            dedup_ttl_ms: policy.dedup_ttl_ms,
             assertions: None,
-            auth_ids_ttl_ms: crate::config::ErasureSettings::default()
-                .auth_ids_ttl_secs
-                .saturating_mul(1000),
+            auth_ids_ttl_ms: policy.auth_ids_ttl_ms,
         }
     }
 
     /// Puts a signed assertion into the callbacks of approved results (`[assertions]`).
     pub fn with_assertions(mut self, assertions: Option<Arc<Assertions>>) -> Self {
         self.assertions = assertions;
-        self
-    }
-
-    /// Keeps the per-user sets of authentication ids `erasure.auth_ids_ttl_secs` (issue 19).
-    pub fn with_erasure(mut self, erasure: &crate::config::ErasureSettings) -> Self {
-        self.auth_ids_ttl_ms = erasure.auth_ids_ttl_secs.saturating_mul(1000);
         self
     }
 
@@ -173,7 +176,7 @@ impl Results {
                 };
                 let json = serde_json::to_string(&job).map_err(corrupt)?;
                 // Redelivery check, job and queue entry: one atomic step.
-                let marker = hashed(&auth_id);
+                let marker = short_hex(&auth_id);
                 let added = self
                     .queue
                     .push(&auth_id, &json, Some((&marker, self.dedup_ttl_ms)))
@@ -352,7 +355,7 @@ impl Results {
             };
             callbacks
                 .enqueue(&StepUpCompleted {
-                    id: format!("evt_{}", hashed(auth_id)),
+                    id: format!("evt_{}", short_hex(auth_id)),
                     kind: "step_up.completed".into(),
                     created: now_ms / 1000,
                     user_id: link.user_id.clone(),

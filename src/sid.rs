@@ -10,8 +10,30 @@
 use std::sync::Arc;
 
 use crate::argos::client::{ArgosClient, ArgosError};
-use crate::config::{SidSettings, SidSource};
 use crate::store::{user_tag, Store, StoreError};
+
+/// One place to find a user's submission id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SidSource {
+    /// The user's JWT claim `auth.sid_claim`.
+    Claim,
+    /// The user → sid mapping in the store.
+    Store,
+    /// ARGOS `GET /v3/submission?userid=…`.
+    Argos,
+}
+
+/// Where and how long `sid`s are looked up and kept (`[sid]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidPolicy {
+    /// Sources, tried in order.
+    pub sources: Vec<SidSource>,
+    /// Stored mapping lifetime, milliseconds.
+    pub store_ttl_ms: u64,
+    /// ARGOS answer cache lifetime, milliseconds.
+    pub cache_ttl_ms: u64,
+}
 
 /// Marks "ARGOS had no approved submission" in the cache.
 const NONE_MARKER: &str = "\u{0}none";
@@ -46,14 +68,23 @@ fn cache_key(user_id: &str) -> String {
 }
 
 impl SidResolver {
-    /// A resolver for `[sid]`.
-    pub fn new(settings: &SidSettings, store: Arc<dyn Store>, argos: ArgosClient) -> Self {
+    /// A resolver under `policy`.
+    pub fn new(policy: SidPolicy, store: Arc<dyn Store>, argos: ArgosClient) -> Self {
         SidResolver {
-            sources: settings.sources.clone(),
+            sources: policy.sources,
             store,
             argos,
-            store_ttl_ms: settings.store_ttl_secs * 1000,
-            cache_ttl_ms: settings.argos_cache_secs * 1000,
+            store_ttl_ms: policy.store_ttl_ms,
+            cache_ttl_ms: policy.cache_ttl_ms,
+        }
+    }
+
+    /// The sid [`SidResolver::resolve`] would answer without asking any store or ARGOS: the
+    /// user's JWT claim, when `claim` is the first source and the claim is set.
+    pub fn immediate(&self, claim: Option<&str>) -> Option<String> {
+        match self.sources.first() {
+            Some(SidSource::Claim) => claim.filter(|s| !s.is_empty()).map(str::to_string),
+            _ => None,
         }
     }
 

@@ -21,7 +21,6 @@ use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
 use crate::callbacks::Callbacks;
 use crate::config::{ConfigError, RedisMode, Settings, StoreBackend};
-use crate::demo::DemoState;
 use crate::erasure::Erasures;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
@@ -223,7 +222,7 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// An in-process store (demo, and the configuration dry run).
+    /// An in-process store (tests, a local run, and the configuration dry run).
     pub fn memory() -> Self {
         StoreHandle {
             store: Arc::new(MemoryStore::new()),
@@ -287,38 +286,21 @@ impl Components {
             store,
             redis: redis_store,
         } = handle;
-        let outbound = crate::outbound::Outbound::from_settings(&settings.outbound)?;
+        let outbound = settings.outbound.outbound()?;
         let mut verifier = JwtVerifier::from_settings(&settings.auth, &outbound)?;
         verifier.refuse_audience(&settings.auth.service.audience);
         let services = ServiceVerifier::from_settings(&settings.auth, &outbound)?;
-        let argos = ArgosClient::from_settings(&settings.argos, &outbound)
+        let argos = ArgosClient::new(settings.argos.api(), &outbound)
             .map_err(|e| ConfigError::new("argos.api_base_url", e))?;
-        let api_key = settings
-            .argos
-            .api_key
-            .as_ref()
-            .ok_or_else(|| ConfigError::new("argos.api_key", "required"))?;
-        let cipher = QueryCipher::new(settings.argos.encryption, api_key)
-            .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
-        let urls = FaceAuthUrlBuilder::new(
-            &settings.argos.form_url,
-            settings.argos.project_id.as_deref().unwrap_or_default(),
-            cipher,
-            settings.argos.plaintext,
-        );
-        let options = LinkOptions {
-            confirm_step: settings.links.confirm_step,
-            single_active: settings.links.single_active,
-            max_url_bytes: settings.argos.max_url_bytes,
-        };
-        let sid = SidResolver::new(&settings.sid, store.clone(), argos.clone());
-        let callbacks = Callbacks::from_settings(
-            &settings.callbacks,
-            &settings.verify,
-            &outbound,
-            store.clone(),
-        )
-        .map_err(|e| ConfigError::new("callbacks.url", e))?;
+        let sid = SidResolver::new(settings.sid.policy(), store.clone(), argos.clone());
+        let callbacks = settings
+            .callbacks
+            .target()
+            .map(|target| {
+                Callbacks::new(target, (&settings.verify).into(), &outbound, store.clone())
+                    .map_err(|e| ConfigError::new("callbacks.url", e))
+            })
+            .transpose()?;
         let assertions = Assertions::from_settings(
             &settings.assertions,
             settings
@@ -326,25 +308,24 @@ impl Components {
                 .public_base_url
                 .as_str()
                 .trim_end_matches('/'),
-        )?
+        )
+        .map_err(ConfigError::from)?
         .map(Arc::new);
         let erasures = Erasures::new(
             store.clone(),
             argos.clone(),
             callbacks.clone(),
-            &settings.erasure,
-            &settings.verify,
+            settings.erasure.policy(),
+            (&settings.verify).into(),
         );
         let results = Results::new(
             store.clone(),
             argos,
             callbacks.clone(),
             sid.clone(),
-            &settings.verify,
-            &settings.webhooks,
+            settings.verify_policy(),
         )
-        .with_assertions(assertions.clone())
-        .with_erasure(&settings.erasure);
+        .with_assertions(assertions.clone());
         Ok(Components {
             erasures,
             services,
@@ -366,14 +347,43 @@ impl Components {
                 settings.store.idempotency_claim_ms,
                 Duration::from_millis(settings.store.timeout_ms),
             ),
-            links: LinkService::new(store, settings.links.policy(), options, urls)
-                .with_accepted_risks(settings.store.accept_risks.clone())
-                .with_assertions(assertions.clone()),
+            links: link_service(settings, store, assertions.clone())?,
             verifier,
             redis: redis_store,
             assertions,
         })
     }
+}
+
+/// The link service: the FaceAuth URL builder (cipher of the Add-on key) on `store`.
+fn link_service(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    assertions: Option<Arc<Assertions>>,
+) -> Result<LinkService, ConfigError> {
+    let api_key = settings
+        .argos
+        .api_key
+        .as_ref()
+        .ok_or_else(|| ConfigError::new("argos.api_key", "required"))?;
+    let cipher = QueryCipher::new(settings.argos.encryption, api_key)
+        .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
+    let urls = FaceAuthUrlBuilder::new(
+        &settings.argos.form_url,
+        settings.argos.project_id.as_deref().unwrap_or_default(),
+        cipher,
+        settings.argos.plaintext,
+    );
+    let options = LinkOptions {
+        confirm_step: settings.links.confirm_step,
+        single_active: settings.links.single_active,
+        max_url_bytes: settings.argos.max_url_bytes,
+    };
+    Ok(
+        LinkService::new(store, settings.links.policy(), options, urls)
+            .with_accepted_risks(settings.store.accept_risks.clone())
+            .with_assertions(assertions),
+    )
 }
 
 /// The webhook receiver's secrets: the path secrets (the previous one only while a current one
@@ -448,7 +458,7 @@ impl Reloader {
         applied.validate()?;
         let restart = restart_needed(&new, &applied);
         if let Some(callbacks) = &self.callbacks {
-            callbacks.set_keys(&applied.callbacks);
+            callbacks.set_keys(applied.callbacks.keys());
         }
         self.state.webhooks.set_keys(webhook_keys(&applied));
         if let Some(services) = self.services.as_ref() {
@@ -713,6 +723,20 @@ async fn shutdown_signal() {
     }
 }
 
+/// Extra routes and app data plugged into every worker's [`App`] from outside.
+pub type Extension = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// The shared per-worker data of the public server.
+#[derive(Clone)]
+struct AppData {
+    state: web::Data<AppState>,
+    verifier: web::Data<JwtVerifier>,
+    services: web::Data<Option<ServiceVerifier>>,
+    cookies: web::Data<CookiePolicy>,
+    head_limits: web::Data<middleware::HeadLimits>,
+    cors: crate::config::CorsSettings,
+}
+
 impl Application {
     /// Validates, binds `server.bind` (port `0` picks a free port), waits for the store (up to
     /// `store.startup_wait_secs`, answering health checks meanwhile) and builds.
@@ -727,197 +751,55 @@ impl Application {
         Self::build_on(settings, listener, None).await
     }
 
-    /// Like [`Application::build`] on an already bound listener; `demo` adds the `/demo*`
-    /// routes (demo mode only).
+    /// Like [`Application::build`] on an already bound listener; `extension` adds routes and
+    /// app data of its own to the public server.
     pub async fn build_with_listener(
         settings: Settings,
         listener: TcpListener,
-        demo: Option<DemoState>,
+        extension: Option<Extension>,
     ) -> Result<Self, StartupError> {
         settings.validate()?;
         Components::with_store(&settings, StoreHandle::memory())?;
-        Self::build_on(settings, listener, demo).await
+        Self::build_on(settings, listener, extension).await
     }
 
     /// Waits for the store (see [`wait_for_store`]), builds the components, serves.
     async fn build_on(
         settings: Settings,
         listener: TcpListener,
-        demo: Option<DemoState>,
+        extension: Option<Extension>,
     ) -> Result<Self, StartupError> {
         let store = wait_for_store(&settings, &listener).await?;
         let components = Components::with_store(&settings, store)?;
-        Self::assemble(settings, components, listener, demo).await
+        Self::assemble(settings, components, listener, extension).await
     }
 
     async fn assemble(
         settings: Settings,
         components: Components,
         listener: TcpListener,
-        demo: Option<DemoState>,
+        extension: Option<Extension>,
     ) -> Result<Self, StartupError> {
-        let initial = settings.clone();
-        components.verifier.warm_up().await;
-        if let Some(assertions) = &components.assertions {
-            assertions.log_start();
-        }
-        if let Some(services) = &components.services {
-            services.warm_up().await;
-        }
+        warm_up(&components).await;
         let port = listener.local_addr()?.port();
         let draining = Arc::new(AtomicBool::new(false));
-        let every = Duration::from_millis(settings.verify.poll_interval_ms);
-        // A round works on at most 20 jobs, each bounded by its lease: a round that takes
-        // longer than this hangs, and is stopped and counted.
-        let round_timeout = Duration::from_secs(settings.verify.lock_ttl_secs.saturating_mul(22));
-        let mut workers = Vec::new();
-        let results = components.results.clone();
-        workers.push(supervise(
-            QueueName::Verify,
-            every,
-            round_timeout,
-            move || {
-                let results = results.clone();
-                async move { results.run_due().await }
-            },
-        ));
-        if let Some(redis) = components.redis.clone() {
-            // The clock offset to Redis (write deadlines, the offset metric and warning).
-            workers.push(supervise(
-                crate::queue::WorkerName::STORE,
-                Duration::from_secs(5),
-                round_timeout,
-                move || {
-                    let redis = redis.clone();
-                    async move { redis.maintain().await }
-                },
-            ));
-        }
-        let erasures = components.erasures.clone();
-        workers.push(supervise(
-            QueueName::Erasure,
-            every,
-            round_timeout,
-            move || {
-                let erasures = erasures.clone();
-                async move { erasures.run_due().await }
-            },
-        ));
-        if let Some(callbacks) = components.callbacks.clone() {
-            workers.push(supervise(
-                QueueName::Callbacks,
-                every,
-                round_timeout,
-                move || {
-                    let callbacks = callbacks.clone();
-                    async move { callbacks.run_due().await }
-                },
-            ));
-        }
-        let state = web::Data::new(AppState {
-            links: components.links,
-            limiter: components.limiter,
-            idempotency: components.idempotency,
-            trusted_proxies: settings.server.trusted_proxies.clone(),
-            client_ip_header: settings.server.client_ip_header,
-            faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
-            sid: components.sid,
-            results: components.results,
-            erasures: components.erasures,
-            webhooks: components.webhooks,
-            draining: draining.clone(),
-            assertions: components.assertions,
-            public_base_url: settings
-                .server
-                .public_base_url
-                .as_str()
-                .trim_end_matches('/')
-                .to_string(),
-        });
-        let verifier = web::Data::new(components.verifier);
+        let workers = spawn_workers(&settings, &components);
         let callbacks = components.callbacks.clone();
-        let cors = settings.cors.clone();
-        let cookies = web::Data::new(CookiePolicy {
-            cookie_name: Some(settings.auth.cookie_name.clone()).filter(|c| !c.is_empty()),
-            allowed_origins: settings
-                .cors
-                .allowed_origins
-                .iter()
-                .filter(|o| *o != "*")
-                .cloned()
-                .collect(),
-            own_origin: settings
-                .server
-                .public_base_url
-                .origin()
-                .ascii_serialization(),
-        });
-        let services = web::Data::new(components.services);
+        let data = app_data(&settings, components, draining.clone());
         let reloader = Reloader {
             config: None,
-            current: Arc::new(tokio::sync::Mutex::new(initial)),
-            state: state.clone(),
-            verifier: verifier.clone(),
-            services: services.clone(),
+            current: Arc::new(tokio::sync::Mutex::new(settings.clone())),
+            state: data.state.clone(),
+            verifier: data.verifier.clone(),
+            services: data.services.clone(),
             callbacks,
         };
-        let demo = demo.map(web::Data::new);
-        let head_limits = web::Data::new(middleware::HeadLimits {
-            max_headers: settings.server.max_headers,
-            max_header_bytes: settings.server.max_header_bytes,
-            max_uri_bytes: settings.server.max_uri_bytes,
-        });
-        let mut server = HttpServer::new(move || {
-            // Runs on each worker thread: its store commands get a connection of their own.
-            crate::store::redis_conn::mark_worker_thread();
-            let mut app = App::new()
-                .app_data(head_limits.clone())
-                .wrap(from_fn(middleware::head_limits))
-                .wrap(from_fn(middleware::observe))
-                .wrap(
-                    DefaultHeaders::new()
-                        .add((header::CACHE_CONTROL, "no-store"))
-                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
-                )
-                .app_data(state.clone())
-                .app_data(verifier.clone())
-                .app_data(services.clone())
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::BadRequest(format!("invalid query: {e}")).into()
-                }))
-                .app_data(cookies.clone())
-                .configure(routes::configure(cors.clone()))
-                .default_service(web::to(routes::not_found));
-            if let Some(demo) = &demo {
-                app = app.app_data(demo.clone()).configure(crate::demo::configure);
-            }
-            app
-        })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let metrics = match settings.server.metrics_addr()? {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr)?;
-                let port = listener.local_addr()?.port();
-                let server = HttpServer::new(|| {
-                    App::new().route("/metrics", web::get().to(crate::metrics::metrics_handler))
-                })
-                .listen(listener)?
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .run();
-                Some((server, port))
-            }
-            None => None,
-        };
+        // The metrics listener first: binding it can fail, and then nothing runs.
+        let metrics = metrics_server(&settings)?;
+        let server = public_server(&settings, data, extension, listener)?;
         Ok(Application {
             port,
-            server: server.run(),
+            server,
             metrics,
             workers,
             draining,
@@ -994,4 +876,181 @@ impl Application {
         }
         result
     }
+}
+
+/// Fetches the keys the verifiers need before the first request, and logs the assertion key.
+async fn warm_up(components: &Components) {
+    components.verifier.warm_up().await;
+    if let Some(assertions) = &components.assertions {
+        assertions.log_start();
+    }
+    if let Some(services) = &components.services {
+        services.warm_up().await;
+    }
+}
+
+/// Starts the background workers: verification, store upkeep (Redis), erasures, callbacks.
+fn spawn_workers(settings: &Settings, components: &Components) -> Vec<tokio::task::JoinHandle<()>> {
+    let every = Duration::from_millis(settings.verify.poll_interval_ms);
+    // A round works on at most 20 jobs, each bounded by its lease: a round that takes
+    // longer than this hangs, and is stopped and counted.
+    let round_timeout = Duration::from_secs(settings.verify.lock_ttl_secs.saturating_mul(22));
+    let mut workers = Vec::new();
+    let results = components.results.clone();
+    workers.push(supervise(
+        QueueName::Verify,
+        every,
+        round_timeout,
+        move || {
+            let results = results.clone();
+            async move { results.run_due().await }
+        },
+    ));
+    if let Some(redis) = components.redis.clone() {
+        // The clock offset to Redis (write deadlines, the offset metric and warning).
+        workers.push(supervise(
+            crate::queue::WorkerName::STORE,
+            Duration::from_secs(5),
+            round_timeout,
+            move || {
+                let redis = redis.clone();
+                async move { redis.maintain().await }
+            },
+        ));
+    }
+    let erasures = components.erasures.clone();
+    workers.push(supervise(
+        QueueName::Erasure,
+        every,
+        round_timeout,
+        move || {
+            let erasures = erasures.clone();
+            async move { erasures.run_due().await }
+        },
+    ));
+    if let Some(callbacks) = components.callbacks.clone() {
+        workers.push(supervise(
+            QueueName::Callbacks,
+            every,
+            round_timeout,
+            move || {
+                let callbacks = callbacks.clone();
+                async move { callbacks.run_due().await }
+            },
+        ));
+    }
+    workers
+}
+
+/// The request handlers' shared data, from the settings and the built components.
+fn app_data(settings: &Settings, components: Components, draining: Arc<AtomicBool>) -> AppData {
+    let state = web::Data::new(AppState {
+        links: components.links,
+        limiter: components.limiter,
+        idempotency: components.idempotency,
+        trusted_proxies: settings.server.trusted_proxies.clone(),
+        client_ip_header: settings.server.client_ip_header,
+        faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
+        sid: components.sid,
+        results: components.results,
+        erasures: components.erasures,
+        webhooks: components.webhooks,
+        draining,
+        assertions: components.assertions,
+        public_base_url: settings
+            .server
+            .public_base_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
+    });
+    let cookies = web::Data::new(CookiePolicy {
+        cookie_name: Some(settings.auth.cookie_name.clone()).filter(|c| !c.is_empty()),
+        allowed_origins: settings
+            .cors
+            .allowed_origins
+            .iter()
+            .filter(|o| *o != "*")
+            .cloned()
+            .collect(),
+        own_origin: settings
+            .server
+            .public_base_url
+            .origin()
+            .ascii_serialization(),
+    });
+    AppData {
+        state,
+        verifier: web::Data::new(components.verifier),
+        services: web::Data::new(components.services),
+        cookies,
+        head_limits: web::Data::new(middleware::HeadLimits {
+            max_headers: settings.server.max_headers,
+            max_header_bytes: settings.server.max_header_bytes,
+            max_uri_bytes: settings.server.max_uri_bytes,
+        }),
+        cors: settings.cors.clone(),
+    }
+}
+
+/// The public HTTP server on `listener`: middleware, shared data, the route table, and the
+/// `extension`'s routes.
+fn public_server(
+    settings: &Settings,
+    data: AppData,
+    extension: Option<Extension>,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        // Runs on each worker thread: its store commands get a connection of their own.
+        crate::store::redis_conn::mark_worker_thread();
+        let mut app =
+            App::new()
+                .app_data(data.head_limits.clone())
+                .wrap(from_fn(middleware::head_limits))
+                .wrap(from_fn(middleware::observe))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((header::CACHE_CONTROL, "no-store"))
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                )
+                .app_data(data.state.clone())
+                .app_data(data.verifier.clone())
+                .app_data(data.services.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::BadRequest(format!("invalid query: {e}")).into()
+                }))
+                .app_data(data.cookies.clone())
+                .configure(routes::configure(data.cors.clone()))
+                .default_service(web::to(routes::not_found));
+        if let Some(extension) = &extension {
+            app = app.configure(|cfg| extension(cfg));
+        }
+        app
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server.run())
+}
+
+/// The metrics listener (`server.metrics_bind`), if on.
+fn metrics_server(settings: &Settings) -> Result<Option<(Server, u16)>, StartupError> {
+    let Some(addr) = settings.server.metrics_addr()? else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(|| {
+        App::new().route("/metrics", web::get().to(crate::metrics::metrics_handler))
+    })
+    .listen(listener)?
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .run();
+    Ok(Some((server, port)))
 }

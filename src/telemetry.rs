@@ -14,21 +14,48 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, TelemetrySettings};
+/// `log.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where spans go (`[telemetry]`); an empty `otlp_endpoint`: nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traces {
+    /// OTLP/HTTP base URL of a collector; empty = no traces.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for Traces {
+    fn default() -> Self {
+        Traces {
+            otlp_endpoint: String::new(),
+            service_name: "faceauth-gateway".into(),
+        }
+    }
+}
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Installs the global subscriber once, without traces; later calls are no-ops (tests call it
 /// repeatedly).
 pub fn init(format: LogFormat) {
-    let _ = init_with(format, &TelemetrySettings::default());
+    let _ = init_with(format, Traces::default());
 }
 
 /// Installs the global subscriber once, with the OpenTelemetry layer when
 /// `telemetry.otlp_endpoint` is set.
 ///
 /// Errors: a description when the exporter cannot be built (never a secret).
-pub fn init_with(format: LogFormat, telemetry: &TelemetrySettings) -> Result<(), String> {
+pub fn init_with(format: LogFormat, telemetry: impl Into<Traces>) -> Result<(), String> {
+    let telemetry = telemetry.into();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     type Inner = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
     let fmt = tracing_subscriber::fmt::layer()
@@ -39,7 +66,7 @@ pub fn init_with(format: LogFormat, telemetry: &TelemetrySettings) -> Result<(),
         LogFormat::Text => fmt.boxed(),
     }];
     if !telemetry.otlp_endpoint.is_empty() && PROVIDER.get().is_none() {
-        let provider = build_provider(telemetry)?;
+        let provider = build_provider(&telemetry)?;
         let tracer = provider.tracer("faceauth-gateway");
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
@@ -57,7 +84,7 @@ pub fn init_with(format: LogFormat, telemetry: &TelemetrySettings) -> Result<(),
 /// The exporter's HTTP client is a blocking `reqwest` client: the SDK's batch processor
 /// exports from its own thread, outside any async runtime. It is built (and would be dropped)
 /// on a thread of its own, as blocking clients must not be inside a runtime.
-fn build_provider(telemetry: &TelemetrySettings) -> Result<SdkTracerProvider, String> {
+fn build_provider(telemetry: &Traces) -> Result<SdkTracerProvider, String> {
     use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
     let endpoint = format!(
         "{}/v1/traces",

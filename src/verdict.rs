@@ -18,7 +18,7 @@
 //! not list yet, or whose status is not final, is **not yet** decided.
 
 use crate::argos::client::{AuthStatus, FaceAuthRecord};
-use crate::links::{LinkId, LinkRecord, Outcome};
+use crate::lifecycle::{LinkId, LinkRecord, Outcome};
 
 /// The rules' settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ fn reject_reason(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::{Expiry, StoredState};
+    use crate::lifecycle::{Expiry, StoredState};
 
     const NOW: i64 = 1_795_000_000_000;
     const OPENED: i64 = NOW - 120_000;

@@ -8,8 +8,6 @@ use serde_json::Value;
 use std::time::Duration;
 use tracing::Instrument;
 
-use crate::config::ArgosSettings;
-
 /// Why an ARGOS call failed. Carries no key material.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ArgosError {
@@ -195,6 +193,23 @@ pub struct ArgosClient {
     retries: u32,
 }
 
+/// Where the ARGOS REST API is and how it is called (`[argos]`).
+#[derive(Clone)]
+pub struct ArgosApi {
+    /// Base URL.
+    pub base_url: url::Url,
+    /// Add-on API key (secret).
+    pub addon_key: Option<SecretString>,
+    /// ID Check project API key (secret).
+    pub idcheck_key: Option<SecretString>,
+    /// Connect timeout per attempt, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Total timeout per attempt, milliseconds.
+    pub timeout_ms: u64,
+    /// Retries after the first attempt on timeouts and 5xx.
+    pub retries: u32,
+}
+
 impl std::fmt::Debug for ArgosClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArgosClient")
@@ -205,26 +220,23 @@ impl std::fmt::Debug for ArgosClient {
 }
 
 impl ArgosClient {
-    /// A client for `[argos]`, reaching the network as `[outbound]` says (no ambient proxy).
+    /// A client for `api`, reaching the network as `outbound` says (no ambient proxy).
     /// Errors: a description if the HTTP client cannot be built.
-    pub fn from_settings(
-        s: &ArgosSettings,
-        outbound: &crate::outbound::Outbound,
-    ) -> Result<Self, String> {
+    pub fn new(api: ArgosApi, outbound: &crate::outbound::Outbound) -> Result<Self, String> {
         let http = outbound
             .builder()
-            .connect_timeout(Duration::from_millis(s.api_connect_timeout_ms))
-            .timeout(Duration::from_millis(s.api_timeout_ms))
+            .connect_timeout(Duration::from_millis(api.connect_timeout_ms))
+            .timeout(Duration::from_millis(api.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("faceauth-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(ArgosClient {
             http,
-            base: s.api_base_url.clone(),
-            addon_key: s.api_key.clone(),
-            idcheck_key: s.idcheck_api_key.clone(),
-            retries: s.api_retries,
+            base: api.base_url,
+            addon_key: api.addon_key,
+            idcheck_key: api.idcheck_key,
+            retries: api.retries,
         })
     }
 

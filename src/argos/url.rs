@@ -132,16 +132,6 @@ impl FaceAuthUrlBuilder {
         }
     }
 
-    /// The cipher in use (shared with the demo form and the CLI).
-    pub fn cipher(&self) -> &QueryCipher {
-        &self.cipher
-    }
-
-    /// The plaintext format in use.
-    pub fn format(&self) -> PlaintextFormat {
-        self.format
-    }
-
     /// The full FaceAuth URL for `params`: `<form_url>?pid=<pid>&encrypted=<percent-encoded
     /// ciphertext>`. A secret: it lets anyone start this user's FaceAuth session.
     pub fn build(&self, params: &FaceAuthParams) -> SecretString {

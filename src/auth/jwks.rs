@@ -202,18 +202,19 @@ impl JwksCache {
     /// cannot be built.
     pub fn from_settings(
         s: &AuthSettings,
+        prefix: &str,
         outbound: &crate::outbound::Outbound,
     ) -> Result<Option<Self>, ConfigError> {
         let source = match (&s.jwks_url, s.discovery) {
             (Some(_), true) => {
                 return Err(ConfigError::new(
-                    "auth.discovery",
+                    format!("{prefix}.discovery"),
                     "set either auth.jwks_url or auth.discovery, not both",
                 ))
             }
             (Some(url), false) => {
                 check_key_url(url, s.allow_insecure_http)
-                    .map_err(|e| ConfigError::new("auth.jwks_url", e))?;
+                    .map_err(|e| ConfigError::new(format!("{prefix}.jwks_url"), e))?;
                 Source::Direct(url.clone())
             }
             (None, true) => {
@@ -223,14 +224,17 @@ impl JwksCache {
                     .filter(|i| i.starts_with("https://") || i.starts_with("http://"))
                     .ok_or_else(|| {
                         ConfigError::new(
-                            "auth.issuer",
+                            format!("{prefix}.issuer"),
                             "must be an http(s) URL when auth.discovery = true",
                         )
                     })?;
                 let parsed = url::Url::parse(&issuer)
-                    .map_err(|e| ConfigError::new("auth.issuer", e.to_string()))?;
+                    .map_err(|e| ConfigError::new(format!("{prefix}.issuer"), e.to_string()))?;
                 check_key_url(&parsed, s.allow_insecure_http).map_err(|e| {
-                    ConfigError::new("auth.issuer", format!("with auth.discovery = true: {e}"))
+                    ConfigError::new(
+                        format!("{prefix}.issuer"),
+                        format!("with auth.discovery = true: {e}"),
+                    )
                 })?;
                 Source::Discovery { issuer }
             }
@@ -250,7 +254,9 @@ impl JwksCache {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("faceauth-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ConfigError::new("auth.jwks_url", format!("HTTP client: {e}")))?;
+            .map_err(|e| {
+                ConfigError::new(format!("{prefix}.jwks_url"), format!("HTTP client: {e}"))
+            })?;
         Ok(Some(JwksCache {
             client,
             source,

@@ -9,21 +9,14 @@ pub mod cookie;
 pub mod jwks;
 pub mod service;
 
-use actix_web::dev::Payload;
-use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, FromRequest, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwks::{JwksCache, KeyError};
 
 use crate::config::{AuthSettings, ConfigError};
-use crate::http::ApiError;
 
 /// The verified caller of a user route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +41,18 @@ pub enum AuthError {
     /// The identity provider's keys could not be fetched and the cache is too old.
     #[error("JWKS unavailable")]
     KeysUnavailable,
+    /// Cookie credentials sent from a foreign site.
+    #[error("cross-site request")]
+    CrossSite,
+    /// The service credential lacks this scope.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(&'static str),
+    /// No service credentials are configured: service routes do not exist.
+    #[error("service credentials are not configured")]
+    ServiceCredentialsOff,
+    /// A verifier was not set up (a bug in the application's wiring).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,17 +121,28 @@ impl JwtVerifier {
         s: &AuthSettings,
         outbound: &crate::outbound::Outbound,
     ) -> Result<Self, ConfigError> {
-        let first = *s
-            .algorithms
-            .first()
-            .ok_or_else(|| ConfigError::new("auth.algorithms", "required, e.g. [\"RS256\"]"))?;
+        Self::from_profile(s, "auth", outbound)
+    }
+
+    /// Builds a verifier from a profile of `[auth]` settings whose keys are named under
+    /// `prefix` (`auth`, or `auth.service` for the service profile).
+    ///
+    /// Errors: as [`JwtVerifier::from_settings`], naming `<prefix>.<key>`.
+    pub fn from_profile(
+        s: &AuthSettings,
+        prefix: &str,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Self, ConfigError> {
+        let first = *s.algorithms.first().ok_or_else(|| {
+            ConfigError::new(format!("{prefix}.algorithms"), "required, e.g. [\"RS256\"]")
+        })?;
         let fam = family(first);
-        let jwks = JwksCache::from_settings(s, outbound)?;
+        let jwks = JwksCache::from_settings(s, prefix, outbound)?;
         let mixes_hmac = s.algorithms.iter().any(|a| family(*a) == Family::Hmac)
             && s.algorithms.iter().any(|a| family(*a) != Family::Hmac);
         if mixes_hmac || (jwks.is_none() && s.algorithms.iter().any(|a| family(*a) != fam)) {
             return Err(ConfigError::new(
-                "auth.algorithms",
+                format!("{prefix}.algorithms"),
                 "must not mix families (HMAC, RSA, EC, EdDSA) unless keys come from a JWKS, \
                  and never HMAC with the others",
             ));
@@ -135,7 +151,7 @@ impl JwtVerifier {
             Some(cache) => {
                 if fam == Family::Hmac {
                     return Err(ConfigError::new(
-                        "auth.algorithms",
+                        format!("{prefix}.algorithms"),
                         "HMAC algorithms use auth.hs256_secret, not a JWKS",
                     ));
                 }
@@ -144,16 +160,16 @@ impl JwtVerifier {
                     .is_some_and(|p| !p.trim().is_empty())
                 {
                     return Err(ConfigError::new(
-                        "auth.public_key_pem",
+                        format!("{prefix}.public_key_pem"),
                         "set either a public key or a JWKS, not both",
                     ));
                 }
                 KeySource::Jwks(Arc::new(cache))
             }
-            None => KeySource::Static(static_key(s, fam)?, fam),
+            None => KeySource::Static(static_key(s, prefix, fam)?, fam),
         };
-        let issuer = non_empty(&s.issuer, "auth.issuer")?;
-        let audience = non_empty(&s.audience, "auth.audience")?;
+        let issuer = non_empty(&s.issuer, &format!("{prefix}.issuer"))?;
+        let audience = non_empty(&s.audience, &format!("{prefix}.audience"))?;
         let mut validation = Validation::new(first);
         validation.algorithms = s.algorithms.clone();
         validation.leeway = s.leeway_secs;
@@ -166,29 +182,7 @@ impl JwtVerifier {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["iss", "aud"]);
 
-        let mut cf_claims: [Option<String>; 3] = Default::default();
-        for (slot, claim) in &s.cf_claims {
-            let index = match slot.to_ascii_lowercase().as_str() {
-                "authcf1" => 0,
-                "authcf2" => 1,
-                "authcf3" => 2,
-                _ => {
-                    return Err(ConfigError::new(
-                        format!("auth.cf_claims.{slot}"),
-                        "only authCf1, authCf2 and authCf3 exist",
-                    ))
-                }
-            };
-            cf_claims[index] = Some(claim.clone());
-        }
-        for (key, value) in [
-            ("auth.user_id_claim", &s.user_id_claim),
-            ("auth.sid_claim", &s.sid_claim),
-        ] {
-            if value.is_empty() {
-                return Err(ConfigError::new(key, "must not be empty"));
-            }
-        }
+        let cf_claims = claim_names(s, prefix)?;
         Ok(JwtVerifier {
             keys,
             allowed: s.algorithms.clone(),
@@ -298,7 +292,7 @@ impl JwtVerifier {
             jsonwebtoken::decode::<Map<String, Value>>(token.expose_secret(), key, &validation)
                 .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
-        let now = unix_now();
+        let now = crate::clock::now_secs_f64();
         check_times(&claims, self.leeway_secs as f64, now)?;
         check_lifetime(
             &claims,
@@ -326,8 +320,39 @@ impl JwtVerifier {
     }
 }
 
+/// The `authCf1..3` claim names; the user id and `sid` claims must not be empty.
+fn claim_names(s: &AuthSettings, prefix: &str) -> Result<[Option<String>; 3], ConfigError> {
+    let mut cf_claims: [Option<String>; 3] = Default::default();
+    for (slot, claim) in &s.cf_claims {
+        let index = match slot.to_ascii_lowercase().as_str() {
+            "authcf1" => 0,
+            "authcf2" => 1,
+            "authcf3" => 2,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{prefix}.cf_claims.{slot}"),
+                    "only authCf1, authCf2 and authCf3 exist",
+                ))
+            }
+        };
+        cf_claims[index] = Some(claim.clone());
+    }
+    for (key, value) in [
+        ("user_id_claim", &s.user_id_claim),
+        ("sid_claim", &s.sid_claim),
+    ] {
+        if value.is_empty() {
+            return Err(ConfigError::new(
+                format!("{prefix}.{key}"),
+                "must not be empty",
+            ));
+        }
+    }
+    Ok(cf_claims)
+}
+
 /// The configured key for a static (non-JWKS) setup.
-fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError> {
+fn static_key(s: &AuthSettings, prefix: &str, fam: Family) -> Result<DecodingKey, ConfigError> {
     Ok(match fam {
         Family::Hmac => {
             let secret = s
@@ -336,18 +361,21 @@ fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError>
                 .map(|s| s.expose_secret())
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| {
-                    ConfigError::new("auth.hs256_secret", "required for HMAC algorithms")
+                    ConfigError::new(
+                        format!("{prefix}.hs256_secret"),
+                        "required for HMAC algorithms",
+                    )
                 })?;
             if secret.len() < 32 {
                 return Err(ConfigError::new(
-                    "auth.hs256_secret",
+                    format!("{prefix}.hs256_secret"),
                     "must be at least 32 bytes",
                 ));
             }
             DecodingKey::from_secret(secret.as_bytes())
         }
         _ => {
-            let pem = read_pem(s.public_key_pem.as_deref())?;
+            let pem = read_pem(s.public_key_pem.as_deref(), prefix)?;
             let parsed = match fam {
                 Family::Rsa => DecodingKey::from_rsa_pem(pem.as_bytes()),
                 Family::Ec => DecodingKey::from_ec_pem(pem.as_bytes()),
@@ -355,7 +383,7 @@ fn static_key(s: &AuthSettings, fam: Family) -> Result<DecodingKey, ConfigError>
             };
             parsed.map_err(|_| {
                 ConfigError::new(
-                    "auth.public_key_pem",
+                    format!("{prefix}.public_key_pem"),
                     format!("not a {fam:?} public key in PEM form"),
                 )
             })?
@@ -376,13 +404,6 @@ fn has_crit(token: &str) -> bool {
         })
         .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
         .is_some_and(|h| h.contains_key("crit"))
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// RFC 7519 NumericDate: a JSON number (integer or not) of seconds since the epoch.
@@ -478,77 +499,22 @@ fn non_empty(value: &Option<String>, key: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn read_pem(value: Option<&str>) -> Result<String, ConfigError> {
-    let value = value
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| ConfigError::new("auth.public_key_pem", "required for RSA, EC and EdDSA"))?;
+fn read_pem(value: Option<&str>, prefix: &str) -> Result<String, ConfigError> {
+    let value = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        ConfigError::new(
+            format!("{prefix}.public_key_pem"),
+            "required for RSA, EC and EdDSA",
+        )
+    })?;
     if value.trim_start().starts_with("-----BEGIN") {
         return Ok(value.to_string());
     }
     std::fs::read_to_string(value).map_err(|e| {
         ConfigError::new(
-            "auth.public_key_pem",
+            format!("{prefix}.public_key_pem"),
             format!("cannot read PEM file `{value}`: {e}"),
         )
     })
-}
-
-/// Reads `Authorization: Bearer <token>`.
-///
-/// Errors: [`AuthError::Missing`] when the header is absent or not a bearer token,
-/// [`AuthError::Invalid`] when it is not visible ASCII.
-pub fn bearer_token(req: &HttpRequest) -> Result<SecretString, AuthError> {
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .ok_or(AuthError::Missing)?
-        .to_str()
-        .map_err(|_| AuthError::Invalid("malformed authorization header"))?;
-    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Missing)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(AuthError::Missing);
-    }
-    Ok(SecretString::from(token.to_string()))
-}
-
-/// A user's token: the bearer header, else (if `auth.cookie_name` is set) the cookie, which
-/// must pass the cross-site check of [`cookie::CookiePolicy::check`].
-///
-/// Errors: [`ApiError::MissingCredentials`], [`ApiError::InvalidToken`] (malformed header),
-/// [`ApiError::CrossSiteRequest`].
-pub fn user_token(req: &HttpRequest) -> Result<SecretString, ApiError> {
-    if req.headers().contains_key(AUTHORIZATION) {
-        return Ok(bearer_token(req)?);
-    }
-    let policy = req.app_data::<web::Data<cookie::CookiePolicy>>();
-    match policy.and_then(|p| Some((p, p.token(req)?))) {
-        Some((policy, token)) => {
-            policy
-                .check(req.headers())
-                .map_err(|_| ApiError::CrossSiteRequest)?;
-            Ok(token)
-        }
-        None => Err(ApiError::MissingCredentials),
-    }
-}
-
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verifier = req.app_data::<web::Data<JwtVerifier>>().cloned();
-        let token = user_token(req);
-        Box::pin(async move {
-            let verifier = verifier.ok_or(ApiError::Internal("JWT verifier not configured"))?;
-            let principal = verifier.verify(&token?).await;
-            if let Err(AuthError::Invalid(reason)) = &principal {
-                tracing::info!(reason, "rejected bearer token");
-            }
-            Ok(principal?)
-        })
-    }
 }
 
 #[cfg(test)]

@@ -3,19 +3,14 @@
 //! cannot call service routes (its audience differs, which config validation enforces), and a
 //! service token cannot call user routes.
 
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
 use secrecy::SecretString;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 
-use super::{bearer_token, claim_string, AuthError, JwtVerifier, Principal};
+use super::{claim_string, AuthError, JwtVerifier, Principal};
 use crate::config::{AuthSettings, ConfigError};
-use crate::http::ApiError;
 
 /// Scope to mint links for users and record their submission ids.
 pub const SCOPE_LINKS_WRITE: &str = "faceauth:links:write";
@@ -39,12 +34,12 @@ pub struct ServicePrincipal {
 }
 
 impl ServicePrincipal {
-    /// Errors: [`ApiError::InsufficientScope`] when `scope` was not granted.
-    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+    /// Errors: [`AuthError::InsufficientScope`] when `scope` was not granted.
+    pub fn require(&self, scope: &'static str) -> Result<(), AuthError> {
         if self.scopes.iter().any(|s| s == scope) {
             Ok(())
         } else {
-            Err(ApiError::InsufficientScope(scope))
+            Err(AuthError::InsufficientScope(scope))
         }
     }
 }
@@ -95,11 +90,7 @@ impl ServiceVerifier {
             }
             s.cf_claims.clear();
             s.user_id_claim = "sub".into();
-            let mut verifier =
-                JwtVerifier::from_settings(&s, outbound).map_err(|e| ConfigError {
-                    key: e.key.replacen("auth.", "auth.service.", 1),
-                    message: e.message,
-                })?;
+            let mut verifier = JwtVerifier::from_profile(&s, "auth.service", outbound)?;
             verifier.refuse_audience(auth.audience.as_deref().unwrap_or_default());
             Some(verifier)
         };
@@ -183,7 +174,8 @@ impl ServiceVerifier {
         })
     }
 
-    async fn authenticate(
+    /// An API key if one was sent, else the bearer token. Errors: [`AuthError`].
+    pub async fn authenticate(
         &self,
         req_key: Option<String>,
         token: Result<SecretString, AuthError>,
@@ -195,31 +187,6 @@ impl ServiceVerifier {
     }
 }
 
-fn api_key(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-impl FromRequest for ServicePrincipal {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verifier = req
-            .app_data::<web::Data<Option<ServiceVerifier>>>()
-            .cloned();
-        let key = api_key(req);
-        let token = bearer_token(req);
-        Box::pin(async move {
-            let verifier = verifier.ok_or(ApiError::Internal("service verifier missing"))?;
-            let verifier = verifier.as_ref().as_ref().ok_or(ApiError::RouteNotFound)?;
-            Ok(verifier.authenticate(key, token).await?)
-        })
-    }
-}
-
 /// Whoever may read a link: its owner (user JWT) or a service with `faceauth:status:read`.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -227,40 +194,4 @@ pub enum Caller {
     User(Principal),
     /// A service.
     Service(ServicePrincipal),
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let users = req.app_data::<web::Data<JwtVerifier>>().cloned();
-        let services = req
-            .app_data::<web::Data<Option<ServiceVerifier>>>()
-            .cloned();
-        let key = api_key(req);
-        let bearer = req
-            .headers()
-            .contains_key(actix_web::http::header::AUTHORIZATION);
-        let token = super::user_token(req);
-        Box::pin(async move {
-            let services = services.as_ref().and_then(|s| s.as_ref().as_ref());
-            if let (Some(key), Some(services)) = (key, services) {
-                return Ok(Caller::Service(services.verify_api_key(&key)?));
-            }
-            let token = token?;
-            let users = users.ok_or(ApiError::Internal("JWT verifier missing"))?;
-            let user_error = match users.verify(&token).await {
-                Ok(p) => return Ok(Caller::User(p)),
-                Err(e) => e,
-            };
-            // Service tokens come only in the Authorization header, never from a cookie.
-            if let (true, Some(services)) = (bearer, services) {
-                if let Ok(s) = services.verify_jwt(&token).await {
-                    return Ok(Caller::Service(s));
-                }
-            }
-            Err(user_error.into())
-        })
-    }
 }

@@ -51,16 +51,7 @@ fn forwarded_chain(req: &HttpRequest, header: ClientIpHeader) -> Vec<Option<IpAd
         .collect()
 }
 
-/// Which header the trusted proxies write (`server.client_ip_header`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClientIpHeader {
-    /// `X-Forwarded-For` (nginx, most load balancers).
-    #[default]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded: for=…`.
-    Forwarded,
-}
+pub use crate::config::ClientIpHeader;
 
 /// The client IP for rate limiting and the webhook allow-list (IPv4-mapped IPv6 addresses are
 /// shown as IPv4).

@@ -6,10 +6,15 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::api::{idempotency_key, parse_optional_object, read_body};
-use super::routes::AppState;
-use super::service_api::user_id_from_path;
-use super::{ApiError, Problem};
+use super::body::{idempotency_key, parse_optional_object, read_body};
+use super::extract::user_id_from_path;
+use super::params::{EraseIdempotencyKey, UserIdPath};
+use super::responses::{
+    AuthErrors401, BodyErrors, EraseUnavailable503, ErasureStatusErrors, InsufficientScope403,
+    ServiceAuthErrors,
+};
+use super::state::AppState;
+use super::ApiError;
 use crate::auth::service::{ServicePrincipal, SCOPE_DATA_DELETE};
 use crate::erasure::{
     valid_id, Counts, ErasureState, ItemStatus, Record, MAX_AUTH_ID_BYTES, MAX_EXTRA_AUTH_IDS,
@@ -83,12 +88,14 @@ fn answer(record: Record) -> ErasureAnswer {
 /// `DELETE /v1/users/{user_id}/faceauth` (`faceauth:data:delete`): erases the user's records
 /// in the gateway at once and deletes their FaceAuth data at ARGOS in a durable job. `202`.
 #[utoipa::path(delete, path = "/v1/users/{user_id}/faceauth", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII; a repeat with the same key answers the same erasure", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    params(UserIdPath,
+        EraseIdempotencyKey),
     request_body(content = Option<EraseRequest>, description = "Empty, `{}` or `{\"auth_ids\": [\"…\"]}`"),
-    responses((status = 202, description = "Erasure accepted: the gateway's records are gone, ARGOS deletions run", body = ErasureAnswer,
+    responses((status = 202,
+            description = "Erasure accepted: the gateway's records are gone, ARGOS deletions run",
+            body = ErasureAnswer,
             headers(("Location" = String, description = "`/v1/erasures/{id}`"))),
-        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store or JWKS unavailable (`store_unavailable`, `jwks_unavailable`); nothing was erased", body = Problem, content_type = "application/problem+json")),
+        ServiceAuthErrors, BodyErrors, EraseUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn erase_user(
     req: HttpRequest,
@@ -133,9 +140,10 @@ pub async fn erase_user(
 /// `GET /v1/erasures/{id}` (`faceauth:data:delete`): an erasure's state and the outcome per
 /// ARGOS authentication id.
 #[utoipa::path(get, path = "/v1/erasures/{id}", tag = "service",
-    params(("id" = String, Path, description = "Erasure id, `er_` and 32 lowercase hex characters", pattern = "^er_[0-9a-f]{32}$")),
+    params(("id" = String, Path, description = "Erasure id, `er_` and 32 lowercase hex characters",
+        pattern = "^er_[0-9a-f]{32}$")),
     responses((status = 200, description = "The erasure", body = ErasureAnswer),
-        (status = 400, description = "Malformed erasure id (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`erasure_not_found`; `not_found` when no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store or JWKS unavailable (`store_unavailable`, `jwks_unavailable`)", body = Problem, content_type = "application/problem+json")),
+        AuthErrors401, InsufficientScope403, ErasureStatusErrors),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn erasure_status(
     service: ServicePrincipal,

@@ -1,7 +1,7 @@
 //! The one error type of the HTTP layer, mapped in one place to status, headers and an
 //! RFC 9457 problem body (`application/problem+json`) with a stable `code`.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -9,7 +9,13 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::limits::RateStatus;
 use crate::links::LinkError;
+use crate::metrics::OpenOutcome;
 use crate::store::StoreError;
+
+/// `RateLimit-Policy` field name.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` field name.
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Media type of problem details (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -107,62 +113,157 @@ pub enum ApiError {
     Internal(&'static str),
 }
 
-/// Every `code` a problem body can carry (the OpenAPI schema of `Problem.code`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemCode {
-    /// 401
-    MissingCredentials,
-    /// 401
-    InvalidToken,
-    /// 403
-    InsufficientScope,
-    /// 403
-    CrossSiteRequest,
-    /// 422
-    NoSubmission,
-    /// 404
-    LinkNotFound,
-    /// 404
-    ErasureNotFound,
-    /// 410
-    LinkUsed,
-    /// 410
-    LinkExpired,
-    /// 410
-    LinkRevoked,
-    /// 422
-    FieldTooLong,
-    /// 429
-    RateLimited,
-    /// 422
-    IdempotencyKeyReused,
-    /// 409
-    IdempotencyKeyInUse,
-    /// 413
-    PayloadTooLarge,
-    /// 408
-    RequestTimeout,
-    /// 431
-    RequestHeaderFieldsTooLarge,
-    /// 414
-    UriTooLong,
-    /// 400
-    BadRequest,
-    /// 404
-    NotFound,
-    /// 405
-    MethodNotAllowed,
-    /// 503
-    StoreUnavailable,
-    /// 503
-    JwksUnavailable,
-    /// 503
-    ArgosUnavailable,
-    /// 503
-    ShuttingDown,
-    /// 500
-    Internal,
+/// Declares [`ProblemCode`] from one table: each code's wire name, HTTP status and title are
+/// written once, here, and everything else (problem body, HTML page, metric label, OpenAPI
+/// enum) derives from them.
+macro_rules! problem_codes {
+    ($($variant:ident = ($code:tt, $status:ident, $title:tt),)+) => {
+        /// Every `code` a problem body can carry (the OpenAPI schema of `Problem.code`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+        pub enum ProblemCode {
+            $(
+                #[doc = $code]
+                #[serde(rename = $code)]
+                $variant,
+            )+
+        }
+
+        impl ProblemCode {
+            /// Every code, in the order of the OpenAPI enum.
+            pub const ALL: &'static [ProblemCode] = &[$(ProblemCode::$variant),+];
+
+            /// The stable `code` string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ProblemCode::$variant => $code,)+
+                }
+            }
+
+            /// The HTTP status.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(ProblemCode::$variant => StatusCode::$status,)+
+                }
+            }
+
+            /// The short title, fixed per code.
+            pub const fn title(self) -> &'static str {
+                match self {
+                    $(ProblemCode::$variant => $title,)+
+                }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    MissingCredentials = ("missing_credentials", UNAUTHORIZED, "Authentication required"),
+    InvalidToken = ("invalid_token", UNAUTHORIZED, "Invalid token"),
+    InsufficientScope = ("insufficient_scope", FORBIDDEN, "Insufficient scope"),
+    CrossSiteRequest = ("cross_site_request", FORBIDDEN, "Cross-site request"),
+    NoSubmission = ("no_submission", UNPROCESSABLE_ENTITY, "No approved submission"),
+    LinkNotFound = ("link_not_found", NOT_FOUND, "Link not found"),
+    ErasureNotFound = ("erasure_not_found", NOT_FOUND, "Erasure not found"),
+    LinkUsed = ("link_used", GONE, "Link already used"),
+    LinkExpired = ("link_expired", GONE, "Link expired"),
+    LinkRevoked = ("link_revoked", GONE, "Link revoked"),
+    FieldTooLong = ("field_too_long", UNPROCESSABLE_ENTITY, "Field too long"),
+    RateLimited = ("rate_limited", TOO_MANY_REQUESTS, "Too many requests"),
+    IdempotencyKeyReused = ("idempotency_key_reused", UNPROCESSABLE_ENTITY, "Idempotency key reused"),
+    IdempotencyKeyInUse = ("idempotency_key_in_use", CONFLICT, "Idempotency key in use"),
+    PayloadTooLarge = ("payload_too_large", PAYLOAD_TOO_LARGE, "Payload too large"),
+    RequestTimeout = ("request_timeout", REQUEST_TIMEOUT, "Request timeout"),
+    RequestHeaderFieldsTooLarge = (
+        "request_header_fields_too_large",
+        REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "Request header fields too large"
+    ),
+    UriTooLong = ("uri_too_long", URI_TOO_LONG, "URI too long"),
+    BadRequest = ("bad_request", BAD_REQUEST, "Bad request"),
+    NotFound = ("not_found", NOT_FOUND, "Not found"),
+    MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED, "Method not allowed"),
+    StoreUnavailable = ("store_unavailable", SERVICE_UNAVAILABLE, "Service unavailable"),
+    JwksUnavailable = ("jwks_unavailable", SERVICE_UNAVAILABLE, "Identity provider unavailable"),
+    ArgosUnavailable = ("argos_unavailable", SERVICE_UNAVAILABLE, "ARGOS unavailable"),
+    ShuttingDown = ("shutting_down", SERVICE_UNAVAILABLE, "Shutting down"),
+    Internal = ("internal", INTERNAL_SERVER_ERROR, "Internal error"),
+}
+
+impl ProblemCode {
+    /// Problem type URI: `urn:faceauth-gateway:problem:<code>`.
+    pub fn type_uri(self) -> String {
+        format!("urn:faceauth-gateway:problem:{}", self.as_str())
+    }
+
+    /// The header every answer with this code carries, whatever the occurrence
+    /// (`WWW-Authenticate` challenges, `Retry-After: 1` on retryable outages).
+    pub fn fixed_header(self) -> Option<(HeaderName, HeaderValue)> {
+        const RETRY_SOON: &str = "1";
+        let (name, value) = match self {
+            ProblemCode::MissingCredentials => (
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="faceauth-gateway""#,
+            ),
+            ProblemCode::InvalidToken => (
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="faceauth-gateway", error="invalid_token""#,
+            ),
+            ProblemCode::StoreUnavailable
+            | ProblemCode::ArgosUnavailable
+            | ProblemCode::JwksUnavailable
+            | ProblemCode::IdempotencyKeyInUse => (header::RETRY_AFTER, RETRY_SOON),
+            _ => return None,
+        };
+        Some((name, HeaderValue::from_static(value)))
+    }
+
+    /// Heading and text of the short HTML page a browser gets instead of a problem body.
+    pub fn page_text(self) -> (&'static str, &'static str) {
+        match self {
+            ProblemCode::LinkUsed => (
+                "This link has already been used",
+                "For your security each verification link works once. Go back to the app and \
+                 start the verification again.",
+            ),
+            ProblemCode::LinkExpired => (
+                "This link has expired",
+                "Go back to the app and start the verification again.",
+            ),
+            ProblemCode::LinkRevoked => (
+                "This link is no longer valid",
+                "A newer link was requested, or this one was cancelled. Use the newest link or \
+                 start again from the app.",
+            ),
+            ProblemCode::RateLimited => {
+                ("Too many attempts", "Please wait a moment and try again.")
+            }
+            ProblemCode::LinkNotFound | ProblemCode::NotFound => (
+                "Link not found",
+                "Check that you opened the whole link, or start the verification again from the \
+                 app.",
+            ),
+            ProblemCode::StoreUnavailable => {
+                ("Temporarily unavailable", "Please try again in a moment.")
+            }
+            _ => (
+                "Something went wrong",
+                "Please start the verification again from the app.",
+            ),
+        }
+    }
+
+    /// The `/l/{id}` metric outcome of an open refused with this code.
+    pub fn open_outcome(self) -> OpenOutcome {
+        match self {
+            ProblemCode::LinkUsed => OpenOutcome::Used,
+            ProblemCode::LinkExpired => OpenOutcome::Expired,
+            ProblemCode::LinkRevoked => OpenOutcome::Revoked,
+            ProblemCode::LinkNotFound => OpenOutcome::NotFound,
+            ProblemCode::RateLimited => OpenOutcome::RateLimited,
+            ProblemCode::StoreUnavailable => OpenOutcome::StoreUnavailable,
+            _ => OpenOutcome::Other,
+        }
+    }
 }
 
 /// The RFC 9457 body.
@@ -178,76 +279,48 @@ pub struct Problem {
     /// Explanation for this occurrence (never a secret).
     pub detail: String,
     /// Stable machine-readable code.
-    #[schema(value_type = ProblemCode)]
-    pub code: &'static str,
+    pub code: ProblemCode,
     /// For `field_too_long`: the longest field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
 }
 
 impl ApiError {
-    /// The stable `code`.
-    pub fn code(&self) -> &'static str {
+    /// The stable `code`; status, title and fixed headers come from it.
+    pub fn code(&self) -> ProblemCode {
         match self {
-            ApiError::MissingCredentials => "missing_credentials",
-            ApiError::InvalidToken(_) => "invalid_token",
-            ApiError::NoSubmission => "no_submission",
-            ApiError::LinkNotFound => "link_not_found",
-            ApiError::ErasureNotFound => "erasure_not_found",
-            ApiError::LinkUsed => "link_used",
-            ApiError::LinkExpired => "link_expired",
-            ApiError::LinkRevoked => "link_revoked",
-            ApiError::FieldTooLong { .. } => "field_too_long",
-            ApiError::RateLimited(_) => "rate_limited",
-            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
-            ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
-            ApiError::JwksUnavailable => "jwks_unavailable",
-            ApiError::InsufficientScope(_) => "insufficient_scope",
-            ApiError::ShuttingDown => "shutting_down",
-            ApiError::CrossSiteRequest => "cross_site_request",
-            ApiError::ArgosUnavailable => "argos_unavailable",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::RequestTimeout => "request_timeout",
-            ApiError::HeaderFieldsTooLarge(_) => "request_header_fields_too_large",
-            ApiError::UriTooLong(_) => "uri_too_long",
-            ApiError::RouteNotFound => "not_found",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::StoreUnavailable(_) => "store_unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::MissingCredentials => ProblemCode::MissingCredentials,
+            ApiError::InvalidToken(_) => ProblemCode::InvalidToken,
+            ApiError::NoSubmission => ProblemCode::NoSubmission,
+            ApiError::LinkNotFound => ProblemCode::LinkNotFound,
+            ApiError::ErasureNotFound => ProblemCode::ErasureNotFound,
+            ApiError::LinkUsed => ProblemCode::LinkUsed,
+            ApiError::LinkExpired => ProblemCode::LinkExpired,
+            ApiError::LinkRevoked => ProblemCode::LinkRevoked,
+            ApiError::FieldTooLong { .. } => ProblemCode::FieldTooLong,
+            ApiError::RateLimited(_) => ProblemCode::RateLimited,
+            ApiError::IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyInUse => ProblemCode::IdempotencyKeyInUse,
+            ApiError::JwksUnavailable => ProblemCode::JwksUnavailable,
+            ApiError::InsufficientScope(_) => ProblemCode::InsufficientScope,
+            ApiError::ShuttingDown => ProblemCode::ShuttingDown,
+            ApiError::CrossSiteRequest => ProblemCode::CrossSiteRequest,
+            ApiError::ArgosUnavailable => ProblemCode::ArgosUnavailable,
+            ApiError::PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
+            ApiError::BadRequest(_) => ProblemCode::BadRequest,
+            ApiError::RequestTimeout => ProblemCode::RequestTimeout,
+            ApiError::HeaderFieldsTooLarge(_) => ProblemCode::RequestHeaderFieldsTooLarge,
+            ApiError::UriTooLong(_) => ProblemCode::UriTooLong,
+            ApiError::RouteNotFound => ProblemCode::NotFound,
+            ApiError::MethodNotAllowed(_) => ProblemCode::MethodNotAllowed,
+            ApiError::StoreUnavailable(_) => ProblemCode::StoreUnavailable,
+            ApiError::Internal(_) => ProblemCode::Internal,
         }
     }
 
-    /// Short human title.
+    /// Short human title (of the code).
     pub fn title(&self) -> &'static str {
-        match self {
-            ApiError::MissingCredentials => "Authentication required",
-            ApiError::InvalidToken(_) => "Invalid token",
-            ApiError::NoSubmission => "No approved submission",
-            ApiError::LinkNotFound => "Link not found",
-            ApiError::ErasureNotFound => "Erasure not found",
-            ApiError::LinkUsed => "Link already used",
-            ApiError::LinkExpired => "Link expired",
-            ApiError::LinkRevoked => "Link revoked",
-            ApiError::FieldTooLong { .. } => "Field too long",
-            ApiError::RateLimited(_) => "Too many requests",
-            ApiError::IdempotencyKeyReused => "Idempotency key reused",
-            ApiError::IdempotencyKeyInUse => "Idempotency key in use",
-            ApiError::JwksUnavailable => "Identity provider unavailable",
-            ApiError::InsufficientScope(_) => "Insufficient scope",
-            ApiError::ShuttingDown => "Shutting down",
-            ApiError::CrossSiteRequest => "Cross-site request",
-            ApiError::ArgosUnavailable => "ARGOS unavailable",
-            ApiError::PayloadTooLarge(_) => "Payload too large",
-            ApiError::BadRequest(_) => "Bad request",
-            ApiError::RequestTimeout => "Request timeout",
-            ApiError::HeaderFieldsTooLarge(_) => "Request header fields too large",
-            ApiError::UriTooLong(_) => "URI too long",
-            ApiError::RouteNotFound => "Not found",
-            ApiError::MethodNotAllowed(_) => "Method not allowed",
-            ApiError::StoreUnavailable(_) => "Service unavailable",
-            ApiError::Internal(_) => "Internal error",
-        }
+        self.code().title()
     }
 
     /// Client-facing detail (no internals, no secrets).
@@ -319,12 +392,13 @@ impl ApiError {
 
     /// The problem body.
     pub fn problem(&self) -> Problem {
+        let code = self.code();
         Problem {
-            type_uri: format!("urn:faceauth-gateway:problem:{}", self.code()),
-            title: self.title(),
-            status: self.status_code().as_u16(),
+            type_uri: code.type_uri(),
+            title: code.title(),
+            status: code.status().as_u16(),
             detail: self.detail(),
-            code: self.code(),
+            code,
             field: match self {
                 ApiError::FieldTooLong { field, .. } => Some(field),
                 _ => None,
@@ -332,79 +406,38 @@ impl ApiError {
         }
     }
 
-    /// The response headers this error adds (`WWW-Authenticate`, `Retry-After`, `Allow`,
-    /// rate-limit fields).
-    fn add_headers(&self, res: &mut HttpResponse) {
-        if let ApiError::RateLimited(status) = self {
-            status.add_headers(res.headers_mut());
-            if let Ok(v) = HeaderValue::from_str(&status.reset_secs.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
+    /// The response headers this error adds: the code's fixed header, or the ones that depend
+    /// on the occurrence (rate-limit fields, a scope challenge, `Allow`).
+    fn add_headers(&self, headers: &mut HeaderMap) {
+        match self {
+            ApiError::RateLimited(status) => {
+                add_rate_headers(status, headers);
+                if let Ok(v) = HeaderValue::from_str(&status.reset_secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
             }
-            return;
-        }
-        let value = match self {
-            ApiError::MissingCredentials => Some((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="faceauth-gateway""#),
-            )),
-            ApiError::InvalidToken(_) => Some((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(
-                    r#"Bearer realm="faceauth-gateway", error="invalid_token""#,
-                ),
-            )),
-            ApiError::InsufficientScope(scope) => Some((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&format!(
+            ApiError::InsufficientScope(scope) => {
+                let challenge = format!(
                     r#"Bearer realm="faceauth-gateway", error="insufficient_scope", scope="{scope}""#
-                ))
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer")),
-            )),
-            ApiError::StoreUnavailable(_)
-            | ApiError::ArgosUnavailable
-            | ApiError::JwksUnavailable
-            | ApiError::IdempotencyKeyInUse => {
-                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
+                );
+                let value = HeaderValue::from_str(&challenge)
+                    .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+                headers.insert(header::WWW_AUTHENTICATE, value);
             }
             ApiError::MethodNotAllowed(methods) => {
-                Some((header::ALLOW, HeaderValue::from_static(methods)))
+                headers.insert(header::ALLOW, HeaderValue::from_static(methods));
             }
-            _ => None,
-        };
-        if let Some((name, value)) = value {
-            res.headers_mut().insert(name, value);
+            other => {
+                if let Some((name, value)) = other.code().fixed_header() {
+                    headers.insert(name, value);
+                }
+            }
         }
     }
 
     /// A short HTML page with the same status, for browsers opening `/l/{id}`.
     pub fn html_response(&self) -> HttpResponse {
-        let (heading, text) = match self {
-            ApiError::LinkUsed => (
-                "This link has already been used",
-                "For your security each verification link works once. Go back to the app and start the verification again.",
-            ),
-            ApiError::LinkExpired => (
-                "This link has expired",
-                "Go back to the app and start the verification again.",
-            ),
-            ApiError::LinkRevoked => (
-                "This link is no longer valid",
-                "A newer link was requested, or this one was cancelled. Use the newest link or start again from the app.",
-            ),
-            ApiError::RateLimited(_) => (
-                "Too many attempts",
-                "Please wait a moment and try again.",
-            ),
-            ApiError::LinkNotFound | ApiError::RouteNotFound => (
-                "Link not found",
-                "Check that you opened the whole link, or start the verification again from the app.",
-            ),
-            ApiError::StoreUnavailable(_) => (
-                "Temporarily unavailable",
-                "Please try again in a moment.",
-            ),
-            _ => ("Something went wrong", "Please start the verification again from the app."),
-        };
+        let (heading, text) = self.code().page_text();
         let mut res = HttpResponse::build(self.status_code())
             .content_type("text/html; charset=utf-8")
             .insert_header((
@@ -412,37 +445,28 @@ impl ApiError {
                 "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
             ))
             .body(super::html::page(heading, &format!("<p>{text}</p>")));
-        self.add_headers(&mut res);
+        self.add_headers(res.headers_mut());
         res
+    }
+}
+
+/// Adds `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) for `status`.
+pub fn add_rate_headers(status: &RateStatus, headers: &mut HeaderMap) {
+    let policy = format!("{};w={}", status.limit, status.window_secs);
+    let state = format!(
+        "limit={}, remaining={}, reset={}",
+        status.limit, status.remaining, status.reset_secs
+    );
+    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::MissingCredentials | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NoSubmission
-            | ApiError::FieldTooLong { .. }
-            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            ApiError::JwksUnavailable | ApiError::ArgosUnavailable | ApiError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::InsufficientScope(_) | ApiError::CrossSiteRequest => StatusCode::FORBIDDEN,
-            ApiError::LinkNotFound | ApiError::RouteNotFound | ApiError::ErasureNotFound => {
-                StatusCode::NOT_FOUND
-            }
-            ApiError::LinkUsed | ApiError::LinkExpired | ApiError::LinkRevoked => StatusCode::GONE,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -454,7 +478,7 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code())
             .content_type(PROBLEM_JSON)
             .json(self.problem());
-        self.add_headers(&mut res);
+        self.add_headers(res.headers_mut());
         res
     }
 }
@@ -465,6 +489,10 @@ impl From<AuthError> for ApiError {
             AuthError::Missing => ApiError::MissingCredentials,
             AuthError::Invalid(reason) => ApiError::InvalidToken(reason),
             AuthError::KeysUnavailable => ApiError::JwksUnavailable,
+            AuthError::CrossSite => ApiError::CrossSiteRequest,
+            AuthError::InsufficientScope(scope) => ApiError::InsufficientScope(scope),
+            AuthError::ServiceCredentialsOff => ApiError::RouteNotFound,
+            AuthError::NotConfigured(what) => ApiError::Internal(what),
         }
     }
 }
@@ -532,6 +560,19 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+impl From<crate::links::IssueError> for ApiError {
+    fn from(e: crate::links::IssueError) -> Self {
+        use crate::links::IssueError;
+        match e {
+            IssueError::Limit(e) => e.into(),
+            IssueError::NoSubmission => ApiError::NoSubmission,
+            IssueError::Sid(e) => e.into(),
+            IssueError::Idempotency(e) => e.into(),
+            IssueError::Link(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::sid::SidError> for ApiError {
     fn from(e: crate::sid::SidError) -> Self {
         match e {
@@ -594,7 +635,8 @@ mod tests {
         let listed = schema["enum"].as_array().unwrap();
         assert_eq!(listed.len(), all.len());
         for e in &all {
-            assert!(listed.iter().any(|c| c == e.code()), "{} missing", e.code());
+            let code = e.code().as_str();
+            assert!(listed.iter().any(|c| c == code), "{code} missing");
             let body = serde_json::to_value(e.problem()).unwrap();
             assert_eq!(body["status"], e.status_code().as_u16());
         }

@@ -23,8 +23,10 @@ pub fn page(heading: &str, body_html: &str) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"referrer\" content=\"no-referrer\"><title>{h}</title>\
 <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;word-break:break-all}}\
-button{{font-size:1.1rem;padding:.6rem 1.2rem}}code,pre{{background:#f4f4f4;padding:.1rem .3rem;white-space:pre-wrap;word-break:break-all}}</style>\
+table{{border-collapse:collapse}}\
+td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;word-break:break-all}}\
+button{{font-size:1.1rem;padding:.6rem 1.2rem}}\
+code,pre{{background:#f4f4f4;padding:.1rem .3rem;white-space:pre-wrap;word-break:break-all}}</style>\
 </head><body><h1>{h}</h1>\n{body_html}\n</body></html>\n",
         h = escape(heading)
     )

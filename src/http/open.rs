@@ -14,9 +14,13 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client_ip::client_ip;
-use super::routes::AppState;
-use super::{html, ApiError, Problem};
+use super::params::{LinkIdPath, OpenLinkIdPath};
+use super::responses::{OpenRateLimited429, OpenRefusals, OpenStoreUnavailable503};
+use super::state::AppState;
+use super::{html, ApiError};
+use crate::limits::RateLimiter;
 use crate::links::{LinkId, LinkState, Opened};
+use crate::metrics::OpenOutcome;
 
 /// Methods `/l/{id}` answers.
 pub const ALLOW: &str = "GET, HEAD, POST, OPTIONS";
@@ -41,9 +45,19 @@ async fn open(
     state: &AppState,
     confirmed: bool,
 ) -> Result<Opened, ApiError> {
-    limit(req, state).await?;
-    let id: LinkId = path.parse().map_err(|_| ApiError::LinkNotFound)?;
-    Ok(state.links.open(&id, confirmed).await?)
+    let Ok(id) = path.parse::<LinkId>() else {
+        limit(req, state).await?;
+        return Err(ApiError::LinkNotFound);
+    };
+    // The per-IP limit is counted in the open's own store step.
+    let window = client_ip(req, &state.trusted_proxies, state.client_ip_header)
+        .and_then(|ip| state.limiter.open_window(ip));
+    let guarded = state
+        .links
+        .open_guarded(&id, confirmed, window.as_ref())
+        .await?;
+    let (opened, _) = RateLimiter::judge(window.as_ref(), guarded)?;
+    Ok(opened)
 }
 
 /// A redirect to a FaceAuth URL built by [`crate::argos::url::FaceAuthUrlBuilder`] (so always
@@ -82,14 +96,7 @@ fn answer(
 ) -> HttpResponse {
     match result {
         Ok(Opened::Redirect(url)) => {
-            // The hot path: the labelled counter is looked up once, not per request.
-            static REDIRECTED: std::sync::LazyLock<prometheus::IntCounter> =
-                std::sync::LazyLock::new(|| {
-                    crate::metrics::METRICS
-                        .link_opens
-                        .with_label_values(&["redirected"])
-                });
-            REDIRECTED.inc();
+            OpenOutcome::Redirected.count();
             tracing::info!(outcome = "redirected", "link opened");
             let status = if confirmed {
                 StatusCode::SEE_OTHER
@@ -99,19 +106,13 @@ fn answer(
             redirect(status, &url)
         }
         Ok(Opened::NeedsConfirmation) => {
-            crate::metrics::METRICS
-                .link_opens
-                .with_label_values(&["confirm_page"])
-                .inc();
+            OpenOutcome::ConfirmPage.count();
             tracing::info!(outcome = "confirm_page", "link shown");
             confirm_page(state)
         }
         Err(e) => {
-            crate::metrics::METRICS
-                .link_opens
-                .with_label_values(&[crate::metrics::open_outcome(e.code())])
-                .inc();
-            tracing::info!(outcome = e.code(), "link open refused");
+            e.code().open_outcome().count();
+            tracing::info!(outcome = e.code().as_str(), "link open refused");
             if wants_html(req) {
                 e.html_response()
             } else {
@@ -123,11 +124,13 @@ fn answer(
 
 /// `GET /l/{id}`.
 #[utoipa::path(get, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4: the capability", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(OpenLinkIdPath),
     responses(
-        (status = 302, description = "Consumed: to the FaceAuth URL", headers(("Location" = String), ("Referrer-Policy" = String))),
-        (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed", content_type = "text/html"),
-        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+        (status = 302, description = "Consumed: to the FaceAuth URL",
+            headers(("Location" = String), ("Referrer-Policy" = String))),
+        (status = 200, description = "Confirm-step link: the confirm page (text/html), nothing consumed",
+            content_type = "text/html"),
+        OpenRefusals))]
 pub async fn get(
     req: HttpRequest,
     path: web::Path<String>,
@@ -139,9 +142,9 @@ pub async fn get(
 
 /// `POST /l/{id}`: the confirm page's button (works on any link).
 #[utoipa::path(post, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(LinkIdPath),
     responses((status = 303, description = "Consumed: to the FaceAuth URL", headers(("Location" = String))),
-        (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+        OpenRefusals))]
 pub async fn post(
     req: HttpRequest,
     path: web::Path<String>,
@@ -153,8 +156,9 @@ pub async fn post(
 
 /// `HEAD /l/{id}`: whether the link would open; consumes nothing.
 #[utoipa::path(head, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
-    responses((status = 200, description = "Would open; never a Location"), (status = 404, description = "`link_not_found`", body = Problem, content_type = "application/problem+json"), (status = 410, description = "`link_used`, `link_expired` or `link_revoked`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+    params(LinkIdPath),
+    responses((status = 200, description = "Would open; never a Location"),
+        OpenRefusals))]
 pub async fn head(
     req: HttpRequest,
     path: web::Path<String>,
@@ -172,10 +176,9 @@ pub async fn head(
 
 /// `OPTIONS /l/{id}`: `204` with `Allow`; consumes nothing.
 #[utoipa::path(options, path = "/l/{id}", tag = "open",
-    params(("id" = String, Path, description = "Link id, a canonical lowercase UUID v4", format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    params(LinkIdPath),
     responses((status = 204, description = "Allowed methods", headers(("Allow" = String))),
-        (status = 429, description = "`rate_limited` (`limits.open_per_ip`), with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json")))]
+        OpenRateLimited429, OpenStoreUnavailable503))]
 pub async fn options(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, erasure_api, open, routes, service_api, webhooks, well_known};
+use super::{api, erasure_api, health, open, service_api, webhooks, well_known};
 
 struct Security;
 
@@ -105,7 +105,8 @@ impl Modify for Exact {
 #[openapi(
     info(
         title = "faceauth-gateway",
-        description = "Issues single-use ARGOS FaceAuth step-up links. Errors are RFC 9457 problem details (application/problem+json) with a stable `code`."
+        description = "Issues single-use ARGOS FaceAuth step-up links. Errors are RFC 9457 problem \
+                       details (application/problem+json) with a stable `code`."
     ),
     paths(
         api::create_link,
@@ -123,18 +124,19 @@ impl Modify for Exact {
         erasure_api::erasure_status,
         webhooks::receive,
         well_known::jwks,
-        routes::healthz,
-        routes::readyz,
+        health::healthz,
+        health::readyz,
         handler,
     ),
-    components(schemas(super::error::ProblemCode)),
+    components(schemas(super::error::Problem, super::error::ProblemCode)),
     modifiers(&Security, &Exact),
     tags(
         (name = "links", description = "Minting and managing links (user JWT)"),
         (name = "open", description = "The link a user opens (the id is the capability)"),
         (name = "service", description = "The app's session layer (service credentials)"),
         (name = "webhooks", description = "ARGOS webhooks"),
-        (name = "assertions", description = "Public keys of signed step-up assertions (docs/step-up-assertions.md)"),
+        (name = "assertions",
+            description = "Public keys of signed step-up assertions (docs/step-up-assertions.md)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -1,4 +1,4 @@
-//! Route table of the public listener, shared state, and the small handlers.
+//! Route table of the public listener, with its CORS and error-handler wiring.
 //!
 //! | route | auth | answer |
 //! |---|---|---|
@@ -27,46 +27,12 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::ResponseError;
 use actix_web::{web, HttpResponse};
-use ipnet::IpNet;
 
-use super::webhooks::WebhookReceiver;
-use super::{api, erasure_api, open, service_api, webhooks, ApiError};
+use super::{api, erasure_api, health, open, service_api, webhooks, well_known, ApiError};
 use crate::config::CorsSettings;
-use crate::idempotency::Idempotency;
-use crate::limits::RateLimiter;
-use crate::links::LinkService;
-use crate::results::Results;
-use crate::sid::SidResolver;
 
-/// Shared state of the public routes.
-pub struct AppState {
-    /// The link service.
-    pub links: LinkService,
-    /// Rate limits.
-    pub limiter: RateLimiter,
-    /// `Idempotency-Key` records.
-    pub idempotency: Idempotency,
-    /// `server.public_base_url` without a trailing `/`.
-    pub public_base_url: String,
-    /// `server.trusted_proxies`.
-    pub trusted_proxies: Vec<IpNet>,
-    /// `server.client_ip_header`.
-    pub client_ip_header: super::client_ip::ClientIpHeader,
-    /// Origin of `argos.form_url` (for the confirm page's `form-action`).
-    pub faceauth_origin: String,
-    /// Submission id lookup.
-    pub sid: SidResolver,
-    /// The results loop (webhooks, pull-verification, step-up).
-    pub results: Results,
-    /// Erasures (issue 19).
-    pub erasures: crate::erasure::Erasures,
-    /// Webhook receiver settings.
-    pub webhooks: WebhookReceiver,
-    /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
-    pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// Step-up assertions (`[assertions]`), if on.
-    pub assertions: Option<std::sync::Arc<crate::assertions::Assertions>>,
-}
+pub use super::health::{healthz, readyz};
+pub use super::state::AppState;
 
 /// CORS for `/v1/*` (Fetch standard, via actix-cors): exact allowed origins, credentials only
 /// when configured, and only the headers a client needs exposed. `/l/*` is a navigation target
@@ -234,20 +200,20 @@ pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
         )
         .service(
             web::resource("/.well-known/jwks.json")
-                .route(web::get().to(super::well_known::jwks))
-                .route(web::head().to(super::well_known::jwks))
+                .route(web::get().to(well_known::jwks))
+                .route(web::head().to(well_known::jwks))
                 .default_service(allow("GET, HEAD")),
         )
         .service(
             web::resource("/healthz")
-                .route(web::get().to(healthz))
-                .route(web::head().to(healthz))
+                .route(web::get().to(health::healthz))
+                .route(web::head().to(health::healthz))
                 .default_service(allow("GET, HEAD")),
         )
         .service(
             web::resource("/readyz")
-                .route(web::get().to(readyz))
-                .route(web::head().to(readyz))
+                .route(web::get().to(health::readyz))
+                .route(web::head().to(health::readyz))
                 .default_service(allow("GET, HEAD")),
         );
     }
@@ -256,33 +222,6 @@ pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
 /// A resource's fallback: `405 method_not_allowed` with `Allow: <methods>`.
 pub fn allow(methods: &'static str) -> actix_web::Route {
     web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(methods)) })
-}
-
-/// Liveness.
-#[utoipa::path(method(get, head), path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-/// Readiness: the store answers and the instance is not draining.
-#[utoipa::path(method(get, head), path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready"),
-        (status = 503, description = "`store_unavailable` or `shutting_down`", body = super::Problem, content_type = "application/problem+json")))]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(ApiError::ShuttingDown);
-    }
-    state.links.ready().await?;
-    // What Redis keeps: a setting changed at run time that can lose or resurrect link state
-    // makes the replica unready, naming it.
-    let risks = state.links.durability().await?;
-    if let Some(refused) = risks.refused.first() {
-        return Err(ApiError::from(crate::store::StoreError::Unsupported(
-            refused.to_string(),
-        )));
-    }
-    let accepted: Vec<&str> = risks.accepted.iter().map(|r| r.name).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "store_risks": accepted})))
 }
 
 /// Default service: unknown routes get a problem body too.

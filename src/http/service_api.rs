@@ -3,69 +3,21 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::api::{created_response, mint_response, parse_optional_object, read_body};
-use super::routes::AppState;
-use super::{ApiError, Problem};
+use super::body::{created_response, mint_response, parse_optional_object, read_body};
+use super::extract::user_id_from_path;
+use super::params::UserIdPath;
+use super::responses::{
+    BadRequest400, BodyErrors, NoSubmission422, RateLimited429, ServiceAuthErrors,
+    StoreUnavailable503,
+};
+use super::state::AppState;
+use super::ApiError;
 use crate::assertions::{Assertion, AssertionFacts};
 use crate::auth::service::{ServicePrincipal, SCOPE_LINKS_WRITE, SCOPE_STATUS_READ};
-use crate::links::{utc_from_ms, NewLink};
+use crate::links::{utc_from_ms, IssueOptions, Requester};
 
 /// Longest `reference`, in bytes.
 pub const MAX_REFERENCE_BYTES: usize = 256;
-/// Longest user id in a path, in bytes.
-pub const MAX_USER_ID_BYTES: usize = 1024;
-
-/// The `{user_id}` of `/v1/users/{user_id}/…`, by the documented grammar: the raw path segment
-/// is percent-decoded strictly (every `%` starts an escape of two hex digits), the result must
-/// be UTF-8 (no overlong or lone bytes: `%FE`, `%C0%AF`), 1 to [`MAX_USER_ID_BYTES`] bytes, with
-/// no control characters (`%00`, C0, DEL, C1). Anything else is `400`, so two different paths
-/// never name one user.
-///
-/// The raw segment is read from the request URI: actix's own path decoding is lossy (invalid
-/// UTF-8 becomes U+FFFD).
-///
-/// Errors: [`ApiError::BadRequest`] naming the rule that failed (never echoing the value).
-pub fn user_id_from_path(req: &HttpRequest) -> Result<String, ApiError> {
-    let raw = req
-        .uri()
-        .path()
-        .strip_prefix("/v1/users/")
-        .and_then(|rest| rest.split('/').next())
-        .ok_or_else(|| ApiError::BadRequest("the path has no user id".into()))?;
-    decode_user_id(raw)
-}
-
-/// See [`user_id_from_path`]. Errors: [`ApiError::BadRequest`].
-pub fn decode_user_id(raw: &str) -> Result<String, ApiError> {
-    let bad = |why: &str| ApiError::BadRequest(format!("invalid user id in the path: {why}"));
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| bad("a `%` must be followed by two hex digits"))?;
-            decoded.push(hex);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let text = String::from_utf8(decoded).map_err(|_| bad("it does not decode to valid UTF-8"))?;
-    if text.is_empty() || text.len() > MAX_USER_ID_BYTES {
-        return Err(bad(&format!("it must be 1 to {MAX_USER_ID_BYTES} bytes")));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(bad("control characters are not allowed"));
-    }
-    Ok(text)
-}
-
 /// Body of `POST /v1/users/{user_id}/links`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,10 +40,10 @@ pub struct ServiceMintRequest {
 /// `POST /v1/users/{user_id}/links`: mint a link for a user, for delivery by push, SMS or
 /// e-mail (`faceauth:links:write`).
 #[utoipa::path(post, path = "/v1/users/{user_id}/links", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")),
+    params(UserIdPath),
     request_body(content = Option<ServiceMintRequest>),
-    responses((status = 201, description = "Minted", body = crate::http::api::MintResponse),
-        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`no_submission` or `field_too_long`", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`, with `Retry-After`, `RateLimit-Policy`, `RateLimit`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    responses((status = 201, description = "Minted", body = super::body::MintResponse),
+        ServiceAuthErrors, BodyErrors, NoSubmission422, RateLimited429, StoreUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn mint_for_user(
     req: HttpRequest,
@@ -112,29 +64,22 @@ pub async fn mint_for_user(
             "reference must be at most {MAX_REFERENCE_BYTES} bytes"
         )));
     }
-    let sid = state
-        .sid
-        .resolve(&user_id, None)
-        .await?
-        .ok_or(ApiError::NoSubmission)?;
-    let link = NewLink {
+    let requester = Requester {
         user_id,
-        sid,
+        sid_claim: None,
         cf: [request.auth_cf1, request.auth_cf2, request.auth_cf3],
+    };
+    let options = IssueOptions {
         confirm_step: request.confirm_step.unwrap_or(true),
         reference: request.reference,
+        open_now: false,
+        service: Some(service.subject.clone()),
     };
-    let rate = state.limiter.mint(&link.user_id).await?;
-    let minted = state.links.mint(&link).await?;
-    crate::metrics::METRICS
-        .links_minted
-        .with_label_values(&[minted.record.expiry.as_str()])
-        .inc();
-    tracing::info!(service = service.subject.as_str(), "link minted for a user");
+    let issued = state.issuer().issue(requester, options, None).await?;
     Ok(created_response(
-        &mint_response(&state, &minted)?,
+        &mint_response(&state, &issued.link)?,
         false,
-        rate,
+        issued.rate,
     ))
 }
 
@@ -150,9 +95,10 @@ pub struct SubmissionRequest {
 /// `PUT /v1/users/{user_id}/submission`: record the user's approved ID Check submission id
 /// (`faceauth:links:write`). `204`.
 #[utoipa::path(put, path = "/v1/users/{user_id}/submission", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")),
+    params(UserIdPath),
     request_body(content = SubmissionRequest),
-    responses((status = 204, description = "Recorded"), (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    responses((status = 204, description = "Recorded"),
+        ServiceAuthErrors, BodyErrors, StoreUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn put_submission(
     req: HttpRequest,
@@ -212,8 +158,9 @@ pub struct StepUpAnswer {
 /// true only for an approved, pull-verified FaceAuth at most N seconds old (like OIDC
 /// `max_age` / `auth_time`).
 #[utoipa::path(method(get, head), path = "/v1/users/{user_id}/step-up", tag = "service",
-    params(("user_id" = String, Path, description = "The app's user id: percent-encoded UTF-8, 1–1024 bytes once decoded, no control characters", min_length = 1, max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"), StepUpQuery),
-    responses((status = 200, description = "Latest step-up", body = StepUpAnswer), (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Missing or invalid bearer token (`missing_credentials`, `invalid_token`)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`not_found`: no service credentials are configured", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")),
+    params(UserIdPath, StepUpQuery),
+    responses((status = 200, description = "Latest step-up", body = StepUpAnswer),
+        ServiceAuthErrors, BadRequest400, StoreUnavailable503),
     security(("service_bearer" = []), ("api_key" = [])))]
 pub async fn step_up(
     req: HttpRequest,
@@ -268,41 +215,4 @@ pub async fn step_up(
         },
     };
     Ok(HttpResponse::Ok().json(answer))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_id_grammar() {
-        assert_eq!(decode_user_id("u-123").unwrap(), "u-123");
-        assert_eq!(decode_user_id("auth0%7Cabc").unwrap(), "auth0|abc");
-        assert_eq!(decode_user_id("J%C3%BCrgen").unwrap(), "Jürgen");
-        assert_eq!(decode_user_id("a%2Fb").unwrap(), "a/b");
-        assert_eq!(decode_user_id("a+b").unwrap(), "a+b");
-        for bad in [
-            "",
-            "%FE",
-            "%FF",
-            "%C0%AF",
-            "%ZZ",
-            "%0",
-            "%",
-            "a%00b",
-            "%1F",
-            "%7F",
-            "%C2%85",
-            "%E2%82",
-            "%ED%A0%80",
-        ] {
-            assert!(decode_user_id(bad).is_err(), "{bad:?}");
-        }
-        assert!(decode_user_id(&"a".repeat(MAX_USER_ID_BYTES)).is_ok());
-        assert!(decode_user_id(&"a".repeat(MAX_USER_ID_BYTES + 1)).is_err());
-        assert!(
-            decode_user_id(&"%C3%BC".repeat(513)).is_err(),
-            "bytes, not characters"
-        );
-    }
 }

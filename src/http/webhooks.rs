@@ -6,57 +6,20 @@
 //! sent only after the event is recorded in the store; results are pull-verified later.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::{ExposeSecret, SecretString};
-use std::sync::{Arc, RwLock};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
-use super::api::read_body_limited;
+use super::body::read_body_limited;
 use super::client_ip::client_ip;
-use super::routes::AppState;
-use super::{ApiError, Problem};
+use super::responses::{BodyErrors, StoreUnavailable503, WebhookRefused404};
+use super::state::AppState;
+pub use super::state::{WebhookKeys, WebhookReceiver};
+use super::ApiError;
 use crate::argos::crypto::QueryCipher;
 use crate::argos::webhook;
 
 /// Largest webhook body, in bytes (1 MiB).
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
-
-/// The receiver's secrets, swapped as a whole on `SIGHUP`.
-pub struct WebhookKeys {
-    /// Accepted path secrets (current, then the previous one during a rotation); empty =
-    /// receiver off.
-    pub path_secrets: Vec<SecretString>,
-    /// AES-256-CBC ciphers for Secure Data Transfer bodies (Add-on key, previous Add-on key,
-    /// ID Check key).
-    pub ciphers: Vec<QueryCipher>,
-}
-
-/// Receiver settings.
-pub struct WebhookReceiver {
-    /// Secrets (reloadable).
-    pub keys: RwLock<Arc<WebhookKeys>>,
-    /// Allowed source networks.
-    pub allowed_ips: Vec<ipnet::IpNet>,
-}
-
-impl WebhookReceiver {
-    /// A receiver with these secrets and networks.
-    pub fn new(keys: WebhookKeys, allowed_ips: Vec<ipnet::IpNet>) -> Self {
-        WebhookReceiver {
-            keys: RwLock::new(Arc::new(keys)),
-            allowed_ips,
-        }
-    }
-
-    /// The current secrets.
-    pub fn keys(&self) -> Arc<WebhookKeys> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Replaces the secrets (`SIGHUP`); requests under way keep the ones they read.
-    pub fn set_keys(&self, keys: WebhookKeys) {
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
-    }
-}
 
 fn authorised(req: &HttpRequest, path: &str, state: &AppState, keys: &WebhookKeys) -> bool {
     let hooks = &state.webhooks;
@@ -75,11 +38,13 @@ fn authorised(req: &HttpRequest, path: &str, state: &AppState, keys: &WebhookKey
 
 /// The receiver.
 #[utoipa::path(post, path = "/v1/webhooks/argos/{path_secret}", tag = "webhooks",
-    params(("path_secret" = String, Path, description = "`webhooks.path_secret`: at least 32 of A-Z a-z 0-9 - _", min_length = 32, pattern = "^[A-Za-z0-9_-]+$")),
-    request_body(content = Object, description = "ARGOS webhook body (any documented shape, optionally an encrypted envelope)"),
+    params(("path_secret" = String, Path,
+        description = "`webhooks.path_secret`: at least 32 of A-Z a-z 0-9 - _",
+        min_length = 32, pattern = "^[A-Za-z0-9_-]+$")),
+    request_body(content = Object,
+        description = "ARGOS webhook body (any documented shape, optionally an encrypted envelope)"),
     responses((status = 200, description = "Recorded: `{\"status\": \"accepted\"|\"duplicate\"|\"ignored\"}`"),
-        (status = 400, description = "Malformed body or header (`bad_request`)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Wrong path secret or source address (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "The body did not arrive in time (`request_timeout`)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit (`payload_too_large`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Store, JWKS or ARGOS unavailable (`store_unavailable`, `jwks_unavailable`, `argos_unavailable`); nothing was issued", body = Problem, content_type = "application/problem+json")))]
+        BodyErrors, WebhookRefused404, StoreUnavailable503))]
 pub async fn receive(
     req: HttpRequest,
     path: web::Path<String>,

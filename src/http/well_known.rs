@@ -4,8 +4,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use super::routes::AppState;
-use super::{ApiError, Problem};
+use super::responses::AssertionsOff404;
+use super::state::AppState;
+use super::ApiError;
 
 /// `GET /.well-known/jwks.json`: the keys that sign step-up assertions (the signing key, then
 /// the previous keys of a rotation), each with `kid` (RFC 7638 thumbprint), `alg` and
@@ -15,7 +16,7 @@ use super::{ApiError, Problem};
     responses(
         (status = 200, description = "The key set", body = crate::assertions::JwkSet,
             headers(("Cache-Control" = String, description = "`public, max-age=<assertions.jwks_max_age_secs>`"))),
-        (status = 404, description = "`not_found`: step-up assertions are off (no `assertions.signing_key_file`)", body = Problem, content_type = "application/problem+json")))]
+        AssertionsOff404))]
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let assertions = state.assertions.as_ref().ok_or(ApiError::RouteNotFound)?;
     // Set here, so the app-wide `Cache-Control: no-store` default leaves it alone.

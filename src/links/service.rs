@@ -5,72 +5,12 @@ use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, Outcome, StoredState};
+use super::{Expiry, LinkId, LinkPolicy, LinkRecord, LinkState, NewLink, Outcome};
 use crate::argos::url::{FaceAuthParams, FaceAuthUrlBuilder};
 use crate::assertions::{Assertion, AssertionError, AssertionFacts, Assertions};
-use crate::store::{OpenResult, RevokeResult, Store, StoreError};
-
-/// What a new link is for: resolved server-side from the verified JWT, never from the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLink {
-    /// Owner; sent as `authUserId`.
-    pub user_id: String,
-    /// Approved ID Check submission id (`sid`).
-    pub sid: String,
-    /// `authCf1`..`authCf3`.
-    pub cf: [Option<String>; 3],
-    /// Only the confirm page's `POST` consumes the link.
-    pub confirm_step: bool,
-    /// Opaque reference from the session layer (at most 256 bytes).
-    pub reference: Option<String>,
-}
-
-impl NewLink {
-    /// The `issued` record for this link minted at `now_ms` under `policy`.
-    pub fn issued_record(&self, policy: &LinkPolicy, now_ms: i64) -> LinkRecord {
-        let [cf1, cf2, cf3] = self.cf.clone();
-        LinkRecord {
-            user_id: self.user_id.clone(),
-            sid: self.sid.clone(),
-            cf1,
-            cf2,
-            cf3,
-            expiry: policy.expiry,
-            window_ms: match policy.expiry {
-                Expiry::Count => 0,
-                Expiry::Time => policy.window_ms,
-            },
-            state: StoredState::Issued,
-            created_at_ms: now_ms,
-            expires_at_ms: now_ms.saturating_add(policy.unopened_ttl_ms as i64),
-            opened_at_ms: None,
-            confirm_step: self.confirm_step,
-            reference: self.reference.clone(),
-            result: None,
-            auth_id: None,
-            verified_at_ms: None,
-        }
-    }
-
-    /// The longest field sent to FaceAuth, by bytes, as named in the FaceAuth URL.
-    pub fn longest_field(&self) -> (&'static str, usize) {
-        let mut longest = ("sid", self.sid.len());
-        let fields = [
-            ("authUserId", Some(&self.user_id)),
-            ("authCf1", self.cf[0].as_ref()),
-            ("authCf2", self.cf[1].as_ref()),
-            ("authCf3", self.cf[2].as_ref()),
-        ];
-        for (name, value) in fields {
-            if let Some(v) = value {
-                if v.len() > longest.1 {
-                    longest = (name, v.len());
-                }
-            }
-        }
-        longest
-    }
-}
+use crate::store::{
+    Guarded, Guards, IndexEntry, LiveLink, OpenResult, RevokeResult, Store, StoreError, WindowLimit,
+};
 
 /// What opening a link leads to.
 #[derive(Debug)]
@@ -259,37 +199,66 @@ impl LinkService {
         &self.policy
     }
 
-    /// The URL builder (its cipher is shared with the demo form).
-    pub fn urls(&self) -> &FaceAuthUrlBuilder {
-        &self.urls
+    /// Mints an `issued` link without a rate limit or a `sid` lookup (the micro-benchmark's
+    /// entry; routes go through [`super::Issuer`]).
+    ///
+    /// Errors: as [`LinkService::create`].
+    pub async fn mint(&self, link: &NewLink) -> Result<MintedLink, LinkError> {
+        match self.create(link, false, None).await? {
+            Guarded::Done((minted, _), _) => Ok(minted),
+            Guarded::Limited(_) => Err(StoreError::Corrupt(
+                "the store refused a mint no limit applied to".into(),
+            )
+            .into()),
+        }
     }
 
-    /// Mints an `issued` link. With `single_active`, the same user's earlier never-opened links
-    /// are revoked afterwards.
+    /// Creates the record of a new link for the issuing pipeline ([`super::Issuer`]): checks
+    /// the FaceAuth URL's length, then counts `limit` (if any), indexes the link for the
+    /// user's erasure and writes the record in one store step. With `open_now` the first open
+    /// is applied in the same write and the FaceAuth URL comes back (built once). With
+    /// `single_active`, the same user's earlier never-opened link is revoked in that step too
+    /// (after it in a Redis Cluster; a failure there deletes the new record).
     ///
     /// Errors: [`LinkError::TooLong`] (checked before anything is written),
     /// [`LinkError::Store`] (no link handed out).
-    pub async fn mint(&self, link: &NewLink) -> Result<MintedLink, LinkError> {
-        self.create(link, false).await
-    }
-
-    /// Mints a link and applies its first open in the same store write; returns the FaceAuth
-    /// URL to redirect to (`face-auth/start`). Errors: as [`LinkService::mint`].
-    pub async fn mint_and_open(&self, link: &NewLink) -> Result<SecretString, LinkError> {
-        let minted = self.create(link, true).await?;
-        Ok(self.faceauth_url(&minted.id, &minted.record))
-    }
-
-    async fn create(&self, link: &NewLink, open_now: bool) -> Result<MintedLink, LinkError> {
+    pub(super) async fn create(
+        &self,
+        link: &NewLink,
+        open_now: bool,
+        limit: Option<&WindowLimit>,
+    ) -> Result<Guarded<(MintedLink, Option<SecretString>)>, LinkError> {
+        let guards = Guards {
+            limit: limit.cloned(),
+            // Indexed with the write: the user's erasure must find every link (issue 19).
+            index: Some(IndexEntry {
+                key: crate::erasure::links_index_key(&link.user_id),
+                ttl_ms: crate::erasure::link_index_ttl_ms(&self.policy),
+            }),
+            // The index holds one id per user; Redis serialises the swaps, so with concurrent
+            // mints exactly one link stays live.
+            live: self.options.single_active.then(|| LiveLink {
+                key: user_index_key(&link.user_id),
+                ttl_ms: self.policy.unopened_ttl_ms,
+                retention_ms: self.policy.retention_ms,
+            }),
+        };
         // A 122-bit collision is practically impossible; one retry covers it anyway.
         for _ in 0..2 {
             let id = LinkId::random();
-            // The URL's length depends only on the values, not on the nonce: measure it before
-            // writing anything.
-            let url_bytes = self
-                .faceauth_url(&id, &link.issued_record(&self.policy, 0))
-                .expose_secret()
-                .len();
+            // The URL the link opens to, built once before anything is written: its length
+            // decides whether the link may exist (with ECB/CBC the percent-encoded base64
+            // length depends on the ciphertext, so it is measured, not computed); `start`
+            // redirects to it.
+            let url = self.urls.build(&FaceAuthParams {
+                sid: link.sid.clone(),
+                auth_user_id: link.user_id.clone(),
+                auth_cf1: link.cf[0].clone(),
+                auth_cf2: link.cf[1].clone(),
+                auth_cf3: link.cf[2].clone(),
+                token: id.to_string(),
+            });
+            let url_bytes = url.expose_secret().len();
             if url_bytes > self.options.max_url_bytes {
                 let (field, field_bytes) = link.longest_field();
                 return Err(LinkError::TooLong {
@@ -299,51 +268,20 @@ impl LinkService {
                     limit: self.options.max_url_bytes,
                 });
             }
-            // Indexed first: the user's erasure must find every link (issue 19).
-            crate::erasure::note_link(self.store.as_ref(), &link.user_id, &id, &self.policy)
-                .await?;
-            let record = match self.store.create(&id, link, &self.policy, open_now).await {
-                Ok(record) => record,
+            let written = self
+                .store
+                .create_guarded(&id, link, &self.policy, open_now, &guards)
+                .await;
+            let (record, window) = match written {
+                Ok(Guarded::Done(record, window)) => (record, window),
+                Ok(Guarded::Limited(window)) => return Ok(Guarded::Limited(window)),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if self.options.single_active {
-                if let Err(e) = self.supersede(&id, &link.user_id).await {
-                    // The mint answers 503: leave no record behind (nobody has its id).
-                    let store = self.store.clone();
-                    tokio::spawn(async move {
-                        if store.discard(&id).await.is_err() {
-                            tracing::warn!("could not delete the record of a failed mint");
-                        }
-                    });
-                    return Err(e);
-                }
-            }
-            return Ok(MintedLink { id, record });
+            let url = open_now.then_some(url);
+            return Ok(Guarded::Done((MintedLink { id, record }, url), window));
         }
         Err(StoreError::Conflict.into())
-    }
-
-    /// Makes `id` the user's live link and revokes the one it replaces if that was never
-    /// opened. The index holds one id per user; Redis serialises the swaps, so with concurrent
-    /// mints exactly one link stays live.
-    async fn supersede(&self, id: &LinkId, user_id: &str) -> Result<(), LinkError> {
-        let previous = self
-            .store
-            .swap(
-                &user_index_key(user_id),
-                &id.to_string(),
-                self.policy.unopened_ttl_ms,
-            )
-            .await?;
-        if let Some(previous) = previous.and_then(|p| p.parse::<LinkId>().ok()) {
-            if previous != *id {
-                self.store
-                    .revoke(&previous, Some(user_id), true, self.policy.retention_ms)
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     /// Opens a link: one atomic check-and-consume, then the FaceAuth URL for it. `confirmed` is
@@ -352,16 +290,41 @@ impl LinkService {
     /// Errors: [`LinkError::NotFound`], [`LinkError::Used`], [`LinkError::Expired`],
     /// [`LinkError::Revoked`], [`LinkError::Store`].
     pub async fn open(&self, id: &LinkId, confirmed: bool) -> Result<Opened, LinkError> {
-        match self
+        match self.open_guarded(id, confirmed, None).await? {
+            Guarded::Done(opened, _) => Ok(opened),
+            Guarded::Limited(_) => Err(StoreError::Corrupt(
+                "the store refused an open no limit applied to".into(),
+            )
+            .into()),
+        }
+    }
+
+    /// [`LinkService::open`] behind the rate limit `limit`, counted in the same store step
+    /// (see [`crate::store::LinkStore::open_guarded`]): [`Guarded::Limited`] when over it,
+    /// and then nothing was consumed.
+    ///
+    /// Errors: as [`LinkService::open`].
+    pub async fn open_guarded(
+        &self,
+        id: &LinkId,
+        confirmed: bool,
+        limit: Option<&WindowLimit>,
+    ) -> Result<Guarded<Opened>, LinkError> {
+        let (opened, window) = match self
             .store
-            .open(id, self.policy.retention_ms, confirmed)
+            .open_guarded(id, self.policy.retention_ms, confirmed, limit)
             .await?
         {
-            OpenResult::Opened(record) => Ok(Opened::Redirect(self.faceauth_url(id, &record))),
-            OpenResult::NeedsConfirmation => Ok(Opened::NeedsConfirmation),
-            OpenResult::Refused(state) => Err(refusal(state)),
-            OpenResult::NotFound => Err(LinkError::NotFound),
-        }
+            Guarded::Done(opened, window) => (opened, window),
+            Guarded::Limited(window) => return Ok(Guarded::Limited(window)),
+        };
+        let opened = match opened {
+            OpenResult::Opened(record) => Opened::Redirect(self.faceauth_url(id, &record)),
+            OpenResult::NeedsConfirmation => Opened::NeedsConfirmation,
+            OpenResult::Refused(state) => return Err(refusal(state)),
+            OpenResult::NotFound => return Err(LinkError::NotFound),
+        };
+        Ok(Guarded::Done(opened, window))
     }
 
     /// Revokes `owner`'s live link `id`; it then answers `410 link_revoked`. A used or expired

@@ -15,15 +15,10 @@
 //! then disagree by more than the leeway allows).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The local clock in Unix microseconds.
-pub fn local_now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_us as local_now_us;
 
 /// The last measured offset of this process's clock to Redis's (Redis − local), seconds; `0`
 /// before the first measurement or with the memory store. For checks that compare times from

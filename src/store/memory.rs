@@ -3,14 +3,15 @@
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::clock::now_ms;
 
 use super::{
-    Claim, ClaimedJob, DeadJob, ErasedUser, ErasureStore, KvStore, LinkStore, OpenResult,
-    QueuePolicy, ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, UserKeys,
-    WindowCount,
+    Claim, ClaimedJob, DeadJob, ErasedUser, ErasureStore, Guarded, Guards, KvStore, LinkStore,
+    OpenResult, QueuePolicy, ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError,
+    UserKeys, WindowCount, WindowLimit,
 };
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, NewLink, OpenStep};
+use crate::lifecycle::{LinkId, LinkPolicy, LinkRecord, LinkResult, NewLink, OpenStep};
 
 /// Entries are purged lazily: on access, and by a sweep every this many writes.
 const SWEEP_EVERY: u64 = 1024;
@@ -125,11 +126,15 @@ impl MemoryStore {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+impl MemoryStore {
+    /// Counts one hit against `limit` (the limit step of the guarded writes).
+    async fn hit(&self, limit: &WindowLimit) -> Result<Guarded<()>, StoreError> {
+        let window = self.incr_window(&limit.key, limit.window_ms).await?;
+        if window.count > limit.limit {
+            return Ok(Guarded::Limited(window));
+        }
+        Ok(Guarded::Done((), Some(window)))
+    }
 }
 
 fn at(now: i64, ttl_ms: u64) -> i64 {
@@ -160,6 +165,56 @@ impl LinkStore for MemoryStore {
         }
         inner.links.insert(*id, (record.clone(), at(now, ttl)));
         Ok(record)
+    }
+
+    async fn create_guarded(
+        &self,
+        id: &LinkId,
+        link: &NewLink,
+        policy: &LinkPolicy,
+        open_now: bool,
+        guards: &Guards,
+    ) -> Result<Guarded<LinkRecord>, StoreError> {
+        let window = match &guards.limit {
+            Some(limit) => match self.hit(limit).await? {
+                Guarded::Limited(w) => return Ok(Guarded::Limited(w)),
+                Guarded::Done((), w) => w,
+            },
+            None => None,
+        };
+        if let Some(index) = &guards.index {
+            self.index_add(&index.key, &id.to_string(), index.ttl_ms, None)
+                .await?;
+        }
+        let record = self.create(id, link, policy, open_now).await?;
+        if let Some(live) = &guards.live {
+            let previous = self.swap(&live.key, &id.to_string(), live.ttl_ms).await?;
+            if let Some(previous) = previous.and_then(|p| p.parse::<LinkId>().ok()) {
+                if previous != *id {
+                    self.revoke(&previous, Some(&link.user_id), true, live.retention_ms)
+                        .await?;
+                }
+            }
+        }
+        Ok(Guarded::Done(record, window))
+    }
+
+    async fn open_guarded(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+        limit: Option<&WindowLimit>,
+    ) -> Result<Guarded<OpenResult>, StoreError> {
+        let window = match limit {
+            Some(limit) => match self.hit(limit).await? {
+                Guarded::Limited(w) => return Ok(Guarded::Limited(w)),
+                Guarded::Done((), w) => w,
+            },
+            None => None,
+        };
+        let opened = self.open(id, retention_ms, confirmed).await?;
+        Ok(Guarded::Done(opened, window))
     }
 
     async fn open(

@@ -3,7 +3,7 @@
 //! * [`memory::MemoryStore`]: one process only; for `demo` and tests.
 //! * [`redis::RedisStore`]: production; any number of gateway replicas share one Redis.
 //!
-//! Both implement the state machine of [`crate::links::LinkRecord::apply_open`] as one atomic
+//! Both implement the state machine of [`crate::lifecycle::LinkRecord::apply_open`] as one atomic
 //! step, and both are held to one contract test suite (`tests/api/store_contract.rs`).
 
 pub mod clock;
@@ -13,13 +13,12 @@ pub mod redis_conn;
 
 use async_trait::async_trait;
 
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
+use crate::lifecycle::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
 /// A short, fixed-length tag for a user id in store keys: the first 16 bytes of SHA-256 of
 /// the id, lowercase hex (32 characters). Keeps keys short whatever the id holds.
 pub fn user_tag(user_id: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(user_id.as_bytes())[..16])
+    crate::digest::short_hex(user_id)
 }
 
 /// Errors from a store. None of them carries a secret.
@@ -70,6 +69,63 @@ pub struct WindowCount {
     pub count: u64,
     /// Milliseconds until the window resets.
     pub reset_ms: u64,
+}
+
+/// A fixed-window rate limit counted in the same store step as a link write (`INCR` with an
+/// expiry of `window_ms` on the window's first hit). A hit over `limit` writes nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowLimit {
+    /// The counter's key (unprefixed). In a Redis Cluster it must share its hash tag with the
+    /// [`IndexEntry`] written with it (both are tagged by [`user_tag`]).
+    pub key: String,
+    /// Hits allowed per window.
+    pub limit: u64,
+    /// Window length, ms.
+    pub window_ms: u64,
+}
+
+/// A per-user index (issue 19's erasure index) that a create adds the new link's id to, with
+/// `ttl_ms` (see [`ErasureStore::index_add`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The index key (unprefixed).
+    pub key: String,
+    /// How long the member (and the index) lives, ms.
+    pub ttl_ms: u64,
+}
+
+/// The user's one live link (`links.single_active`): a create makes its id the value at `key`
+/// (kept `ttl_ms`) and revokes the link it replaces if that one is the same user's and still
+/// `issued` (never opened), keeping it `retention_ms` more (see [`LinkStore::revoke`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLink {
+    /// The key holding the user's live link id (unprefixed; the user's hash tag).
+    pub key: String,
+    /// Its expiry, ms.
+    pub ttl_ms: u64,
+    /// How long a revoked record stays, ms.
+    pub retention_ms: u64,
+}
+
+/// What a create does besides writing the record ([`LinkStore::create_guarded`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Guards {
+    /// Counted first; over it, nothing else is written.
+    pub limit: Option<WindowLimit>,
+    /// The user's erasure index, written before the record.
+    pub index: Option<IndexEntry>,
+    /// `links.single_active`, applied after the record.
+    pub live: Option<LiveLink>,
+}
+
+/// The outcome of a link write guarded by an optional [`WindowLimit`].
+#[derive(Debug)]
+pub enum Guarded<T> {
+    /// Within the limit (or no limit): the write's outcome, and the window after this hit when
+    /// one was counted.
+    Done(T, Option<WindowCount>),
+    /// Over the limit: the window after this hit; nothing else was written.
+    Limited(WindowCount),
 }
 
 /// What [`LinkStore::set_result`] did.
@@ -223,6 +279,39 @@ pub trait LinkStore: Send + Sync + 'static {
         open_now: bool,
     ) -> Result<LinkRecord, StoreError>;
 
+    /// [`LinkStore::create`] with its [`Guards`]: the limit is counted first and a refusal
+    /// writes nothing else; then the user's index, the record, and the user's live link.
+    /// On one Redis (standalone, Sentinel) this is one script; in a Cluster the limit and the
+    /// index (the user's slot) and the record (another) are written concurrently, and a
+    /// refused or failed guard deletes the record again (nobody ever got its id); the live
+    /// link is then swapped and its predecessor revoked as their own steps. A failed live-link
+    /// step deletes the record too.
+    ///
+    /// Errors: as [`LinkStore::create`].
+    async fn create_guarded(
+        &self,
+        id: &LinkId,
+        link: &NewLink,
+        policy: &LinkPolicy,
+        open_now: bool,
+        guards: &Guards,
+    ) -> Result<Guarded<LinkRecord>, StoreError>;
+
+    /// [`LinkStore::open`] behind a rate limit: the limit is counted first (a re-sent open of
+    /// this request answers as the first one did, without counting again) and a refusal
+    /// changes nothing else. One script on one Redis; in a Cluster the limit is counted
+    /// first, then the open (two round trips: an open that a concurrent limit refused would
+    /// have to be undone, and another opener could see the link `used` meanwhile).
+    ///
+    /// Errors: as [`LinkStore::open`].
+    async fn open_guarded(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+        limit: Option<&WindowLimit>,
+    ) -> Result<Guarded<OpenResult>, StoreError>;
+
     /// Atomically checks and applies one open (see [`LinkRecord::apply_open`]).
     /// `retention_ms` is how long a used or expired record stays afterwards; `confirmed` is
     /// true for the confirm page's `POST`.
@@ -273,10 +362,19 @@ pub trait LinkStore: Send + Sync + 'static {
     }
 }
 
+/// The names `store.accept_risks` accepts: each names a start-up check of what Redis keeps.
+pub const STORE_RISKS: [&str; 5] = [
+    "eviction",
+    "rdb-snapshots",
+    "aof-fsync-no",
+    "async-replication",
+    "unverifiable",
+];
+
 /// A store setting that can make link state vanish or come back (start-up check, `/readyz`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreRisk {
-    /// Stable name, as in `store.accept_risks` (see [`crate::config::STORE_RISKS`]).
+    /// Stable name, as in `store.accept_risks` (see [`STORE_RISKS`]).
     pub name: &'static str,
     /// The server setting and its value, e.g. `maxmemory-policy allkeys-lru`.
     pub setting: String,
@@ -436,7 +534,7 @@ pub async fn assess_risks(
 ) -> Result<RiskAssessment, StoreError> {
     let risks = store.durability_risks().await?;
     let gauge = &crate::metrics::METRICS.store_risks;
-    for name in crate::config::STORE_RISKS {
+    for name in STORE_RISKS {
         let present = risks.iter().any(|r| r.name == name);
         let accepted = accept.iter().any(|a| a == name);
         gauge

@@ -23,6 +23,13 @@
 //!   gateway.
 //! * With `store.min_replica_acks`, `WAIT` is pipelined right after the create or open script
 //!   on the same connection; fewer confirmations than asked is a failure (503 and undo).
+//!
+//! Round trips: a mint or `face-auth/start` is one script (`create_guarded.lua`: the per-user
+//! mint limit, the erasure index, the record and `single_active`'s swap and revoke) and an
+//! open is one script (`open_guarded.lua`: the per-IP limit and the open). In a Cluster the
+//! user's keys and the link's key live in different slots: the mint's user-slot script
+//! (`mint_guard.lua`) runs concurrently with the create, the replaced link is revoked after
+//! it, and an open counts its limit first, then opens (two round trips).
 
 mod erasure;
 
@@ -35,387 +42,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Claim, ClaimedJob, DeadJob, KvStore, LinkStore, OpenResult, QueuePolicy, ResultWrite,
-    RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
+    Claim, ClaimedJob, DeadJob, Guarded, Guards, KvStore, LinkStore, OpenResult, QueuePolicy,
+    ResultWrite, RevokeResult, Settle, Settled, Snapshot, StoreError, StoreRisk, WindowCount,
+    WindowLimit,
 };
-use crate::links::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
+use crate::lifecycle::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, NewLink};
 
-/// Shared Lua: the Redis clock in Unix milliseconds.
-const NOW_LUA: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"#;
-
-/// Shared Lua: the first open of record `r` at `now` (mirrors `LinkRecord::apply_open` for an
-/// issued record); sets `px` to the new key expiry.
-const FIRST_OPEN_LUA: &str = r#"
-local function first_open(r, now, retention)
-  r.oa = now
-  if r.k == 'c' or r.k == 'count' then
-    r.st = 'u'
-    return retention
-  end
-  r.st = 'o'
-  r.ea = now + r.w
-  return r.w + retention
-end
-"#;
-
-/// Shared Lua (after [`NOW_LUA`]): past the deadline `ARGV[1]` (Redis time, ms), write nothing.
-const GATE_LUA: &str = r#"
-if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
-"#;
-
-/// KEYS[1] link key; ARGV[1] deadline; ARGV[2] request nonce; ARGV[3] issued record JSON;
-/// ARGV[4] unopened TTL ms; ARGV[5] retention ms; ARGV[6] "1" to apply the first open at once.
-/// Returns the stored JSON, or nil if the key exists (the same JSON again for a re-send).
-const CREATE_BODY: &str = r#"
-local existing = redis.call('GET', KEYS[1])
-if existing then
-  if cjson.decode(existing).rq == ARGV[2] then return existing end
-  return false
-end
-if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
-local r = cjson.decode(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local retention = tonumber(ARGV[5])
-r.ca = now
-r.ea = now + ttl
-r.rq = ARGV[2]
-local px = ttl + retention
-if ARGV[6] == '1' then
-  r.pea = r.ea
-  px = first_open(r, now, retention)
-end
-local v = cjson.encode(r)
-redis.call('SET', KEYS[1], v, 'PX', px)
-return v
-"#;
-
-/// KEYS[1] link key; ARGV[1] request nonce. Undoes a create whose answer was lost: deletes the
-/// record if that request wrote it. Returns 1 if it did.
-const UNCREATE_LUA: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-if cjson.decode(v).rq ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-"#;
-
-/// KEYS[1] link key; ARGV[1] deadline; ARGV[2] request nonce; ARGV[3] retention ms; ARGV[4]
-/// "1" for the confirming POST.
-/// Returns {'ok', json} | {'confirm'} | {'used'} | {'expired'} | {'revoked'} | {'none'}.
-const OPEN_BODY: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if not v then return {'none'} end
-local r = cjson.decode(v)
-if r.rq == ARGV[2] and (r.st == 'u' or r.st == 'o') then return {'ok', v} end
-if r.st == 'u' then return {'used'} end
-if r.st == 'r' then return {'revoked'} end
-if now >= r.ea then return {'expired'} end
-if r.cs and ARGV[4] ~= '1' then return {'confirm'} end
-if r.st == 'o' then return {'ok', v} end
-if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
-r.pea = r.ea
-r.rq = ARGV[2]
-local px = first_open(r, now, tonumber(ARGV[3]))
-v = cjson.encode(r)
-redis.call('SET', KEYS[1], v, 'PX', px)
-return {'ok', v}
-"#;
-
-/// KEYS[1] link key; ARGV[1] request nonce; ARGV[2] retention ms. Undoes a first open whose
-/// answer was lost (the FaceAuth URL never left the gateway): the link is `issued` again with
-/// its old expiry, if that request opened it. Returns 1 if it did.
-const UNOPEN_LUA: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local r = cjson.decode(v)
-if r.rq ~= ARGV[1] or not r.pea or (r.st ~= 'u' and r.st ~= 'o') then return 0 end
-r.st = 'i'
-r.oa = nil
-r.ea = r.pea
-r.pea = nil
-r.rq = nil
-local px = r.ea - now + tonumber(ARGV[2])
-if px < 1 then px = 1 end
-redis.call('SET', KEYS[1], cjson.encode(r), 'PX', px)
-return 1
-"#;
-
-/// KEYS[1] link key; ARGV[1] deadline; ARGV[2] owner ('' = any); ARGV[3] "1" = only an issued,
-/// unexpired link; ARGV[4] retention ms. Returns 'revoked' | 'unchanged' | 'none'. A used or
-/// expired link stays as it is (mirrors `LinkRecord::revoke`).
-const REVOKE_BODY: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if not v then return 'none' end
-local r = cjson.decode(v)
-if ARGV[2] ~= '' and r.u ~= ARGV[2] then return 'none' end
-if r.st == 'r' or r.st == 'u' or now >= r.ea then return 'unchanged' end
-if ARGV[3] == '1' and r.st ~= 'i' then return 'unchanged' end
-if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
-r.st = 'r'
-redis.call('SET', KEYS[1], cjson.encode(r), 'PX', tonumber(ARGV[4]))
-return 'revoked'
-"#;
-
-/// KEYS[1] counter; ARGV[1] deadline; ARGV[2] window ms. Returns {count, ms until reset}.
-const INCR_WINDOW_BODY: &str = r#"
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if n == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return {n, ttl}
-"#;
-
-/// KEYS[1]; ARGV[1] deadline; ARGV[2] value; ARGV[3] ttl ms. Returns the existing value, or nil
-/// after writing.
-const PUT_IF_ABSENT_BODY: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return false
-"#;
-
-/// KEYS[1]; ARGV[1] expected value. Returns 1 if deleted.
-const DELETE_IF_EQUALS_LUA: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
-/// KEYS[1]; ARGV[1] deadline; ARGV[2] expected value; ARGV[3] new value; ARGV[4] ttl ms.
-/// Returns 1 if replaced.
-const REPLACE_IF_EQUALS_BODY: &str = r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
-if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-return 1
-"#;
-
-/// KEYS[1] link key; ARGV[1] result; ARGV[2] auth id; ARGV[3] verified-at ms. Keeps the key's
-/// expiry. The later (verified-at, auth id) wins; the first verdict on an auth id stays.
-/// Returns {'applied'|'same'|'stale', json} or nil when there is no link.
-const SET_RESULT_LUA: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl <= 0 then return false end
-local r = cjson.decode(v)
-local va = tonumber(ARGV[3])
-if r.res then
-  local cva = tonumber(r.va) or 0
-  local caid = r.aid or ''
-  if caid == ARGV[2] then return {'same', v} end
-  if cva > va or (cva == va and caid > ARGV[2]) then return {'stale', v} end
-end
-r.res = ARGV[1]
-r.aid = ARGV[2]
-r.va = va
-v = cjson.encode(r)
-redis.call('SET', KEYS[1], v, 'PX', ttl)
-return {'applied', v}
-"#;
-
-/// KEYS[1] hash {o, i, v}; ARGV[1] order; ARGV[2] tiebreak; ARGV[3] value; ARGV[4] ttl ms.
-/// Returns 1 if written.
-const PUT_IF_LATER_LUA: &str = r#"
-local cur = redis.call('HMGET', KEYS[1], 'o', 'i')
-if cur[1] then
-  local o = tonumber(cur[1])
-  local n = tonumber(ARGV[1])
-  if o > n or (o == n and (cur[2] or '') >= ARGV[2]) then return 0 end
-end
-redis.call('HSET', KEYS[1], 'o', ARGV[1], 'i', ARGV[2], 'v', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-"#;
-
-/// KEYS[1] hash written by PUT_IF_LATER. Returns {now} or {now, value}.
-const READ_LATER_BODY: &str = r#"
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return {tostring(now)} end
-return {tostring(now), v}
-"#;
-
-/// Work queues. KEYS[1] due (sorted set, score = due ms, Redis clock), KEYS[2] jobs (hash
-/// member -> envelope JSON {b body, c created, t tries, f failures, k lease token, r reason}),
-/// KEYS[3] dead letters (sorted set, score = dead-lettered ms). All three share the hash tag
-/// `{q:<name>}`, so every script runs on one slot in a cluster.
-const QUEUE_EXPIRE_LUA: &str = r#"
-local function expire_all(ttl)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ttl) end
-end
--- An envelope, or nil if it is unreadable (a poisoned entry must not stop the queue).
-local function envelope(v)
-  local ok, e = pcall(cjson.decode, v)
-  if not ok or type(e) ~= 'table' then return nil end
-  if type(e.b) ~= 'string' then return nil end
-  e.c = tonumber(e.c) or 0
-  e.t = tonumber(e.t) or 0
-  e.f = tonumber(e.f) or 0
-  if type(e.k) ~= 'string' then e.k = '' end
-  if type(e.r) ~= 'string' then e.r = '' end
-  return e
-end
-"#;
-
-/// KEYS[1] due, KEYS[2] jobs, KEYS[3] marker key (or the jobs key when there is none);
-/// ARGV[1] member, ARGV[2] body, ARGV[3] "1" with a marker, ARGV[4] marker ttl, ARGV[5] queue
-/// ttl. Returns 1 if added.
-const QUEUE_PUSH_BODY: &str = r#"
-if ARGV[3] == '1' then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-  redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
-end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({b = ARGV[2], c = now, t = 0, f = 0, k = '', r = ''}))
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return 1
-"#;
-
-/// ARGV[1] limit, ARGV[2] lease ms, ARGV[3] max failures, ARGV[4] queue ttl, ARGV[5] dead
-/// ttl, ARGV[6] token prefix. Returns {now, n buried, per buried job: member, reason; then per
-/// claimed job: member, body, token, tries, failures, created}.
-const QUEUE_CLAIM_BODY: &str = r#"
-local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[5]), 'LIMIT', 0, 100)
-for _, m in ipairs(old) do
-  redis.call('ZREM', KEYS[3], m)
-  redis.call('HDEL', KEYS[2], m)
-end
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-local buried = {}
-local jobs = {}
-local lease = tonumber(ARGV[2])
-for i, m in ipairs(due) do
-  local v = redis.call('HGET', KEYS[2], m)
-  local e = v and envelope(v)
-  if not v then
-    redis.call('ZREM', KEYS[1], m)
-  elseif not e then
-    redis.call('ZREM', KEYS[1], m)
-    redis.call('ZADD', KEYS[3], now, m)
-    redis.call('HSET', KEYS[2], m, cjson.encode({b = '', c = now, t = 0, f = 0, k = '', r = 'unreadable'}))
-    table.insert(buried, m)
-    table.insert(buried, 'unreadable')
-  else
-    if e.f >= tonumber(ARGV[3]) then
-      e.k = ''
-      if e.r == '' then e.r = 'lease_lost' end
-      redis.call('ZREM', KEYS[1], m)
-      redis.call('ZADD', KEYS[3], now, m)
-      redis.call('HSET', KEYS[2], m, cjson.encode(e))
-      table.insert(buried, m)
-      table.insert(buried, e.r)
-    else
-      e.t = e.t + 1
-      e.f = e.f + 1
-      e.k = ARGV[6] .. ':' .. i
-      redis.call('HSET', KEYS[2], m, cjson.encode(e))
-      redis.call('ZADD', KEYS[1], now + lease, m)
-      for _, x in ipairs({m, e.b, e.k, tostring(e.t), tostring(e.f), tostring(e.c)}) do
-        table.insert(jobs, x)
-      end
-    end
-  end
-end
-if #due > 0 then expire_all(ARGV[4]) end
-local out = {tostring(now), tostring(#buried / 2)}
-for _, m in ipairs(buried) do table.insert(out, m) end
-for _, x in ipairs(jobs) do table.insert(out, x) end
-return out
-"#;
-
-/// ARGV[1] member, ARGV[2] token, ARGV[3] op (done|renew|retry|fail|bury), ARGV[4] delay ms,
-/// ARGV[5] reason, ARGV[6] lease ms, ARGV[7] queue ttl, ARGV[8] max failures.
-/// Returns 'ok' | 'buried' | 'lost'.
-const QUEUE_SETTLE_BODY: &str = r#"
-local m = ARGV[1]
-local v = redis.call('HGET', KEYS[2], m)
-if not v then return 'lost' end
-local e = envelope(v)
-if not e or e.k ~= ARGV[2] then return 'lost' end
-local op = ARGV[3]
-if op == 'done' then
-  redis.call('HDEL', KEYS[2], m)
-  redis.call('ZREM', KEYS[1], m)
-  return 'ok'
-end
-if op == 'renew' then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), m)
-  expire_all(ARGV[7])
-  return 'ok'
-end
-e.k = ''
-local result = 'ok'
-if op == 'retry' then e.f = 0 end
-if op == 'fail' or op == 'bury' then e.r = ARGV[5] end
-if op == 'bury' or (op == 'fail' and e.f >= tonumber(ARGV[8])) then
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('ZADD', KEYS[3], now, m)
-  result = 'buried'
-else
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), m)
-end
-redis.call('HSET', KEYS[2], m, cjson.encode(e))
-expire_all(ARGV[7])
-return result
-"#;
-
-/// ARGV[1] limit. Returns per job: member, dead-at ms, tries, reason.
-const QUEUE_DEAD_LUA: &str = r#"
-local ms = redis.call('ZRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
-local out = {}
-for i = 1, #ms, 2 do
-  local v = redis.call('HGET', KEYS[2], ms[i])
-  local e = v and envelope(v)
-  local t, r = '0', 'unreadable'
-  if e then
-    t = tostring(e.t)
-    r = e.r
-  end
-  for _, x in ipairs({ms[i], ms[i + 1], t, r}) do table.insert(out, x) end
-end
-return out
-"#;
-
-/// ARGV[1] member, ARGV[2] queue ttl. Returns 1 if the job was dead-lettered and is due again.
-const QUEUE_REVIVE_BODY: &str = r#"
-if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-local v = redis.call('HGET', KEYS[2], ARGV[1])
-local e = v and envelope(v)
-if not e then return 0 end
-e.f = 0
-e.k = ''
-e.r = ''
-e.c = now
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(e))
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-expire_all(ARGV[2])
-return 1
-"#;
-
-/// KEYS[1]; ARGV[1] deadline; ARGV[2] value; ARGV[3] ttl ms. Returns the replaced value or nil.
-const SWAP_BODY: &str = r#"
-local old = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return old
-"#;
-
-/// KEYS[1] link key. Returns {now} or {now, json}.
-const GET_BODY: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if not v then return {tostring(now)} end
-return {tostring(now), v}
-"#;
+// The Lua scripts live in `src/store/lua/`, one file each with a header giving KEYS, ARGV and
+// the reply. A script runs as the shared preludes it needs (`now.lua`: the Redis clock as
+// `now`; `gate.lua`: the deadline check; `first_open.lua`; `queue_expire.lua`) followed by
+// its body.
+const NOW_LUA: &str = include_str!("lua/now.lua");
+const FIRST_OPEN_LUA: &str = include_str!("lua/first_open.lua");
+const GATE_LUA: &str = include_str!("lua/gate.lua");
+const CREATE_BODY: &str = include_str!("lua/create.lua");
+const UNCREATE_LUA: &str = include_str!("lua/uncreate.lua");
+const OPEN_BODY: &str = include_str!("lua/open.lua");
+const UNOPEN_LUA: &str = include_str!("lua/unopen.lua");
+const REVOKE_BODY: &str = include_str!("lua/revoke.lua");
+const INCR_WINDOW_BODY: &str = include_str!("lua/incr_window.lua");
+const PUT_IF_ABSENT_BODY: &str = include_str!("lua/put_if_absent.lua");
+const DELETE_IF_EQUALS_LUA: &str = include_str!("lua/delete_if_equals.lua");
+const REPLACE_IF_EQUALS_BODY: &str = include_str!("lua/replace_if_equals.lua");
+const SET_RESULT_LUA: &str = include_str!("lua/set_result.lua");
+const PUT_IF_LATER_LUA: &str = include_str!("lua/put_if_later.lua");
+const READ_LATER_BODY: &str = include_str!("lua/read_later.lua");
+const QUEUE_EXPIRE_LUA: &str = include_str!("lua/queue_expire.lua");
+const QUEUE_PUSH_BODY: &str = include_str!("lua/queue_push.lua");
+const QUEUE_CLAIM_BODY: &str = include_str!("lua/queue_claim.lua");
+const QUEUE_SETTLE_BODY: &str = include_str!("lua/queue_settle.lua");
+const QUEUE_DEAD_LUA: &str = include_str!("lua/queue_dead.lua");
+const QUEUE_REVIVE_BODY: &str = include_str!("lua/queue_revive.lua");
+const SWAP_BODY: &str = include_str!("lua/swap.lua");
+const GET_BODY: &str = include_str!("lua/get.lua");
+const LIMIT_LUA: &str = include_str!("lua/limit.lua");
+const INDEX_LUA: &str = include_str!("lua/index.lua");
+const CREATE_GUARDED_BODY: &str = include_str!("lua/create_guarded.lua");
+const OPEN_GUARDED_BODY: &str = include_str!("lua/open_guarded.lua");
+const MINT_GUARD_BODY: &str = include_str!("lua/mint_guard.lua");
 
 /// The Lua source of the open script, as the store runs it (for load tests with
 /// `redis-benchmark`).
@@ -460,8 +124,13 @@ pub struct RedisStore {
     timeout: Duration,
     options: StoreOptions,
     sentinel: bool,
+    /// A Redis Cluster: keys of different hash tags live on different nodes.
+    cluster: bool,
     clock: Arc<ClockOffset>,
     create: Script,
+    create_guarded: Script,
+    mint_guard: Script,
+    open_guarded: Script,
     uncreate: Script,
     open: Script,
     unopen: Script,
@@ -506,24 +175,8 @@ impl From<Failure> for StoreError {
 }
 
 impl RedisStore {
-    /// Connects to `redis_url` (e.g. `redis://127.0.0.1:6379/0`); every key gets `key_prefix`;
+    /// Connects to `target` (standalone, Sentinel, Cluster); every key gets `key_prefix`;
     /// every command is bounded by `timeout` (connect, response and the whole call).
-    ///
-    /// Errors: [`StoreError::Unavailable`] if Redis does not answer `PING` within `timeout`.
-    pub async fn connect(
-        redis_url: &str,
-        key_prefix: &str,
-        timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        Self::connect_to(
-            &RedisTarget::Standalone(redis_url.to_string()),
-            key_prefix,
-            timeout,
-        )
-        .await
-    }
-
-    /// Like [`RedisStore::connect`] for any topology (standalone, Sentinel, Cluster).
     ///
     /// Errors: [`StoreError::Unavailable`] if nothing answers within `timeout` (a few times
     /// that for a cluster, which asks every seed node), [`StoreError::Unsupported`] if the
@@ -563,8 +216,18 @@ impl RedisStore {
             timeout,
             options,
             sentinel: matches!(target, RedisTarget::Sentinel { .. }),
+            cluster: matches!(target, RedisTarget::Cluster(_)),
             clock,
             create: Script::new(&format!("{NOW_LUA}{FIRST_OPEN_LUA}{CREATE_BODY}")),
+            create_guarded: Script::new(&format!(
+                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}{INDEX_LUA}local function create_link()\n\
+                 {CREATE_BODY}end\n{CREATE_GUARDED_BODY}"
+            )),
+            mint_guard: Script::new(&format!("{NOW_LUA}{LIMIT_LUA}{INDEX_LUA}{MINT_GUARD_BODY}")),
+            open_guarded: Script::new(&format!(
+                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}local function open_link()\n\
+                 {OPEN_BODY}end\n{OPEN_GUARDED_BODY}"
+            )),
             uncreate: Script::new(UNCREATE_LUA),
             open: Script::new(&open_script_source()),
             unopen: Script::new(&format!("{NOW_LUA}{UNOPEN_LUA}")),
@@ -645,6 +308,9 @@ impl RedisStore {
         }
         for script in [
             &self.create,
+            &self.create_guarded,
+            &self.mint_guard,
+            &self.open_guarded,
             &self.uncreate,
             &self.open,
             &self.unopen,
@@ -708,6 +374,18 @@ impl RedisStore {
         args: Vec<String>,
         confirm: bool,
     ) -> Result<redis::Value, Failure> {
+        self.run_gated_keys(op, script, &[key], args, confirm).await
+    }
+
+    /// [`Self::run_gated`] with several keys (one hash slot in a cluster).
+    async fn run_gated_keys(
+        &self,
+        op: &'static str,
+        script: &Script,
+        keys: &[String],
+        args: Vec<String>,
+        confirm: bool,
+    ) -> Result<redis::Value, Failure> {
         let acks = if confirm {
             self.options.min_replica_acks
         } else {
@@ -721,7 +399,7 @@ impl RedisStore {
         let attempt = async {
             for first in [true, false] {
                 let mut evalsha = redis::cmd("EVALSHA");
-                evalsha.arg(script.get_hash()).arg(1).arg(&key);
+                evalsha.arg(script.get_hash()).arg(keys.len()).arg(keys);
                 for a in &full {
                     evalsha.arg(a);
                 }
@@ -789,6 +467,157 @@ impl RedisStore {
             Ok(_) => {}
         }
         outcome
+    }
+
+    /// [`LinkStore::create_guarded`] in a Cluster: the record's slot is not the user's, so
+    /// the guard (limit, index and live link, the user's slot) and the record are written at
+    /// once (one round trip of wall time); a refused or failed guard deletes the record nobody
+    /// got the id of, a failed create puts the user's live link back. The link the new one
+    /// replaces is revoked afterwards (a second round trip, only when there is one).
+    async fn create_guarded_cluster(
+        &self,
+        id: &LinkId,
+        link: &NewLink,
+        policy: &LinkPolicy,
+        open_now: bool,
+        guards: &Guards,
+    ) -> Result<Guarded<LinkRecord>, StoreError> {
+        let nonce = nonce();
+        let key = self.key(id);
+        let member = id.to_string();
+        let (limit, index, live) = (&guards.limit, &guards.index, &guards.live);
+        let create = self.run_gated(
+            "create",
+            &self.create,
+            key.clone(),
+            create_args(link, policy, open_now, &nonce)?,
+            true,
+        );
+        let user_keys = [
+            limit.as_ref().map(|l| &l.key),
+            index.as_ref().map(|i| &i.key),
+            live.as_ref().map(|l| &l.key),
+        ];
+        // A missing key is one of the others (same slot; the script does not touch it).
+        let Some(any) = user_keys.iter().flatten().next().map(|k| self.prefixed(k)) else {
+            let record = self.created(create.await, key, nonce)?;
+            return Ok(Guarded::Done(record, None));
+        };
+        let guard_keys = user_keys.map(|k| k.map_or_else(|| any.clone(), |k| self.prefixed(k)));
+        let guard_args = vec![
+            limit
+                .as_ref()
+                .map(|l| l.limit.to_string())
+                .unwrap_or_default(),
+            limit
+                .as_ref()
+                .map(|l| l.window_ms.to_string())
+                .unwrap_or_default(),
+            index
+                .as_ref()
+                .map(|i| i.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+            member.clone(),
+            live.as_ref()
+                .map(|l| l.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+        ];
+        let guard = self.run_gated_keys(
+            "mint_guard",
+            &self.mint_guard,
+            &guard_keys,
+            guard_args,
+            false,
+        );
+        let (guard, reply) = tokio::join!(guard, create);
+        let created = self.created(reply, key.clone(), nonce.clone());
+        let guard: Result<Vec<String>, StoreError> = guard
+            .map_err(StoreError::from)
+            .and_then(from_value::<Vec<String>>);
+        let undo = |created: &Result<LinkRecord, StoreError>| {
+            if created.is_ok() {
+                self.undo(
+                    "uncreate",
+                    self.uncreate.clone(),
+                    key.clone(),
+                    vec![nonce.clone()],
+                );
+            }
+        };
+        let g = match guard {
+            Ok(g) => g,
+            Err(e) => {
+                undo(&created);
+                if let Some(live) = live {
+                    // The guard may have run: the live link must not name a deleted record.
+                    let _ = self.delete_if_equals(&live.key, &member).await;
+                }
+                return Err(e);
+            }
+        };
+        let window = window_count(g.get(1), g.get(2));
+        match g.first().map(String::as_str) {
+            Some("ok") => {}
+            Some("limited") => {
+                undo(&created);
+                return Ok(Guarded::Limited(window));
+            }
+            _ => {
+                undo(&created);
+                return Err(StoreError::Corrupt("unexpected mint guard reply".into()));
+            }
+        }
+        let previous = g.get(3).filter(|p| !p.is_empty() && **p != member);
+        let record = match created {
+            Ok(record) => record,
+            Err(e) => {
+                if let Some(live) = live {
+                    // Nothing was issued: the user's live link is the one it was.
+                    let _ = match previous {
+                        Some(p) => {
+                            self.replace_if_equals(&live.key, &member, p, live.ttl_ms)
+                                .await
+                        }
+                        None => self.delete_if_equals(&live.key, &member).await,
+                    };
+                }
+                return Err(e);
+            }
+        };
+        if let (Some(live), Some(previous)) = (live, previous) {
+            if let Ok(previous) = previous.parse::<LinkId>() {
+                let revoked = self
+                    .revoke(&previous, Some(&link.user_id), true, live.retention_ms)
+                    .await;
+                if let Err(e) = revoked {
+                    // The mint answers 503: leave no record behind (nobody has its id).
+                    self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Guarded::Done(record, limit.as_ref().map(|_| window)))
+    }
+
+    /// The record `create.lua` answered; a create whose outcome is unknown is undone.
+    fn created(
+        &self,
+        reply: Result<redis::Value, Failure>,
+        key: String,
+        nonce: String,
+    ) -> Result<LinkRecord, StoreError> {
+        let stored: Option<String> = match reply {
+            Ok(v) => from_value(v)?,
+            Err(Failure::Unknown(e)) => {
+                self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
+                return Err(e);
+            }
+            Err(f) => return Err(f.into()),
+        };
+        match stored {
+            Some(json) => decode(&json),
+            None => Err(StoreError::Conflict),
+        }
     }
 
     /// Undoes a create or open whose outcome is unknown, in the background, fenced by the
@@ -1139,6 +968,49 @@ fn wrote(reply: &redis::Value) -> bool {
     }
 }
 
+/// The arguments of `create.lua` after its deadline.
+fn create_args(
+    link: &NewLink,
+    policy: &LinkPolicy,
+    open_now: bool,
+    nonce: &str,
+) -> Result<Vec<String>, StoreError> {
+    let template = serde_json::to_string(&link.issued_record(policy, 0))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(vec![
+        nonce.to_string(),
+        template,
+        policy.unopened_ttl_ms.to_string(),
+        policy.retention_ms.to_string(),
+        if open_now { "1" } else { "0" }.to_string(),
+    ])
+}
+
+/// The window of a guarded script's reply (`count`, `ms until reset`).
+fn window_count(count: Option<&String>, reset_ms: Option<&String>) -> WindowCount {
+    let parse = |v: Option<&String>| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    WindowCount {
+        count: parse(count).max(0) as u64,
+        reset_ms: parse(reset_ms).max(0) as u64,
+    }
+}
+
+/// An open script's answer: status and, for `ok`, the record's JSON.
+fn open_result(status: Option<&str>, json: Option<&String>) -> Result<OpenResult, StoreError> {
+    match status {
+        Some("ok") => match json {
+            Some(json) => Ok(OpenResult::Opened(Box::new(decode(json)?))),
+            None => Err(StoreError::Corrupt("open script returned no record".into())),
+        },
+        Some("confirm") => Ok(OpenResult::NeedsConfirmation),
+        Some("used") => Ok(OpenResult::Refused(LinkState::Used)),
+        Some("expired") => Ok(OpenResult::Refused(LinkState::Expired)),
+        Some("revoked") => Ok(OpenResult::Refused(LinkState::Revoked)),
+        Some("none") => Ok(OpenResult::NotFound),
+        _ => Err(StoreError::Corrupt("unexpected open script reply".into())),
+    }
+}
+
 fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -1152,26 +1024,68 @@ impl LinkStore for RedisStore {
         policy: &LinkPolicy,
         open_now: bool,
     ) -> Result<LinkRecord, StoreError> {
-        let template = serde_json::to_string(&link.issued_record(policy, 0))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let nonce = nonce();
         let key = self.key(id);
+        let args = create_args(link, policy, open_now, &nonce)?;
         let reply = self
-            .run_gated(
-                "create",
-                &self.create,
-                key.clone(),
-                vec![
-                    nonce.clone(),
-                    template,
-                    policy.unopened_ttl_ms.to_string(),
-                    policy.retention_ms.to_string(),
-                    if open_now { "1" } else { "0" }.to_string(),
-                ],
-                true,
-            )
+            .run_gated("create", &self.create, key.clone(), args, true)
             .await;
-        let stored: Option<String> = match reply {
+        self.created(reply, key, nonce)
+    }
+
+    async fn create_guarded(
+        &self,
+        id: &LinkId,
+        link: &NewLink,
+        policy: &LinkPolicy,
+        open_now: bool,
+        guards: &Guards,
+    ) -> Result<Guarded<LinkRecord>, StoreError> {
+        if self.cluster {
+            return self
+                .create_guarded_cluster(id, link, policy, open_now, guards)
+                .await;
+        }
+        let nonce = nonce();
+        let key = self.key(id);
+        let (limit, index, live) = (&guards.limit, &guards.index, &guards.live);
+        let mut args = create_args(link, policy, open_now, &nonce)?;
+        args.extend([
+            limit
+                .as_ref()
+                .map(|l| l.limit.to_string())
+                .unwrap_or_default(),
+            limit
+                .as_ref()
+                .map(|l| l.window_ms.to_string())
+                .unwrap_or_default(),
+            index
+                .as_ref()
+                .map(|i| i.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+            id.to_string(),
+            live.as_ref()
+                .map(|l| l.ttl_ms.max(1).to_string())
+                .unwrap_or_default(),
+            format!("{}link:{{", self.prefix),
+            live.as_ref()
+                .map(|l| l.retention_ms.max(1))
+                .unwrap_or(1)
+                .to_string(),
+            link.user_id.clone(),
+        ]);
+        // A missing key is the link key again (the script does not touch it then).
+        let or_link = |k: Option<&String>| k.map_or_else(|| key.clone(), |k| self.prefixed(k));
+        let keys = [
+            key.clone(),
+            or_link(limit.as_ref().map(|l| &l.key)),
+            or_link(index.as_ref().map(|i| &i.key)),
+            or_link(live.as_ref().map(|l| &l.key)),
+        ];
+        let reply = self
+            .run_gated_keys("create", &self.create_guarded, &keys, args, true)
+            .await;
+        let reply: Vec<String> = match reply {
             Ok(v) => from_value(v)?,
             Err(Failure::Unknown(e)) => {
                 self.undo("uncreate", self.uncreate.clone(), key, vec![nonce]);
@@ -1179,9 +1093,77 @@ impl LinkStore for RedisStore {
             }
             Err(f) => return Err(f.into()),
         };
-        match stored {
-            Some(json) => decode(&json),
-            None => Err(StoreError::Conflict),
+        let window = limit
+            .as_ref()
+            .map(|_| window_count(reply.get(2), reply.get(3)));
+        match (reply.first().map(String::as_str), reply.get(1)) {
+            (Some("ok"), Some(json)) => Ok(Guarded::Done(decode(json)?, window)),
+            (Some("conflict"), _) => Err(StoreError::Conflict),
+            (Some("limited"), _) => Ok(Guarded::Limited(window_count(reply.get(2), reply.get(3)))),
+            _ => Err(StoreError::Corrupt("unexpected create script reply".into())),
+        }
+    }
+
+    async fn open_guarded(
+        &self,
+        id: &LinkId,
+        retention_ms: u64,
+        confirmed: bool,
+        limit: Option<&WindowLimit>,
+    ) -> Result<Guarded<OpenResult>, StoreError> {
+        let Some(limit) = limit else {
+            return Ok(Guarded::Done(
+                self.open(id, retention_ms, confirmed).await?,
+                None,
+            ));
+        };
+        if self.cluster {
+            // Different slots; the limit goes first (see the trait).
+            let window = self.incr_window(&limit.key, limit.window_ms).await?;
+            if window.count > limit.limit {
+                return Ok(Guarded::Limited(window));
+            }
+            let opened = self.open(id, retention_ms, confirmed).await?;
+            return Ok(Guarded::Done(opened, Some(window)));
+        }
+        let nonce = nonce();
+        let key = self.key(id);
+        let keys = [key.clone(), self.prefixed(&limit.key)];
+        let reply = self
+            .run_gated_keys(
+                "open",
+                &self.open_guarded,
+                &keys,
+                vec![
+                    nonce.clone(),
+                    retention_ms.to_string(),
+                    if confirmed { "1" } else { "0" }.to_string(),
+                    limit.limit.to_string(),
+                    limit.window_ms.to_string(),
+                ],
+                true,
+            )
+            .await;
+        let reply: Vec<String> = match reply {
+            Ok(v) => from_value(v)?,
+            Err(Failure::Unknown(e)) => {
+                self.undo(
+                    "unopen",
+                    self.unopen.clone(),
+                    key,
+                    vec![nonce, retention_ms.to_string()],
+                );
+                return Err(e);
+            }
+            Err(f) => return Err(f.into()),
+        };
+        let window = window_count(reply.get(2), reply.get(3));
+        match reply.first().map(String::as_str) {
+            Some("limited") => Ok(Guarded::Limited(window)),
+            status => Ok(Guarded::Done(
+                open_result(status, reply.get(1))?,
+                Some(window),
+            )),
         }
     }
 
@@ -1219,18 +1201,7 @@ impl LinkStore for RedisStore {
             }
             Err(f) => return Err(f.into()),
         };
-        match reply.first().map(String::as_str) {
-            Some("ok") => match reply.get(1) {
-                Some(json) => Ok(OpenResult::Opened(Box::new(decode(json)?))),
-                None => Err(StoreError::Corrupt("open script returned no record".into())),
-            },
-            Some("confirm") => Ok(OpenResult::NeedsConfirmation),
-            Some("used") => Ok(OpenResult::Refused(LinkState::Used)),
-            Some("expired") => Ok(OpenResult::Refused(LinkState::Expired)),
-            Some("revoked") => Ok(OpenResult::Refused(LinkState::Revoked)),
-            Some("none") => Ok(OpenResult::NotFound),
-            _ => Err(StoreError::Corrupt("unexpected open script reply".into())),
-        }
+        open_result(reply.first().map(String::as_str), reply.get(1))
     }
 
     async fn revoke(

@@ -13,17 +13,11 @@ use crate::helpers::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use faceauth_gateway::Settings;
-use secrecy::SecretString;
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use std::time::Duration;
+use wiremock::MockServer;
 
-const PATH_SECRET: &str = "wh_assertions_0123456789abcdefghijklmnopqrstuv";
-const SERVICE_KEY: &str = "assertions-service-key";
-const CALLBACK_SECRET: &str = "cb-secret-assertions-0123456789-0123456789";
 const AUDIENCE_APP: &str = "https://app.example.test/api";
 const ISS: &str = "https://gw.test/base";
 const ACR: &str = "urn:example:acr:face-step-up";
@@ -90,45 +84,11 @@ fn path_str(p: &std::path::Path) -> String {
 /// Gateway settings against a fake ARGOS and a callback receiver, signing with `key`.
 fn settings_with(argos: &MockServer, receiver: &MockServer, key: &KeyFiles) -> Settings {
     let mut s = test_settings();
-    s.argos.api_base_url = argos.uri().parse().unwrap();
-    s.argos.api_retries = 0;
-    s.webhooks.path_secret = Some(SecretString::from(PATH_SECRET));
-    s.webhooks.allowed_ips = vec!["127.0.0.1/32".parse().unwrap()];
-    s.verify.poll_interval_ms = 100;
-    s.callbacks.url = Some(format!("{}/hook", receiver.uri()));
-    s.callbacks.secret = Some(SecretString::from(CALLBACK_SECRET));
-    s.auth.service.audience = "faceauth-service".into();
-    s.auth.service.api_key_sha256 = vec![hex::encode(openssl::sha::sha256(SERVICE_KEY.as_bytes()))];
+    use_fake_argos(&mut s, argos, receiver);
     s.assertions.signing_key_file = path_str(&key.private);
     s.assertions.audience = AUDIENCE_APP.into();
     s.assertions.acr = ACR.into();
     s
-}
-
-async fn servers() -> (MockServer, MockServer) {
-    let argos = MockServer::start().await;
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&receiver)
-        .await;
-    (argos, receiver)
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(15) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// ARGOS's `create_time` `ago_secs` seconds ago, in whole seconds: (RFC 3339, Unix seconds).
@@ -141,44 +101,13 @@ fn argos_time(ago_secs: i64) -> (String, i64) {
     (text, t)
 }
 
-async fn argos_says(argos: &MockServer, auth_id: &str, status: &str, sid: &str, at: &str) {
-    Mock::given(method("GET"))
-        .and(path("/v3/faceauth"))
-        .and(query_param("authId", auth_id))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
-            "faceAuth_projectId": PROJECT_ID,
-            "data": [{
-                "auth_id": auth_id, "auth_status": status, "create_time": at,
-                "submit_type": "form", "kyc_submission_id": sid, "policy": {}, "delete_check": false
-            }]
-        }])))
-        .mount(argos)
-        .await;
-}
-
 async fn webhook(app: &TestApp, auth_id: &str, token: &str) {
-    let body = format!(
-        r#"{{"webhook_trigger":"faceAuth","data":{{"Submission_id":"x","Auth_Status":"approved","Create_Time":"2026-11-29T00:00:00Z","Auth_User_id":"u","Token_id":"{token}","reference":{{"userid":"u"}},"Authentication_id":"{auth_id}"}}}}"#
-    );
-    let r = app
-        .send(
-            app.client
-                .post(app.url(&format!("/v1/webhooks/argos/{PATH_SECRET}")))
-                .header("content-type", "application/json")
-                .body(body),
-        )
-        .await;
+    let r = app.post_webhook(webhook_body(auth_id, token)).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
 async fn link_status(app: &TestApp, jwt: &str, id: &str) -> Value {
-    let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{id}")))
-                .bearer_auth(jwt),
-        )
-        .await;
+    let r = app.link_status(jwt, id).await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
 }
@@ -186,8 +115,7 @@ async fn link_status(app: &TestApp, jwt: &str, id: &str) -> Value {
 async fn step_up(app: &TestApp, user: &str, max_age: u64) -> Value {
     let r = app
         .send(
-            app.client
-                .get(app.url(&format!("/v1/users/{user}/step-up?max_age_secs={max_age}")))
+            app.get(&format!("/v1/users/{user}/step-up?max_age_secs={max_age}"))
                 .header("x-api-key", SERVICE_KEY),
         )
         .await;
@@ -241,12 +169,7 @@ fn decode_parts(jwt: &str) -> (Value, Value) {
 
 /// The JWKS, read without the suite's `no-store` check: this answer is meant to be cached.
 async fn fetch_jwks(app: &TestApp) -> (Option<String>, Value) {
-    let r = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/.well-known/jwks.json").send().await.unwrap();
     assert_eq!(r.status(), 200);
     let cc = r
         .headers()
@@ -310,10 +233,26 @@ async fn pyjwt_verify(
         "audience": AUDIENCE_APP,
         "cases": cases.iter().map(|(t, s)| json!({"token": t, "sub": s})).collect::<Vec<_>>(),
     });
+    let mut verifier = std::process::Command::new("python3");
+    verifier.args(["-c", VERIFIER]);
+    run_verifier(verifier, request, "the verifier")
+        .await
+        .into_iter()
+        .map(|r| r.map(|r| (r["claims"].clone(), r["header"].clone())))
+        .collect()
+}
+
+/// Runs a verifier process with `request` (JSON) on its stdin, asserting that it exits 0 (the
+/// failure names it `who`); its stdout is one `{"ok": …}` object a case: `Ok(object)` or
+/// `Err(its "error")`.
+async fn run_verifier(
+    mut command: std::process::Command,
+    request: Value,
+    who: &'static str,
+) -> Vec<Result<Value, String>> {
     let out = tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", VERIFIER])
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -331,7 +270,7 @@ async fn pyjwt_verify(
     .unwrap();
     assert!(
         out.status.success(),
-        "the verifier failed: {}",
+        "{who} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -339,7 +278,7 @@ async fn pyjwt_verify(
         .into_iter()
         .map(|r| {
             if r["ok"] == true {
-                Ok((r["claims"].clone(), r["header"].clone()))
+                Ok(r)
             } else {
                 Err(r["error"].as_str().unwrap().to_string())
             }
@@ -381,40 +320,12 @@ async fn jose_verify(app: &TestApp, cases: &[(&str, &str)]) -> Vec<Result<Value,
         "acr": ACR,
         "cases": cases.iter().map(|(t, s)| json!({"token": t, "sub": s})).collect::<Vec<_>>(),
     });
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new("node")
-            .arg(node_dir().join("verify.mjs"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "the jose verifier failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    results
+    let mut verifier = std::process::Command::new("node");
+    verifier.arg(node_dir().join("verify.mjs"));
+    run_verifier(verifier, request, "the jose verifier")
+        .await
         .into_iter()
-        .map(|r| {
-            if r["ok"] == true {
-                Ok(r["claims"].clone())
-            } else {
-                Err(r["error"].as_str().unwrap().to_string())
-            }
-        })
+        .map(|r| r.map(|r| r["claims"].clone()))
         .collect()
 }
 
@@ -481,7 +392,7 @@ async fn rust_jwks(app: &TestApp) -> jsonwebtoken::jwk::JwkSet {
 #[tokio::test]
 async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
     let key = key_files("ed25519");
-    let (argos, receiver) = servers().await;
+    let (argos, receiver) = argos_servers().await;
     let app = spawn_settings(settings_with(&argos, &receiver, &key)).await;
 
     // The JWKS: the one key, its kid the RFC 7638 thumbprint, cacheable.
@@ -516,8 +427,7 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
     assert_eq!(r.status, 204);
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/users/amelie/links"))
+            app.post("/v1/users/amelie/links")
                 .header("x-api-key", SERVICE_KEY)
                 .json(&json!({"reference": "order-42", "confirm_step": false})),
         )
@@ -548,8 +458,7 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
     // A service reading the link's status gets none (it has the step-up route).
     let r = app
         .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{id}")))
+            app.get(&format!("/v1/links/{id}"))
                 .header("x-api-key", SERVICE_KEY),
         )
         .await;
@@ -568,15 +477,7 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
         .to_string();
 
     // Counted by route, nothing else in the labels.
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     for via in ["link_status", "step_up", "callback"] {
         assert!(
             metrics.contains(&format!(
@@ -699,7 +600,7 @@ async fn approved_results_yield_assertions_an_independent_verifier_accepts() {
 #[tokio::test]
 async fn rejected_and_expired_results_never_yield_an_assertion() {
     let key = key_files("p256");
-    let (argos, receiver) = servers().await;
+    let (argos, receiver) = argos_servers().await;
     let mut settings = settings_with(&argos, &receiver, &key);
     settings.assertions.lifetime_secs = 60;
     // A FaceAuth 90 s before the open still counts as fresh here; its assertion (60 s) is over.
@@ -749,13 +650,7 @@ async fn rejected_and_expired_results_never_yield_an_assertion() {
         "a user-minted link has none"
     );
     // Another user's link: not found, so no assertion either.
-    let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{fresh}")))
-                .bearer_auth(user_jwt("rita")),
-        )
-        .await;
+    let r = app.link_status(&user_jwt("rita"), &fresh).await;
     r.assert_problem(404, "link_not_found");
     if pyjwt_available() {
         let results = pyjwt_verify(&app, &[(st["assertion"].as_str().unwrap(), "fred")]).await;
@@ -767,7 +662,7 @@ async fn rejected_and_expired_results_never_yield_an_assertion() {
 async fn after_a_key_rotation_old_assertions_verify_until_the_old_key_is_removed() {
     let old = key_files("ed25519");
     let new = key_files("p256");
-    let (argos, receiver) = servers().await;
+    let (argos, receiver) = argos_servers().await;
     let before = settings_with(&argos, &receiver, &old);
     let app = spawn_settings(before.clone()).await;
     let (at, auth_time) = argos_time(5);
@@ -861,12 +756,10 @@ async fn after_a_key_rotation_old_assertions_verify_until_the_old_key_is_removed
 #[tokio::test]
 async fn assertions_are_off_without_a_key_and_bad_keys_are_refused_at_start_up() {
     let app = spawn_app().await;
-    app.send(app.client.get(app.url("/.well-known/jwks.json")))
+    app.send(app.get("/.well-known/jwks.json"))
         .await
         .assert_problem(404, "not_found");
-    let r = app
-        .send(app.client.post(app.url("/.well-known/jwks.json")))
-        .await;
+    let r = app.send(app.post("/.well-known/jwks.json")).await;
     r.assert_problem(405, "method_not_allowed");
 
     let key = key_files("ed25519");
@@ -958,7 +851,6 @@ async fn build_error(s: Settings) -> Option<String> {
 
 #[tokio::test]
 async fn the_real_binary_logs_neither_the_key_nor_the_assertions() {
-    use crate::operations::Gateway;
     let key = key_files("ed25519");
     let pem = std::fs::read_to_string(&key.private).unwrap();
     let secret_line = pem.lines().nth(1).unwrap().to_string();
@@ -975,21 +867,8 @@ async fn the_real_binary_logs_neither_the_key_nor_the_assertions() {
     ]);
     let client = test_client();
     let jwt = user_jwt("lotte");
-    let minted: Value = client
-        .post(gw.url("/v1/links"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = minted["id"].as_str().unwrap().to_string();
-    let opened = client
-        .get(gw.url(&format!("/l/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let id = gw.mint_id(&client, &jwt).await;
+    let opened = gw.open(&client, &id).await;
     assert_eq!(opened.status(), 302);
     let (at, _) = argos_time(3);
     argos_says(&argos, "auth-lotte", "approved", "sid-of-lotte", &at).await;

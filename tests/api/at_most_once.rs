@@ -87,20 +87,12 @@ async fn a_mint_during_a_pause_answers_503_and_leaves_no_record() {
     app.mint(&jwt)
         .await
         .assert_problem(503, "store_unavailable");
-    let r = app
-        .send(
-            app.client
-                .get(app.url("/v1/face-auth/start"))
-                .bearer_auth(&jwt),
-        )
-        .await;
+    let r = app.start(&jwt).await;
     r.assert_problem(503, "store_unavailable");
     assert!(r.header("location").is_none());
     let keyed = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .header("idempotency-key", "pause-1")
                 .json(&json!({})),
         )
@@ -108,10 +100,7 @@ async fn a_mint_during_a_pause_answers_503_and_leaves_no_record() {
     keyed.assert_problem(503, "store_unavailable");
     until_unpaused(&mut admin).await;
     // A request on the gateway's own connection runs after everything queued before it.
-    assert_eq!(
-        app.send(app.client.get(app.url("/readyz"))).await.status,
-        200
-    );
+    assert_eq!(app.send(app.get("/readyz")).await.status, 200);
     let keys = app.keys().await;
     assert!(link_keys(&keys).is_empty(), "no record left: {keys:?}");
     assert!(
@@ -121,9 +110,7 @@ async fn a_mint_during_a_pause_answers_503_and_leaves_no_record() {
     // The retry with the same key runs normally and mints one link.
     let retry = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .header("idempotency-key", "pause-1")
                 .json(&json!({})),
         )
@@ -167,9 +154,7 @@ async fn a_slow_sid_lookup_past_the_claim_lifetime_still_mints_once() {
         async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             app.send(
-                app.client
-                    .post(app.url("/v1/links"))
-                    .bearer_auth(&jwt)
+                app.mint_request(&jwt)
                     .header("idempotency-key", "slow-sid")
                     .json(&json!({})),
             )
@@ -253,8 +238,6 @@ async fn a_re_sent_open_script_gets_its_original_answer() {
         .unwrap();
     assert!(stored.contains(r#""st":"i""#), "{stored}");
 }
-
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
 
 /// Runs the binary with a valid configuration against `redis_url`; returns exit code and
 /// stderr. `serve` is stopped after `wait` if it is still running.
@@ -363,18 +346,10 @@ async fn readyz_and_the_metric_report_store_risks() {
     }
     s.store.accept_risks = vec!["eviction".into()];
     let app = spawn_settings(s).await;
-    let r = app.send(app.client.get(app.url("/readyz"))).await;
+    let r = app.send(app.get("/readyz")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["store_risks"], json!(["eviction"]));
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("faceauth_store_risk{accepted=\"true\",risk=\"eviction\"} 1"),
         "{metrics}"
@@ -389,7 +364,7 @@ async fn readyz_and_the_metric_report_store_risks() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    app.send(app.client.get(app.url("/readyz")))
+    app.send(app.get("/readyz"))
         .await
         .assert_problem(503, "store_unavailable");
 }

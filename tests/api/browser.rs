@@ -12,9 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::free_port;
-
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
+use crate::helpers::{free_port, BIN};
 
 struct Killed(Child);
 

@@ -1,9 +1,8 @@
 //! The binary's support commands, run as a real process.
 
+use crate::helpers::BIN;
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
 
 fn run(args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);

@@ -5,25 +5,12 @@ use faceauth_gateway::links::Expiry;
 use serde_json::json;
 
 async fn state_of(app: &TestApp, jwt: &str, id: &str) -> String {
-    let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{id}")))
-                .bearer_auth(jwt),
-        )
-        .await;
+    let r = app.link_status(jwt, id).await;
     r.json()["state"].as_str().unwrap().to_string()
 }
 
 async fn mint_with(app: &TestApp, jwt: &str, body: serde_json::Value) -> serde_json::Value {
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(jwt)
-                .json(&body),
-        )
-        .await;
+    let r = app.send(app.mint_request(jwt).json(&body)).await;
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()
 }
@@ -105,12 +92,7 @@ async fn global_default_and_override() {
     assert_eq!(app.open(plain["id"].as_str().unwrap()).await.status, 302);
     // Wrong type is a 400 naming the field.
     let r = app
-        .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
-                .json(&json!({"confirm_step": "yes"})),
-        )
+        .send(app.mint_request(&jwt).json(&json!({"confirm_step": "yes"})))
         .await;
     r.assert_problem(400, "bad_request");
     assert!(r.json()["detail"]
@@ -123,9 +105,7 @@ async fn global_default_and_override() {
 async fn post_consumes_plain_links_too_with_303() {
     let app = spawn_app().await;
     let id = app.mint_id(&user_jwt("max")).await;
-    let r = app
-        .send(app.client.post(app.url(&format!("/l/{id}"))))
-        .await;
+    let r = app.send(app.post(&format!("/l/{id}"))).await;
     assert_eq!(r.status, 303);
     assert!(r.location().starts_with(FORM_URL));
     app.open(&id).await.assert_problem(410, "link_used");

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
 const SERVICE_KEY: &str = "edge-service-key";
 
 async fn serve(server: &MockServer, at: &str, body: Value) {
@@ -474,24 +473,19 @@ async fn refused_and_doubled_origins_get_no_cors_headers_and_no_cookie_mint() {
     // A refused origin: the request is served (bearer), but without any CORS field.
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .header("origin", "https://evil.example"),
         )
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(cors_headers(&r), Vec::<String>::new());
     // No Origin at all: no CORS fields either.
-    let r = app
-        .send(app.client.post(app.url("/v1/links")).bearer_auth(&jwt))
-        .await;
+    let r = app.mint(&jwt).await;
     assert_eq!(cors_headers(&r), Vec::<String>::new());
     // Errors from a refused origin too.
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
+            app.post("/v1/links")
                 .header("origin", "https://evil.example"),
         )
         .await;
@@ -499,12 +493,7 @@ async fn refused_and_doubled_origins_get_no_cors_headers_and_no_cookie_mint() {
     assert_eq!(cors_headers(&r), Vec::<String>::new());
     // The allowed origin still gets its grant.
     let r = app
-        .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
-                .header("origin", APP_ORIGIN),
-        )
+        .send(app.mint_request(&jwt).header("origin", APP_ORIGIN))
         .await;
     assert_eq!(
         r.header("access-control-allow-origin").as_deref(),
@@ -524,8 +513,7 @@ async fn refused_and_doubled_origins_get_no_cors_headers_and_no_cookie_mint() {
     let before = app.keys().await;
     for origins in &doubled {
         let mut req = app
-            .client
-            .post(app.url("/v1/links"))
+            .post("/v1/links")
             .header("cookie", format!("session={jwt}"));
         for o in origins {
             req = req.header("origin", *o);
@@ -537,7 +525,7 @@ async fn refused_and_doubled_origins_get_no_cors_headers_and_no_cookie_mint() {
     assert_eq!(app.keys().await.len(), before.len(), "nothing was minted");
     // With a bearer token such a request is served, but no origin is granted.
     for origins in &doubled {
-        let mut req = app.client.post(app.url("/v1/links")).bearer_auth(&jwt);
+        let mut req = app.post("/v1/links").bearer_auth(&jwt);
         for o in origins {
             req = req.header("origin", *o);
         }
@@ -620,9 +608,7 @@ async fn header_and_request_line_limits_answer_problems() {
     // Within the limits.
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .header("x-padding", "p".repeat(8 * 1024)),
         )
         .await;
@@ -632,17 +618,12 @@ async fn header_and_request_line_limits_answer_problems() {
     // One 20 KiB field, and the 64 KiB field that used to pass.
     for size in [20 * 1024, 64 * 1024] {
         let r = app
-            .send(
-                app.client
-                    .post(app.url("/v1/links"))
-                    .bearer_auth(&jwt)
-                    .header("x-padding", "p".repeat(size)),
-            )
+            .send(app.mint_request(&jwt).header("x-padding", "p".repeat(size)))
             .await;
         r.assert_problem(431, "request_header_fields_too_large");
     }
     // Too many fields.
-    let mut req = app.client.get(app.url("/healthz"));
+    let mut req = app.get("/healthz");
     for i in 0..70 {
         req = req.header(format!("x-field-{i}"), "1");
     }
@@ -651,10 +632,7 @@ async fn header_and_request_line_limits_answer_problems() {
         .assert_problem(431, "request_header_fields_too_large");
     // A request target over 8 KiB.
     let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/healthz?q={}", "q".repeat(9 * 1024)))),
-        )
+        .send(app.get(&format!("/healthz?q={}", "q".repeat(9 * 1024))))
         .await;
     r.assert_problem(414, "uri_too_long");
     // Nothing was minted by the refused requests.
@@ -727,16 +705,15 @@ fn an_unknown_setting_is_named_once() {
 #[tokio::test]
 async fn openapi_documents_every_readme_route_with_exact_parameters() {
     let app = spawn_app().await;
-    let doc = app
-        .send(app.client.get(app.url("/openapi.json")))
-        .await
-        .json();
+    let doc = app.send(app.get("/openapi.json")).await.json();
     let paths = doc["paths"].as_object().unwrap();
-    let readme =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .unwrap();
+    // The route table lives in the HTTP API guide.
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/http-api.md"),
+    )
+    .unwrap();
     let mut routes = 0;
-    for line in readme.lines() {
+    for line in guide.lines() {
         let Some(rest) = line.strip_prefix("| `") else {
             continue;
         };
@@ -758,10 +735,13 @@ async fn openapi_documents_every_readme_route_with_exact_parameters() {
                 .get(path)
                 .and_then(|p| p.get(verb.to_ascii_lowercase()))
                 .is_some(),
-            "{verb} {path} is in the README but not in the OpenAPI document"
+            "{verb} {path} is in docs/http-api.md but not in the OpenAPI document"
         );
     }
-    assert!(routes >= 15, "found only {routes} routes in the README");
+    assert!(
+        routes >= 15,
+        "found only {routes} routes in docs/http-api.md"
+    );
     let mut ids = std::collections::HashSet::new();
     for item in paths.values() {
         for op in item.as_object().unwrap().values() {

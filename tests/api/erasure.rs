@@ -3,67 +3,11 @@
 //! `GET /v1/erasures/{id}` reports them; nothing about the user stays in Redis.
 
 use crate::helpers::*;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const PATH_SECRET: &str = "wh_0123456789abcdefghijklmnopqrstuvwxyz";
-const CALLBACK_SECRET: &str = "cb-secret-0123456789-0123456789-0123456789";
-const STATIC_KEY: &str = "static-service-key";
 const ERASE: &str = "faceauth:data:delete";
-
-struct Env {
-    app: TestApp,
-    argos: MockServer,
-    receiver: MockServer,
-}
-
-async fn env_with(tweak: impl FnOnce(&mut faceauth_gateway::Settings)) -> Env {
-    let argos = MockServer::start().await;
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&receiver)
-        .await;
-    let argos_uri = argos.uri();
-    let hook = format!("{}/hook", receiver.uri());
-    let app = spawn_app_with(|s| {
-        s.argos.api_base_url = argos_uri.parse().unwrap();
-        s.argos.api_retries = 0;
-        s.webhooks.path_secret = Some(SecretString::from(PATH_SECRET));
-        s.webhooks.allowed_ips = vec!["127.0.0.1/32".parse().unwrap()];
-        s.verify.poll_interval_ms = 100;
-        s.callbacks.url = Some(hook);
-        s.callbacks.secret = Some(SecretString::from(CALLBACK_SECRET));
-        s.auth.service.audience = SERVICE_AUDIENCE.into();
-        s.auth.service.api_key_sha256 =
-            vec![hex::encode(openssl::sha::sha256(STATIC_KEY.as_bytes()))];
-        tweak(s);
-    })
-    .await;
-    Env {
-        app,
-        argos,
-        receiver,
-    }
-}
-
-async fn argos_says_approved(argos: &MockServer, auth_id: &str, sid: &str) {
-    Mock::given(method("GET"))
-        .and(path("/v3/faceauth"))
-        .and(query_param("authId", auth_id))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
-            "faceAuth_projectId": PROJECT_ID,
-            "data": [{
-                "auth_id": auth_id, "auth_status": "approved", "create_time": rfc3339_ago(5),
-                "submit_type": "form", "kyc_submission_id": sid, "policy": {}, "delete_check": false
-            }]
-        }])))
-        .mount(argos)
-        .await;
-}
 
 async fn argos_deletes(argos: &MockServer, auth_id: &str, answer: ResponseTemplate) {
     Mock::given(method("DELETE"))
@@ -74,50 +18,36 @@ async fn argos_deletes(argos: &MockServer, auth_id: &str, answer: ResponseTempla
         .await;
 }
 
-async fn post_webhook(app: &TestApp, auth_id: &str, token: &str) -> Resp {
-    let body = format!(
+/// An approved ARGOS webhook in its shortest form, for `auth_id` on the link `token`.
+fn approved_webhook(auth_id: &str, token: &str) -> String {
+    format!(
         r#"{{"webhook_trigger":"faceAuth","data":{{"Auth_Status":"approved","Token_id":"{token}","Authentication_id":"{auth_id}"}}}}"#
-    );
-    app.send(
-        app.client
-            .post(app.url(&format!("/v1/webhooks/argos/{PATH_SECRET}")))
-            .header("content-type", "application/json")
-            .body(body),
     )
-    .await
 }
 
-async fn link_status(app: &TestApp, jwt: &str, id: &str) -> Resp {
-    app.send(
-        app.client
-            .get(app.url(&format!("/v1/links/{id}")))
-            .bearer_auth(jwt),
+/// ARGOS approved `auth_id` for `user` 5 s ago, and its webhook for the link `token` is
+/// accepted.
+async fn argos_approves(app: &TestApp, argos: &MockServer, user: &str, auth_id: &str, token: &str) {
+    argos_says(
+        argos,
+        auth_id,
+        "approved",
+        &format!("sid-of-{user}"),
+        &rfc3339_ago(5),
     )
-    .await
-}
-
-async fn step_up(app: &TestApp, user: &str) -> Value {
-    let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/users/{user}/step-up?max_age_secs=3600")))
-                .bearer_auth(service_jwt("faceauth:status:read")),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    .await;
+    let r = app.post_webhook(approved_webhook(auth_id, token)).await;
+    assert_eq!(r.json()["status"], "accepted");
 }
 
 /// A user with a verified FaceAuth on a freshly minted and opened link.
-async fn verified_faceauth(env: &Env, user: &str, auth_id: &str) -> String {
+async fn verified_faceauth(env: &ArgosEnv, user: &str, auth_id: &str) -> String {
     let jwt = user_jwt(user);
     let id = env.app.mint_id(&jwt).await;
     assert_eq!(env.app.open(&id).await.status, 302);
-    argos_says_approved(&env.argos, auth_id, &format!("sid-of-{user}")).await;
-    let r = post_webhook(&env.app, auth_id, &id).await;
-    assert_eq!(r.json()["status"], "accepted");
+    argos_approves(&env.app, &env.argos, user, auth_id, &id).await;
     eventually("the result is verified", || async {
-        link_status(&env.app, &jwt, &id).await.json()["auth_id"] == auth_id
+        env.app.link_status(&jwt, &id).await.json()["auth_id"] == auth_id
     })
     .await;
     id
@@ -125,8 +55,7 @@ async fn verified_faceauth(env: &Env, user: &str, auth_id: &str) -> String {
 
 async fn erase(app: &TestApp, user: &str, credential: &str, body: Option<Value>) -> Resp {
     let mut req = app
-        .client
-        .delete(app.url(&format!("/v1/users/{user}/faceauth")))
+        .delete(&format!("/v1/users/{user}/faceauth"))
         .bearer_auth(credential);
     if let Some(body) = body {
         req = req.json(&body);
@@ -136,8 +65,7 @@ async fn erase(app: &TestApp, user: &str, credential: &str, body: Option<Value>)
 
 async fn erasure(app: &TestApp, id: &str, credential: &str) -> Resp {
     app.send(
-        app.client
-            .get(app.url(&format!("/v1/erasures/{id}")))
+        app.get(&format!("/v1/erasures/{id}"))
             .bearer_auth(credential),
     )
     .await
@@ -210,8 +138,8 @@ fn assert_nothing_about(app: &TestApp, user: &str, erasure_id: &str, traces: &[&
 
 #[tokio::test]
 async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway() {
-    let env = env_with(|_| {}).await;
-    let Env {
+    let env = argos_env().await;
+    let ArgosEnv {
         app,
         argos,
         receiver,
@@ -224,9 +152,7 @@ async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway()
     // A pending link, minted with an Idempotency-Key; a `sid` mapping; another user's data.
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .header("idempotency-key", "pending-link-1"),
         )
         .await;
@@ -236,13 +162,13 @@ async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway()
         .send(
             app.client
                 .put(app.url(&format!("/v1/users/{path_user}/submission")))
-                .header("x-api-key", STATIC_KEY)
+                .header("x-api-key", SERVICE_KEY)
                 .json(&json!({"sid": "sid-stored"})),
         )
         .await;
     assert_eq!(r.status, 204);
     let other = verified_faceauth(&env, "bystander", "auth-other").await;
-    assert_eq!(step_up(app, path_user).await["verified"], true);
+    assert_eq!(app.step_up(path_user, 3600).await["verified"], true);
 
     // ARGOS fails the first deletion of auth-e1 once, then deletes; auth-extra is unknown there.
     Mock::given(method("DELETE"))
@@ -298,12 +224,12 @@ async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway()
 
     // At once: nothing about the user is answered.
     for link in [&first, &second, &pending] {
-        link_status(app, &jwt, link)
+        app.link_status(&jwt, link)
             .await
             .assert_problem(404, "link_not_found");
         assert_eq!(app.open(link).await.status, 404);
     }
-    let su = step_up(app, path_user).await;
+    let su = app.step_up(path_user, 3600).await;
     assert_eq!(su["verified"], false);
     assert!(su["auth_id"].is_null());
     // The job: retried after ARGOS's failure, then done.
@@ -397,17 +323,13 @@ async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway()
     .unwrap();
 
     // A late webhook for an erased link attaches nothing.
-    argos_says_approved(argos, "auth-late", &format!("sid-of-{user}")).await;
-    assert_eq!(
-        post_webhook(app, "auth-late", &first).await.json()["status"],
-        "accepted"
-    );
+    argos_approves(app, argos, user, "auth-late", &first).await;
     eventually("the late result is handled", || async {
         let keys = app.keys().await;
         !keys.iter().any(|k| k.contains("q:verify}:jobs"))
     })
     .await;
-    assert_eq!(step_up(app, path_user).await["verified"], false);
+    assert_eq!(app.step_up(path_user, 3600).await["verified"], false);
     eventually("every queue settles", || async {
         dump(app)
             .iter()
@@ -422,16 +344,14 @@ async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway()
         &id,
         &[&first, &second, &pending, "auth-e1", "auth-e2"],
     );
-    let bystander = link_status(app, &user_jwt("bystander"), &other).await;
+    let bystander = app.link_status(&user_jwt("bystander"), &other).await;
     assert_eq!(bystander.json()["auth_id"], "auth-other");
-    assert_eq!(step_up(app, "bystander").await["verified"], true);
+    assert_eq!(app.step_up("bystander", 3600).await["verified"], true);
     app.assert_every_key_expires().await;
     // The idempotency record is gone: the same key mints afresh.
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .header("idempotency-key", "pending-link-1"),
         )
         .await;
@@ -443,16 +363,14 @@ async fn erasure_deletes_every_faceauth_at_argos_and_everything_in_the_gateway()
 
 #[tokio::test]
 async fn erasure_credentials_scopes_idempotency_and_failures() {
-    let env = env_with(|_| {}).await;
-    let Env { app, argos, .. } = &env;
+    let env = argos_env().await;
+    let ArgosEnv { app, argos, .. } = &env;
     // A user JWT is not a service credential; the wrong scope is refused; static keys do not
     // carry the scope unless configured.
     erase(app, "u-1", &user_jwt("u-1"), None)
         .await
         .assert_problem(401, "invalid_token");
-    let r = app
-        .send(app.client.delete(app.url("/v1/users/u-1/faceauth")))
-        .await;
+    let r = app.send(app.delete("/v1/users/u-1/faceauth")).await;
     r.assert_problem(401, "missing_credentials");
     let r = erase(
         app,
@@ -468,9 +386,8 @@ async fn erasure_credentials_scopes_idempotency_and_failures() {
         .contains("scope=\"faceauth:data:delete\""));
     let r = app
         .send(
-            app.client
-                .delete(app.url("/v1/users/u-1/faceauth"))
-                .header("x-api-key", STATIC_KEY),
+            app.delete("/v1/users/u-1/faceauth")
+                .header("x-api-key", SERVICE_KEY),
         )
         .await;
     r.assert_problem(403, "insufficient_scope");
@@ -524,8 +441,7 @@ async fn erasure_credentials_scopes_idempotency_and_failures() {
         let jwt = jwt.clone();
         async move {
             app.send(
-                app.client
-                    .delete(app.url("/v1/users/u-1/faceauth"))
+                app.delete("/v1/users/u-1/faceauth")
                     .bearer_auth(jwt)
                     .header("idempotency-key", key)
                     .json(&json!({"auth_ids": ["auth-refused", "auth-broken", "auth-ok"]})),
@@ -575,37 +491,27 @@ async fn erasure_credentials_scopes_idempotency_and_failures() {
 
 #[tokio::test]
 async fn static_keys_erase_only_when_configured_and_metrics_count_without_ids() {
-    let env = env_with(|s| s.auth.service.api_keys_may_erase = true).await;
+    let env = argos_env_with(|s| s.auth.service.api_keys_may_erase = true).await;
     let app = &env.app;
     let r = app
         .send(
-            app.client
-                .delete(app.url("/v1/users/key-user/faceauth"))
-                .header("x-api-key", STATIC_KEY),
+            app.delete("/v1/users/key-user/faceauth")
+                .header("x-api-key", SERVICE_KEY),
         )
         .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let id = r.json()["erasure_id"].as_str().unwrap().to_string();
     eventually("an erasure with nothing at ARGOS completes", || async {
         app.send(
-            app.client
-                .get(app.url(&format!("/v1/erasures/{id}")))
-                .header("x-api-key", STATIC_KEY),
+            app.get(&format!("/v1/erasures/{id}"))
+                .header("x-api-key", SERVICE_KEY),
         )
         .await
         .json()["state"]
             == "completed"
     })
     .await;
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("faceauth_erasures_total{outcome=\"started\"}"));
     assert!(metrics.contains("faceauth_erasures_total{outcome=\"completed\"}"));
     assert!(!metrics.contains("key-user"));
@@ -614,8 +520,8 @@ async fn static_keys_erase_only_when_configured_and_metrics_count_without_ids() 
 
 #[tokio::test]
 async fn a_result_for_a_link_made_before_the_erasure_is_not_attached() {
-    let env = env_with(|_| {}).await;
-    let Env { app, argos, .. } = &env;
+    let env = argos_env().await;
+    let ArgosEnv { app, argos, .. } = &env;
     let user = "late-user";
     let jwt = user_jwt(user);
     let id = app.mint_id(&jwt).await;
@@ -641,13 +547,9 @@ async fn a_result_for_a_link_made_before_the_erasure_is_not_attached() {
         .arg(dumped)
         .query(&mut conn)
         .unwrap();
-    assert_eq!(link_status(app, &jwt, &id).await.status, 200);
+    assert_eq!(app.link_status(&jwt, &id).await.status, 200);
 
-    argos_says_approved(argos, "auth-after", &format!("sid-of-{user}")).await;
-    assert_eq!(
-        post_webhook(app, "auth-after", &id).await.json()["status"],
-        "accepted"
-    );
+    argos_approves(app, argos, user, "auth-after", &id).await;
     eventually("the verification job is done", || async {
         !app.keys()
             .await
@@ -655,9 +557,9 @@ async fn a_result_for_a_link_made_before_the_erasure_is_not_attached() {
             .any(|k| k.ends_with("q:verify}:jobs"))
     })
     .await;
-    let status = link_status(app, &jwt, &id).await.json();
+    let status = app.link_status(&jwt, &id).await.json();
     assert!(status["result"].is_null(), "not attached: {status}");
-    assert_eq!(step_up(app, user).await["verified"], false);
+    assert_eq!(app.step_up(user, 3600).await["verified"], false);
     let tag = tag(user);
     assert!(
         !app.keys()
@@ -666,14 +568,6 @@ async fn a_result_for_a_link_made_before_the_erasure_is_not_attached() {
             .any(|k| k.contains(&format!("ux:{{{tag}}}"))),
         "the erased user's index is not written again"
     );
-    let metrics = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("faceauth_verifications_total{outcome=\"erased\"}"));
 }

@@ -20,8 +20,7 @@ async fn start_with_cookie_credentials_and_cross_site_checks() {
     let jwt = user_jwt("cora");
     let start = |headers: &[(&str, String)]| {
         let mut req = app
-            .client
-            .get(app.url("/v1/face-auth/start"))
+            .get("/v1/face-auth/start")
             .header("cookie", format!("other=1; session={jwt}"));
         for (k, v) in headers {
             req = req.header(*k, v);
@@ -61,7 +60,7 @@ async fn start_with_cookie_credentials_and_cross_site_checks() {
         assert!(r.header("location").is_none());
     }
     // No cookie, no header: 401 as before.
-    app.send(app.client.get(app.url("/v1/face-auth/start")))
+    app.send(app.get("/v1/face-auth/start"))
         .await
         .assert_problem(401, "missing_credentials");
 }
@@ -72,8 +71,7 @@ async fn state_changing_routes_check_cookie_origins_and_the_header_wins() {
     let jwt = user_jwt("dina");
     let mint = |origin: &str| {
         app.send(
-            app.client
-                .post(app.url("/v1/links"))
+            app.post("/v1/links")
                 .header("cookie", format!("session={jwt}"))
                 .header("origin", origin),
         )
@@ -84,29 +82,19 @@ async fn state_changing_routes_check_cookie_origins_and_the_header_wins() {
         .assert_problem(403, "cross_site_request");
     // The bearer header wins over a (bad) cookie.
     let r = app
-        .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
-                .header("cookie", "session=garbage"),
-        )
+        .send(app.mint_request(&jwt).header("cookie", "session=garbage"))
         .await;
     assert_eq!(r.status, 201);
     // A bad cookie alone is an invalid token.
-    app.send(
-        app.client
-            .post(app.url("/v1/links"))
-            .header("cookie", "session=garbage"),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.send(app.post("/v1/links").header("cookie", "session=garbage"))
+        .await
+        .assert_problem(401, "invalid_token");
     // Cookies are read only when configured.
     let plain = spawn_app().await;
     plain
         .send(
             plain
-                .client
-                .post(plain.url("/v1/links"))
+                .post("/v1/links")
                 .header("cookie", format!("session={jwt}")),
         )
         .await
@@ -148,12 +136,7 @@ async fn cors_allowed_and_refused_origins() {
     assert_eq!(h["access-control-max-age"], "600");
     // The actual request: allowed origin, exposed headers only what the client needs.
     let r = app
-        .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
-                .header("origin", APP_ORIGIN),
-        )
+        .send(app.mint_request(&jwt).header("origin", APP_ORIGIN))
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(
@@ -197,11 +180,7 @@ async fn cors_allowed_and_refused_origins() {
     // /l/* is a navigation target: no CORS at all.
     let id = app.mint_id(&jwt).await;
     let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/l/{id}")))
-                .header("origin", APP_ORIGIN),
-        )
+        .send(app.get(&format!("/l/{id}")).header("origin", APP_ORIGIN))
         .await;
     assert_eq!(r.status, 302);
     assert!(r.header("access-control-allow-origin").is_none());

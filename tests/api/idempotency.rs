@@ -5,9 +5,7 @@ use serde_json::json;
 
 async fn mint_with_key(app: &TestApp, jwt: &str, key: &str, body: serde_json::Value) -> Resp {
     app.send(
-        app.client
-            .post(app.url("/v1/links"))
-            .bearer_auth(jwt)
+        app.mint_request(jwt)
             .header("idempotency-key", key)
             .json(&body),
     )
@@ -72,12 +70,7 @@ async fn malformed_keys_are_400_and_failures_release_the_key() {
     let jwt = user_jwt("xia");
     for bad in ["", &"k".repeat(256), "has space", "tab\tkey"] {
         let r = app
-            .send(
-                app.client
-                    .post(app.url("/v1/links"))
-                    .bearer_auth(&jwt)
-                    .header("idempotency-key", bad),
-            )
+            .send(app.mint_request(&jwt).header("idempotency-key", bad))
             .await;
         r.assert_problem(400, "bad_request");
     }
@@ -108,9 +101,7 @@ async fn equivalent_bodies_are_the_same_request() {
     let jwt = user_jwt("yuki");
     let send = |body: &'static str| {
         app.send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .header("idempotency-key", "same-meaning")
                 .body(body),
         )

@@ -12,13 +12,7 @@ async fn a_too_long_faceauth_url_is_refused_before_minting() {
     r.assert_problem(422, "field_too_long");
     assert_eq!(r.json()["field"], "authCf1");
     assert!(r.json()["detail"].as_str().unwrap().contains("600"));
-    let r = app
-        .send(
-            app.client
-                .get(app.url("/v1/face-auth/start"))
-                .bearer_auth(&jwt),
-        )
-        .await;
+    let r = app.start(&jwt).await;
     r.assert_problem(422, "field_too_long");
     assert!(r.header("location").is_none());
     assert!(app.keys().await.is_empty(), "nothing minted");
@@ -64,21 +58,17 @@ async fn redirects_only_ever_target_the_form_url() {
     for h in hostile {
         let r = app
             .send(
-                app.client
-                    .get(app.url(&format!(
-                        "/v1/face-auth/start?next={h}&redirect_uri={h}&form_url={h}"
-                    )))
-                    .bearer_auth(&jwt),
+                app.get(&format!(
+                    "/v1/face-auth/start?next={h}&redirect_uri={h}&form_url={h}"
+                ))
+                .bearer_auth(&jwt),
             )
             .await;
         assert_eq!(r.status, 302);
         assert!(r.location().starts_with(&format!("{FORM_URL}?pid=")));
         let id = app.mint_id(&jwt).await;
         let r = app
-            .send(
-                app.client
-                    .get(app.url(&format!("/l/{id}?next={h}&url={h}"))),
-            )
+            .send(app.get(&format!("/l/{id}?next={h}&url={h}")))
             .await;
         assert_eq!(r.status, 302);
         assert!(r.location().starts_with(&format!("{FORM_URL}?pid=")));
@@ -93,28 +83,16 @@ async fn oversized_and_malformed_bodies() {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..40).map(|_| Ok(vec![b' '; 1024])).collect();
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
-    app.send(
-        app.client
-            .post(app.url("/v1/links"))
-            .bearer_auth(&jwt)
-            .body(body),
-    )
-    .await
-    .assert_problem(413, "payload_too_large");
+    app.send(app.mint_request(&jwt).body(body))
+        .await
+        .assert_problem(413, "payload_too_large");
     let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
-    app.send(
-        app.client
-            .post(app.url("/v1/links"))
-            .bearer_auth(&jwt)
-            .body(deep),
-    )
-    .await
-    .assert_problem(400, "bad_request");
+    app.send(app.mint_request(&jwt).body(deep))
+        .await
+        .assert_problem(400, "bad_request");
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/links"))
-                .bearer_auth(&jwt)
+            app.mint_request(&jwt)
                 .body(r#"{"confirm_step": true, "sid": "x"}"#),
         )
         .await;

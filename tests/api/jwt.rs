@@ -131,13 +131,7 @@ async fn hostile_hs256_tokens_are_rejected_and_write_nothing() {
         assert_rejected(&app, jwt, why).await;
     }
     // Same for start.
-    let r = app
-        .send(
-            app.client
-                .get(app.url("/v1/face-auth/start"))
-                .bearer_auth(&cases[0].0),
-        )
-        .await;
+    let r = app.start(&cases[0].0).await;
     r.assert_problem(401, "invalid_token");
     assert!(app.keys().await.is_empty(), "nothing written to Redis");
 
@@ -154,7 +148,7 @@ async fn missing_or_non_bearer_credentials() {
         Some("Bearer"),
         Some("Bearer   "),
     ] {
-        let mut req = app.client.post(app.url("/v1/links"));
+        let mut req = app.post("/v1/links");
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }

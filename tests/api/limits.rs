@@ -29,9 +29,7 @@ async fn mint_limit_per_user_holds_across_replicas() {
         .unwrap()
         .starts_with("limit=3, remaining=2, reset="));
     assert_eq!(b.mint(&jwt).await.status, 201);
-    let start = b
-        .send(b.client.get(b.url("/v1/face-auth/start")).bearer_auth(&jwt))
-        .await;
+    let start = b.start(&jwt).await;
     assert_eq!(start.status, 302, "start counts as a mint");
     for app in [&a, &b] {
         let r = app.mint(&jwt).await;

@@ -74,26 +74,14 @@ async fn flow_cbc_json() {
 #[tokio::test]
 async fn start_mints_and_redirects_in_one_step() {
     let app = spawn_app().await;
-    let r = app
-        .send(
-            app.client
-                .get(app.url("/v1/face-auth/start"))
-                .bearer_auth(user_jwt("bob")),
-        )
-        .await;
+    let r = app.start(&user_jwt("bob")).await;
     assert_eq!(r.status, 302);
     let params = decrypt_location(&app, &r.location());
     assert_eq!(get(&params, "authUserId"), Some("bob"));
     let token = get(&params, "token").unwrap().to_string();
     // The token is a link id, already used.
     app.open(&token).await.assert_problem(410, "link_used");
-    let status = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{token}")))
-                .bearer_auth(user_jwt("bob")),
-        )
-        .await;
+    let status = app.link_status(&user_jwt("bob"), &token).await;
     assert_eq!(status.status, 200);
     assert_eq!(status.json()["state"], "used");
     app.assert_every_key_expires().await;
@@ -102,9 +90,7 @@ async fn start_mints_and_redirects_in_one_step() {
 #[tokio::test]
 async fn start_without_credentials_is_401() {
     let app = spawn_app().await;
-    let r = app
-        .send(app.client.get(app.url("/v1/face-auth/start")))
-        .await;
+    let r = app.send(app.get("/v1/face-auth/start")).await;
     r.assert_problem(401, "missing_credentials");
     assert!(r.header("location").is_none());
 }
@@ -173,13 +159,7 @@ async fn head_never_consumes_and_never_reveals_the_url() {
             assert!(r.header("location").is_none());
             assert!(r.body.is_empty());
         }
-        let st = app
-            .send(
-                app.client
-                    .get(app.url(&format!("/v1/links/{id}")))
-                    .bearer_auth(&jwt),
-            )
-            .await;
+        let st = app.link_status(&jwt, &id).await;
         assert_eq!(st.json()["state"], "issued", "HEAD started nothing");
         assert_eq!(app.open(&id).await.status, 302);
         if expiry == Expiry::Count {
@@ -200,8 +180,7 @@ async fn browsers_get_a_human_page_with_the_same_status() {
     assert_eq!(app.open(&id).await.status, 302);
     let page = app
         .send(
-            app.client
-                .get(app.url(&format!("/l/{id}")))
+            app.get(&format!("/l/{id}"))
                 .header("accept", "text/html,application/xhtml+xml"),
         )
         .await;
@@ -212,11 +191,7 @@ async fn browsers_get_a_human_page_with_the_same_status() {
         .starts_with("text/html"));
     assert!(page.text().contains("already been used"));
     let missing = app
-        .send(
-            app.client
-                .get(app.url("/l/not-a-link"))
-                .header("accept", "text/html"),
-        )
+        .send(app.get("/l/not-a-link").header("accept", "text/html"))
         .await;
     assert_eq!(missing.status, 404);
     assert!(missing.text().contains("Link not found"));
@@ -299,13 +274,7 @@ async fn status_is_visible_to_the_owner_only() {
     let app = spawn_app().await;
     let alice = user_jwt("alice");
     let id = app.mint_id(&alice).await;
-    let st = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{id}")))
-                .bearer_auth(&alice),
-        )
-        .await;
+    let st = app.link_status(&alice, &id).await;
     assert_eq!(st.status, 200);
     let v = st.json();
     assert_eq!(v["id"], id.as_str());
@@ -317,15 +286,9 @@ async fn status_is_visible_to_the_owner_only() {
             "{key} is RFC 3339 UTC"
         );
     }
-    let other = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{id}")))
-                .bearer_auth(user_jwt("mallory")),
-        )
-        .await;
+    let other = app.link_status(&user_jwt("mallory"), &id).await;
     other.assert_problem(404, "link_not_found");
-    app.send(app.client.get(app.url(&format!("/v1/links/{id}"))))
+    app.send(app.get(&format!("/v1/links/{id}")))
         .await
         .assert_problem(401, "missing_credentials");
 }
@@ -338,13 +301,7 @@ async fn token_without_sid_is_422_and_writes_nothing() {
     app.mint(&sign_hs256(&c))
         .await
         .assert_problem(422, "no_submission");
-    let r = app
-        .send(
-            app.client
-                .get(app.url("/v1/face-auth/start"))
-                .bearer_auth(sign_hs256(&c)),
-        )
-        .await;
+    let r = app.start(&sign_hs256(&c)).await;
     r.assert_problem(422, "no_submission");
     assert!(app.keys().await.is_empty());
 }
@@ -356,9 +313,7 @@ async fn bad_bodies_are_problems_and_write_nothing() {
     for body in ["{", "[]", "{\"sid\":\"someone-elses\"}", "null", "\"x\""] {
         let r = app
             .send(
-                app.client
-                    .post(app.url("/v1/links"))
-                    .bearer_auth(&jwt)
+                app.mint_request(&jwt)
                     .header("content-type", "application/json")
                     .body(body),
             )
@@ -366,25 +321,13 @@ async fn bad_bodies_are_problems_and_write_nothing() {
         r.assert_problem(400, "bad_request");
     }
     let big = vec![b' '; 17 * 1024];
-    app.send(
-        app.client
-            .post(app.url("/v1/links"))
-            .bearer_auth(&jwt)
-            .body(big),
-    )
-    .await
-    .assert_problem(413, "payload_too_large");
+    app.send(app.mint_request(&jwt).body(big))
+        .await
+        .assert_problem(413, "payload_too_large");
     assert!(app.keys().await.is_empty());
     // Empty object and empty body are fine.
     for body in ["", "{}", " {} "] {
-        let r = app
-            .send(
-                app.client
-                    .post(app.url("/v1/links"))
-                    .bearer_auth(&jwt)
-                    .body(body),
-            )
-            .await;
+        let r = app.send(app.mint_request(&jwt).body(body)).await;
         assert_eq!(r.status, 201, "{body:?}");
     }
     app.assert_every_key_expires().await;
@@ -393,13 +336,13 @@ async fn bad_bodies_are_problems_and_write_nothing() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app().await;
-    app.send(app.client.get(app.url("/nope")))
+    app.send(app.get("/nope"))
         .await
         .assert_problem(404, "not_found");
-    let r = app.send(app.client.delete(app.url("/v1/links"))).await;
+    let r = app.send(app.delete("/v1/links")).await;
     r.assert_problem(405, "method_not_allowed");
     assert_eq!(r.header("allow").as_deref(), Some("POST"));
-    let r = app.send(app.client.post(app.url("/healthz"))).await;
+    let r = app.send(app.post("/healthz")).await;
     r.assert_problem(405, "method_not_allowed");
     assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD"));
     let r = app
@@ -418,9 +361,9 @@ async fn unknown_routes_and_methods_are_problems() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    let h = app.send(app.client.get(app.url("/healthz"))).await;
+    let h = app.send(app.get("/healthz")).await;
     assert_eq!(h.status, 200);
-    let r = app.send(app.client.get(app.url("/readyz"))).await;
+    let r = app.send(app.get("/readyz")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "ready");
     assert!(r.header("x-request-id").is_some());
@@ -436,12 +379,10 @@ async fn demo_routes_do_not_exist_outside_demo_mode() {
         "/demo/callbacks",
         "/demo/step-up",
     ] {
-        app.send(app.client.get(app.url(p)))
-            .await
-            .assert_problem(404, "not_found");
+        app.send(app.get(p)).await.assert_problem(404, "not_found");
     }
     for p in ["/demo/form/verdict", "/demo/callbacks"] {
-        app.send(app.client.post(app.url(p)).body("verdict=pass"))
+        app.send(app.post(p).body("verdict=pass"))
             .await
             .assert_problem(404, "not_found");
     }

@@ -1,4 +1,5 @@
 //! Integration tests: one binary, real server on a random port, real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 mod assertions;
 mod at_most_once;
@@ -9,6 +10,7 @@ mod config;
 mod confirm;
 mod crypto_vectors;
 mod deploy;
+mod docs;
 mod edges;
 mod erasure;
 mod failover;
@@ -19,6 +21,7 @@ mod idempotency;
 mod input_limits;
 mod jwks;
 mod jwt;
+mod layers;
 mod limits;
 mod links;
 mod operations;

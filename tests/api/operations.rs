@@ -2,11 +2,8 @@
 //! shutdown of a real process, and check-config's live checks.
 
 use crate::helpers::*;
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
 
 #[tokio::test]
 async fn metrics_are_on_their_own_port_without_ids_or_secrets() {
@@ -18,16 +15,10 @@ async fn metrics_are_on_their_own_port_without_ids_or_secrets() {
     app.mint("garbage")
         .await
         .assert_problem(401, "invalid_token");
-    app.send(app.client.get(app.url("/metrics")))
+    app.send(app.get("/metrics"))
         .await
         .assert_problem(404, "not_found");
-    let port = app.metrics_port.expect("metrics listener on");
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for needle in [
         r#"faceauth_http_requests_total{method="POST",route="/v1/links",status="201"}"#,
         r#"faceauth_http_requests_total{method="GET",route="/l/{id}",status="302"}"#,
@@ -44,124 +35,13 @@ async fn metrics_are_on_their_own_port_without_ids_or_secrets() {
     assert!(!text.contains(&app.api_key));
 }
 
-pub(crate) struct Gateway {
-    child: Child,
-    port: u16,
-    metrics_port: u16,
-}
-
-impl Gateway {
-    pub(crate) fn start(extra: &[(&str, String)]) -> (Gateway, String, String) {
-        let port = free_port();
-        let metrics_port = free_port();
-        let api_key = format!("ak_proc_{}", uuid::Uuid::new_v4().simple());
-        let prefix = random_prefix();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env("RUST_LOG", "debug")
-            .env("FACEAUTH__LOG__FORMAT", "json")
-            .env("FACEAUTH__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env(
-                "FACEAUTH__SERVER__METRICS_BIND",
-                format!("127.0.0.1:{metrics_port}"),
-            )
-            .env("FACEAUTH__STORE__REDIS_URL", redis_url())
-            .env("FACEAUTH__STORE__KEY_PREFIX", &prefix)
-            .env("FACEAUTH__ARGOS__PROJECT_ID", PROJECT_ID)
-            .env("FACEAUTH__ARGOS__FORM_URL", FORM_URL)
-            .env("FACEAUTH__ARGOS__API_KEY", &api_key)
-            .env("FACEAUTH__AUTH__ALGORITHMS", "[\"HS256\"]")
-            .env("FACEAUTH__AUTH__HS256_SECRET", HS_SECRET)
-            .env("FACEAUTH__AUTH__ISSUER", ISSUER)
-            .env("FACEAUTH__AUTH__AUDIENCE", AUDIENCE)
-            .env(
-                "FACEAUTH__WEBHOOKS__PATH_SECRET",
-                "webhook_path_secret_0123456789_abcdef",
-            )
-            .env("FACEAUTH__WEBHOOKS__ALLOWED_IPS", "[\"127.0.0.1/32\"]")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in extra {
-            // A secret read from a file replaces the value variable set above.
-            if let Some(value_var) = k.strip_suffix("__FILE") {
-                cmd.env_remove(value_var);
-            }
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        // Ready, not merely listening: /readyz answers 200 once the store is connected.
-        assert!(
-            poll_until(Duration::from_secs(30), || http_status(port, "/readyz")
-                == Some(200)),
-            "gateway did not become ready"
-        );
-        (
-            Gateway {
-                child,
-                port,
-                metrics_port,
-            },
-            api_key,
-            prefix,
-        )
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    pub(crate) fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    /// Waits for exit; returns (exit code, stderr).
-    pub(crate) fn wait(mut self, within: Duration) -> (Option<i32>, String) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return (status.code(), err);
-            }
-            if started.elapsed() > within {
-                let _ = self.child.kill();
-                panic!("gateway did not exit within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[tokio::test]
 async fn logs_of_a_full_flow_hold_no_secrets() {
     let (gw, api_key, _) = Gateway::start(&[]);
     let client = test_client();
     let jwt = user_jwt("lena");
-    let minted: serde_json::Value = client
-        .post(gw.url("/v1/links"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = minted["id"].as_str().unwrap().to_string();
-    let res = client
-        .get(gw.url(&format!("/l/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let id = gw.mint_id(&client, &jwt).await;
+    let res = gw.open(&client, &id).await;
     assert_eq!(res.status(), 302);
     let location = res.headers()["location"].to_str().unwrap().to_string();
     let encrypted_pct = location.split("encrypted=").nth(1).unwrap().to_string();
@@ -357,7 +237,7 @@ fn check_config_checks_redis_and_the_jwks() {
 #[tokio::test]
 async fn openapi_is_served_and_matches_the_committed_copy() {
     let app = spawn_app().await;
-    let served = app.send(app.client.get(app.url("/openapi.json"))).await;
+    let served = app.send(app.get("/openapi.json")).await;
     assert_eq!(served.status, 200);
     let committed = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json"),

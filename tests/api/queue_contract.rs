@@ -4,21 +4,7 @@
 
 use crate::helpers::*;
 use faceauth_gateway::links::{Expiry, LinkId, LinkPolicy, LinkResult, NewLink, Outcome};
-use faceauth_gateway::store::memory::MemoryStore;
-use faceauth_gateway::store::redis::RedisStore;
-use faceauth_gateway::store::{QueuePolicy, ResultWrite, Settle, Settled, Store};
-use std::sync::Arc;
-use std::time::Duration;
-
-async fn backends() -> Vec<(&'static str, Arc<dyn Store>)> {
-    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    vec![
-        ("memory", Arc::new(MemoryStore::new())),
-        ("redis", Arc::new(redis)),
-    ]
-}
+use faceauth_gateway::store::{QueuePolicy, ResultWrite, Settle, Settled};
 
 const POLICY: QueuePolicy = QueuePolicy {
     lease_ms: 60_000,
@@ -29,7 +15,7 @@ const POLICY: QueuePolicy = QueuePolicy {
 
 #[tokio::test]
 async fn the_later_faceauth_wins_whatever_the_order() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         let id = LinkId::random();
         let link = NewLink {
             user_id: "u".into(),
@@ -105,7 +91,7 @@ async fn the_later_faceauth_wins_whatever_the_order() {
 
 #[tokio::test]
 async fn concurrent_pushes_add_a_job_once() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         let pushes = (0..10).map(|_| {
             let store = store.clone();
             async move {
@@ -142,7 +128,7 @@ async fn concurrent_pushes_add_a_job_once() {
 
 #[tokio::test]
 async fn leases_fence_and_failures_dead_letter() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         assert!(store
             .queue_push("q:l", "j1", "body-1", None, 0, &POLICY)
             .await

@@ -8,104 +8,17 @@ use std::time::Duration;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const PATH_SECRET: &str = "wh_0123456789abcdefghijklmnopqrstuvwxyz";
-const CALLBACK_SECRET: &str = "cb-secret-0123456789-0123456789-0123456789";
-
-struct Env {
-    app: TestApp,
-    argos: MockServer,
-    receiver: MockServer,
-}
-
-async fn env_with(tweak: impl FnOnce(&mut faceauth_gateway::Settings)) -> Env {
-    let argos = MockServer::start().await;
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&receiver)
-        .await;
-    let argos_uri = argos.uri();
-    let hook = format!("{}/hook", receiver.uri());
-    let app = spawn_app_with(|s| {
-        s.argos.api_base_url = argos_uri.parse().unwrap();
-        s.argos.api_retries = 0;
+/// The results tests' gateway: [`argos_env_with`] with an ID-check API key too.
+async fn env_with(tweak: impl FnOnce(&mut faceauth_gateway::Settings)) -> ArgosEnv {
+    argos_env_with(|s| {
         s.argos.idcheck_api_key = Some(SecretString::from("idcheck-key-for-tests"));
-        s.webhooks.path_secret = Some(SecretString::from(PATH_SECRET));
-        s.webhooks.allowed_ips = vec!["127.0.0.1/32".parse().unwrap()];
-        s.verify.poll_interval_ms = 100;
-        s.callbacks.url = Some(hook);
-        s.callbacks.secret = Some(SecretString::from(CALLBACK_SECRET));
-        s.auth.service.audience = SERVICE_AUDIENCE.into();
-        s.auth.service.api_key_sha256 =
-            vec![hex::encode(openssl::sha::sha256(b"static-service-key"))];
         tweak(s);
     })
-    .await;
-    Env {
-        app,
-        argos,
-        receiver,
-    }
+    .await
 }
 
-async fn env() -> Env {
+async fn env() -> ArgosEnv {
     env_with(|_| {}).await
-}
-
-/// ARGOS answers GET /v3/faceauth?authId=<auth_id> in the newer wrapped shape.
-async fn argos_says(argos: &MockServer, auth_id: &str, status: &str, sid: &str, ago_secs: i64) {
-    Mock::given(method("GET"))
-        .and(path("/v3/faceauth"))
-        .and(query_param("authId", auth_id))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
-            "faceAuth_projectId": PROJECT_ID,
-            "data": [{
-                "auth_id": auth_id, "auth_status": status, "create_time": rfc3339_ago(ago_secs),
-                "submit_type": "form", "kyc_submission_id": sid, "policy": {}, "delete_check": false
-            }]
-        }])))
-        .mount(argos)
-        .await;
-}
-
-async fn post_webhook(app: &TestApp, body: &[u8]) -> Resp {
-    app.send(
-        app.client
-            .post(app.url(&format!("/v1/webhooks/argos/{PATH_SECRET}")))
-            .header("content-type", "application/json")
-            .body(body.to_vec()),
-    )
-    .await
-}
-
-fn shape_c(auth_id: &str, token: &str) -> Vec<u8> {
-    format!(
-        r#"{{"webhook_trigger":"faceAuth","data":{{"Submission_id":"x","Auth_Status":"approved","Create_Time":"2026-11-29T00:00:00Z","Auth_User_id":"u","Token_id":"{token}","reference":{{"userid":"u"}},"Authentication_id":"{auth_id}"}}}}"#
-    )
-    .into_bytes()
-}
-
-async fn link_status(app: &TestApp, jwt: &str, id: &str) -> Value {
-    app.send(
-        app.client
-            .get(app.url(&format!("/v1/links/{id}")))
-            .bearer_auth(jwt),
-    )
-    .await
-    .json()
-}
-
-async fn step_up(app: &TestApp, user: &str, max_age: u64) -> Value {
-    let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/users/{user}/step-up?max_age_secs={max_age}")))
-                .bearer_auth(service_jwt("faceauth:status:read")),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
 }
 
 fn verify_callback_signature(header: &str, body: &[u8]) {
@@ -150,7 +63,7 @@ fn verify_callback_signature(header: &str, body: &[u8]) {
 
 #[tokio::test]
 async fn webhook_pull_verification_step_up_and_signed_callback() {
-    let Env {
+    let ArgosEnv {
         app,
         argos,
         receiver,
@@ -158,33 +71,40 @@ async fn webhook_pull_verification_step_up_and_signed_callback() {
     let jwt = user_jwt("amelie");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    assert!(link_status(&app, &jwt, &id).await["result"].is_null());
-    argos_says(&argos, "auth-1", "approved", "sid-of-amelie", 30).await;
+    assert!(app.link_status(&jwt, &id).await.json()["result"].is_null());
+    argos_says(
+        &argos,
+        "auth-1",
+        "approved",
+        "sid-of-amelie",
+        &rfc3339_ago(30),
+    )
+    .await;
 
-    let r = post_webhook(&app, &shape_c("auth-1", &id)).await;
+    let r = app.post_webhook(&webhook_body("auth-1", &id)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "accepted");
 
     eventually("the result is verified", || async {
-        link_status(&app, &jwt, &id).await["result"] == "approved"
+        app.link_status(&jwt, &id).await.json()["result"] == "approved"
     })
     .await;
-    let st = link_status(&app, &jwt, &id).await;
+    let st = app.link_status(&jwt, &id).await.json();
     assert_eq!(st["auth_id"], "auth-1");
     assert!(st["verified_at"].as_str().unwrap().ends_with('Z'));
 
-    let su = step_up(&app, "amelie", 300).await;
+    let su = app.step_up("amelie", 300).await;
     assert_eq!(su["verified"], true);
     assert_eq!(su["link_id"], id.as_str());
     assert_eq!(su["auth_id"], "auth-1");
     // verified_at is ARGOS's create_time, kept no earlier than the link itself.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        step_up(&app, "amelie", 1).await["verified"],
+        app.step_up("amelie", 1).await["verified"],
         false,
         "older than max_age"
     );
-    assert_eq!(step_up(&app, "nobody", 300).await["verified"], false);
+    assert_eq!(app.step_up("nobody", 300).await["verified"], false);
 
     eventually("the callback arrives", || async {
         !receiver
@@ -220,7 +140,7 @@ async fn webhook_pull_verification_step_up_and_signed_callback() {
 
 #[tokio::test]
 async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
-    let Env { app, argos, .. } = env().await;
+    let ArgosEnv { app, argos, .. } = env().await;
     let jwt = user_jwt("bruno");
     let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
     for (i, make) in [
@@ -240,7 +160,7 @@ async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
         let id = app.mint_id(&jwt).await;
         assert_eq!(app.open(&id).await.status, 302);
         let auth = format!("shape-{i}");
-        argos_says(&argos, &auth, "approved", "sid-of-bruno", 5).await;
+        argos_says(&argos, &auth, "approved", "sid-of-bruno", &rfc3339_ago(5)).await;
         bodies.push((id.clone(), make(&auth, &id)));
     }
     // Encrypted envelopes (AES-256-CBC, key SHA-256(API key), zero IV) made with OpenSSL.
@@ -254,19 +174,19 @@ async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
         let id = app.mint_id(&jwt).await;
         assert_eq!(app.open(&id).await.status, 302);
         let auth = format!("enc-{i}");
-        argos_says(&argos, &auth, "approved", "sid-of-bruno", 5).await;
+        argos_says(&argos, &auth, "approved", "sid-of-bruno", &rfc3339_ago(5)).await;
         let key = openssl::sha::sha256(app.api_key.as_bytes());
         let ct = openssl::symm::encrypt(
             openssl::symm::Cipher::aes_256_cbc(),
             &key,
             Some(&[0u8; 16]),
-            &shape_c(&auth, &id),
+            &webhook_body(&auth, &id),
         )
         .unwrap();
         bodies.push((id, wrap(&openssl::base64::encode_block(&ct)).into_bytes()));
     }
     for (i, (_, body)) in bodies.iter().enumerate() {
-        let r = post_webhook(&app, body).await;
+        let r = app.post_webhook(body).await;
         assert_eq!(
             r.status,
             200,
@@ -281,72 +201,84 @@ async fn all_documented_shapes_odd_bytes_and_encrypted_envelopes() {
     // (a) carries no token: nothing to correlate. The others get their result.
     for (i, (id, _)) in bodies.iter().enumerate().skip(1) {
         eventually(&format!("body {i} verified"), || async {
-            link_status(&app, &jwt, id).await["result"] == "approved"
+            app.link_status(&jwt, id).await.json()["result"] == "approved"
         })
         .await;
     }
-    assert!(link_status(&app, &jwt, &bodies[0].0).await["result"].is_null());
+    assert!(app.link_status(&jwt, &bodies[0].0).await.json()["result"].is_null());
 
     // Malformed and undecryptable bodies are 400, unknown triggers are acknowledged.
-    post_webhook(&app, b"not json")
+    app.post_webhook(b"not json")
         .await
         .assert_problem(400, "bad_request");
-    post_webhook(&app, br#"{"data":"AAAAAAAAAAAAAAAAAAAAAA=="}"#)
+    app.post_webhook(br#"{"data":"AAAAAAAAAAAAAAAAAAAAAA=="}"#)
         .await
         .assert_problem(400, "bad_request");
-    let r = post_webhook(
-        &app,
-        br#"{"webhook_trigger":"aml_monitor","submission_id":"s"}"#,
-    )
-    .await;
+    let r = app
+        .post_webhook(br#"{"webhook_trigger":"aml_monitor","submission_id":"s"}"#)
+        .await;
     assert_eq!(r.json()["status"], "ignored");
-    let r = post_webhook(
-        &app,
-        br#"{"webhook_trigger":"token_expired","token_id":"t","expired_condition":"count","service":"faceAuth","expired_at":"2026-11-29T00:00:00Z"}"#,
-    )
+    let r = app.post_webhook(br#"{"webhook_trigger":"token_expired","token_id":"t","expired_condition":"count","service":"faceAuth","expired_at":"2026-11-29T00:00:00Z"}"#)
     .await;
     assert_eq!(r.status, 200);
 }
 
 #[tokio::test]
 async fn redelivery_changes_nothing_and_the_api_decides() {
-    let Env { app, argos, .. } = env().await;
+    let ArgosEnv { app, argos, .. } = env().await;
     let jwt = user_jwt("carla");
     // The webhook claims approved; ARGOS's API says rejected.
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    argos_says(&argos, "auth-r", "rejected", "sid-of-carla", 5).await;
+    argos_says(
+        &argos,
+        "auth-r",
+        "rejected",
+        "sid-of-carla",
+        &rfc3339_ago(5),
+    )
+    .await;
     assert_eq!(
-        post_webhook(&app, &shape_c("auth-r", &id)).await.json()["status"],
+        app.post_webhook(&webhook_body("auth-r", &id)).await.json()["status"],
         "accepted"
     );
     eventually("rejected", || async {
-        link_status(&app, &jwt, &id).await["result"] == "rejected"
+        app.link_status(&jwt, &id).await.json()["result"] == "rejected"
     })
     .await;
-    assert_eq!(step_up(&app, "carla", 3600).await["verified"], false);
+    assert_eq!(app.step_up("carla", 3600).await["verified"], false);
 
     // Redelivery: 200, nothing fetched again, nothing changes.
     let fetched = argos.received_requests().await.unwrap().len();
     for _ in 0..3 {
-        let r = post_webhook(&app, &shape_c("auth-r", &id)).await;
+        let r = app.post_webhook(&webhook_body("auth-r", &id)).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["status"], "duplicate");
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(argos.received_requests().await.unwrap().len(), fetched);
-    assert_eq!(link_status(&app, &jwt, &id).await["result"], "rejected");
+    assert_eq!(
+        app.link_status(&jwt, &id).await.json()["result"],
+        "rejected"
+    );
 
     // ARGOS approved, but against another submission than the link's sid: not a pass.
     let other = app.mint_id(&jwt).await;
     assert_eq!(app.open(&other).await.status, 302);
-    argos_says(&argos, "auth-x", "approved", "someone-elses-sid", 5).await;
-    post_webhook(&app, &shape_c("auth-x", &other)).await;
+    argos_says(
+        &argos,
+        "auth-x",
+        "approved",
+        "someone-elses-sid",
+        &rfc3339_ago(5),
+    )
+    .await;
+    app.post_webhook(&webhook_body("auth-x", &other)).await;
     eventually("mismatch rejected", || async {
-        link_status(&app, &jwt, &other).await["result"] == "rejected"
+        app.link_status(&jwt, &other).await.json()["result"] == "rejected"
     })
     .await;
-    assert_eq!(step_up(&app, "carla", 3600).await["verified"], false);
+    assert_eq!(app.step_up("carla", 3600).await["verified"], false);
 
     // Approved for a link that was never opened (its FaceAuth URL was never handed out), with
     // a create_time far in the future: not a pass, and the record stays readable.
@@ -361,12 +293,13 @@ async fn redelivery_changes_nothing_and_the_api_decides() {
         )
         .mount(&argos)
         .await;
-    post_webhook(&app, &shape_c("auth-future", &unopened)).await;
+    app.post_webhook(&webhook_body("auth-future", &unopened))
+        .await;
     eventually("never-opened link rejected", || async {
-        link_status(&app, &jwt, &unopened).await["result"] == "rejected"
+        app.link_status(&jwt, &unopened).await.json()["result"] == "rejected"
     })
     .await;
-    let st = link_status(&app, &jwt, &unopened).await;
+    let st = app.link_status(&jwt, &unopened).await.json();
     let verified_at = time::OffsetDateTime::parse(
         st["verified_at"].as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,
@@ -376,12 +309,12 @@ async fn redelivery_changes_nothing_and_the_api_decides() {
         verified_at <= time::OffsetDateTime::now_utc(),
         "clamped to now"
     );
-    assert_eq!(step_up(&app, "carla", 3600).await["verified"], false);
+    assert_eq!(app.step_up("carla", 3600).await["verified"], false);
 }
 
 #[tokio::test]
 async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
-    let Env { app, argos, .. } = env().await;
+    let ArgosEnv { app, argos, .. } = env().await;
     let jwt = user_jwt("dora");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
@@ -391,7 +324,7 @@ async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
         .mount(&argos)
         .await;
     assert_eq!(
-        post_webhook(&app, &shape_c("auth-d", &id)).await.status,
+        app.post_webhook(&webhook_body("auth-d", &id)).await.status,
         200
     );
     eventually("ARGOS asked", || async {
@@ -403,7 +336,7 @@ async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
     })
     .await;
     assert!(
-        link_status(&app, &jwt, &id).await["result"].is_null(),
+        app.link_status(&jwt, &id).await.json()["result"].is_null(),
         "null while unverified"
     );
     assert!(
@@ -417,7 +350,7 @@ async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
     // The gateway stops; a new one (same Redis) starts while ARGOS recovers.
     app.stop().await;
     argos.reset().await;
-    argos_says(&argos, "auth-d", "approved", "sid-of-dora", 5).await;
+    argos_says(&argos, "auth-d", "approved", "sid-of-dora", &rfc3339_ago(5)).await;
     let prefix = app.prefix.clone();
     let api_key = app.api_key.clone();
     let argos_uri = argos.uri();
@@ -430,16 +363,16 @@ async fn argos_down_then_up_and_a_gateway_restart_lose_nothing() {
     })
     .await;
     eventually("verified after restart", || async {
-        link_status(&restarted, &jwt, &id).await["result"] == "approved"
+        restarted.link_status(&jwt, &id).await.json()["result"] == "approved"
     })
     .await;
 }
 
 #[tokio::test]
 async fn webhook_receiver_refuses_wrong_secret_source_and_size() {
-    let Env { app, .. } = env().await;
+    let ArgosEnv { app, .. } = env().await;
     let id = app.mint_id(&user_jwt("emil")).await;
-    let body = shape_c("auth-w", &id);
+    let body = webhook_body("auth-w", &id);
     for secret in [
         "wrong",
         &PATH_SECRET[..PATH_SECRET.len() - 1],
@@ -447,22 +380,18 @@ async fn webhook_receiver_refuses_wrong_secret_source_and_size() {
     ] {
         let r = app
             .send(
-                app.client
-                    .post(app.url(&format!("/v1/webhooks/argos/{secret}")))
+                app.post(&format!("/v1/webhooks/argos/{secret}"))
                     .body(body.clone()),
             )
             .await;
         r.assert_problem(404, "not_found");
     }
     let r = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/webhooks/argos/{PATH_SECRET}"))),
-        )
+        .send(app.get(&format!("/v1/webhooks/argos/{PATH_SECRET}")))
         .await;
     r.assert_problem(404, "not_found");
     let big = vec![b' '; 1024 * 1024 + 10];
-    post_webhook(&app, &big)
+    app.post_webhook(&big)
         .await
         .assert_problem(413, "payload_too_large");
     assert!(!app.keys().await.iter().any(|k| k.contains("{q:verify}")));
@@ -472,7 +401,9 @@ async fn webhook_receiver_refuses_wrong_secret_source_and_size() {
         s.webhooks.allowed_ips = vec!["52.78.194.237/32".parse().unwrap()];
     })
     .await;
-    post_webhook(&strict.app, &body)
+    strict
+        .app
+        .post_webhook(&body)
         .await
         .assert_problem(404, "not_found");
     // Behind a trusted proxy, the forwarded ARGOS address is accepted.
@@ -501,7 +432,7 @@ async fn webhook_receiver_refuses_wrong_secret_source_and_size() {
 
 #[tokio::test]
 async fn service_routes_scopes_and_credential_separation() {
-    let Env { app, .. } = env_with(|s| {
+    let ArgosEnv { app, .. } = env_with(|s| {
         s.sid.sources = vec![faceauth_gateway::config::SidSource::Store];
     })
     .await;
@@ -510,13 +441,7 @@ async fn service_routes_scopes_and_credential_separation() {
     let user = user_jwt("fritz");
 
     // No sid yet for this user.
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/v1/users/fritz/links"))
-                .bearer_auth(&write),
-        )
-        .await;
+    let r = app.service_mint(&write, "fritz").await;
     r.assert_problem(422, "no_submission");
     // Record it, then mint with cf values, default confirm step and a reference.
     let r = app
@@ -530,8 +455,7 @@ async fn service_routes_scopes_and_credential_separation() {
     assert_eq!(r.status, 204, "{}", r.text());
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/users/fritz/links"))
+            app.post("/v1/users/fritz/links")
                 .bearer_auth(&write)
                 .json(&json!({"authCf2": "sms", "reference": "order-42"})),
         )
@@ -544,9 +468,7 @@ async fn service_routes_scopes_and_credential_separation() {
     );
     assert_eq!(minted["reference"], "order-42");
     let id = minted["id"].as_str().unwrap();
-    let post = app
-        .send(app.client.post(app.url(&format!("/l/{id}"))))
-        .await;
+    let post = app.send(app.post(&format!("/l/{id}"))).await;
     assert_eq!(post.status, 303);
     let params = decrypt_location(&app, &post.location());
     assert_eq!(get(&params, "sid"), Some("sid-fritz-77"));
@@ -554,68 +476,39 @@ async fn service_routes_scopes_and_credential_separation() {
     assert_eq!(get(&params, "authCf2"), Some("sms"));
 
     // Status: the service (read scope) and the owner; not the write-only service.
-    let by_service = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{id}")))
-                .bearer_auth(&read),
-        )
-        .await;
+    let by_service = app.link_status(&read, id).await;
     assert_eq!(by_service.status, 200);
     assert_eq!(by_service.json()["reference"], "order-42");
-    app.send(
-        app.client
-            .get(app.url(&format!("/v1/links/{id}")))
-            .bearer_auth(&write),
-    )
-    .await
-    .assert_problem(403, "insufficient_scope");
-    let by_owner = app
-        .send(
-            app.client
-                .get(app.url(&format!("/v1/links/{id}")))
-                .bearer_auth(user_jwt("fritz")),
-        )
-        .await;
+    app.link_status(&write, id)
+        .await
+        .assert_problem(403, "insufficient_scope");
+    let by_owner = app.link_status(&user_jwt("fritz"), id).await;
     assert_eq!(by_owner.status, 200);
 
     // Credentials do not cross: user tokens on service routes, service tokens on user routes.
-    app.send(
-        app.client
-            .post(app.url("/v1/users/fritz/links"))
-            .bearer_auth(&user),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
-    app.send(app.client.post(app.url("/v1/links")).bearer_auth(&write))
+    app.service_mint(&user, "fritz")
         .await
         .assert_problem(401, "invalid_token");
+    app.mint(&write).await.assert_problem(401, "invalid_token");
     app.send(
-        app.client
-            .get(app.url("/v1/users/fritz/step-up?max_age_secs=60"))
+        app.get("/v1/users/fritz/step-up?max_age_secs=60")
             .bearer_auth(&write),
     )
     .await
     .assert_problem(403, "insufficient_scope");
     let r = app
         .send(
-            app.client
-                .get(app.url("/v1/users/fritz/step-up?max_age_secs=60"))
+            app.get("/v1/users/fritz/step-up?max_age_secs=60")
                 .bearer_auth(&read),
         )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["verified"], false);
+    app.send(app.get("/v1/users/fritz/step-up").bearer_auth(&read))
+        .await
+        .assert_problem(400, "bad_request");
     app.send(
-        app.client
-            .get(app.url("/v1/users/fritz/step-up"))
-            .bearer_auth(&read),
-    )
-    .await
-    .assert_problem(400, "bad_request");
-    app.send(
-        app.client
-            .get(app.url("/v1/users/fritz/step-up?max_age_secs=-1"))
+        app.get("/v1/users/fritz/step-up?max_age_secs=-1")
             .bearer_auth(&read),
     )
     .await
@@ -626,29 +519,21 @@ async fn service_routes_scopes_and_credential_separation() {
     both["aud"] = json!([AUDIENCE, SERVICE_AUDIENCE]);
     both["scope"] = "faceauth:links:write faceauth:status:read".into();
     let both = sign_hs256(&both);
-    app.send(app.client.post(app.url("/v1/links")).bearer_auth(&both))
+    app.mint(&both).await.assert_problem(401, "invalid_token");
+    app.service_mint(&both, "fritz")
         .await
         .assert_problem(401, "invalid_token");
-    app.send(
-        app.client
-            .post(app.url("/v1/users/fritz/links"))
-            .bearer_auth(&both),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
 
     // Static API key (stored only as its SHA-256) grants both scopes; a wrong one does not.
     let r = app
         .send(
-            app.client
-                .post(app.url("/v1/users/fritz/links"))
+            app.post("/v1/users/fritz/links")
                 .header("x-api-key", "static-service-key"),
         )
         .await;
     assert_eq!(r.status, 201);
     app.send(
-        app.client
-            .post(app.url("/v1/users/fritz/links"))
+        app.post("/v1/users/fritz/links")
             .header("x-api-key", "static-service-kez"),
     )
     .await
@@ -657,16 +542,14 @@ async fn service_routes_scopes_and_credential_separation() {
     // Bad bodies.
     let long_ref = "r".repeat(257);
     app.send(
-        app.client
-            .post(app.url("/v1/users/fritz/links"))
+        app.post("/v1/users/fritz/links")
             .bearer_auth(&write)
             .json(&json!({"reference": long_ref})),
     )
     .await
     .assert_problem(400, "bad_request");
     app.send(
-        app.client
-            .post(app.url("/v1/users/fritz/links"))
+        app.post("/v1/users/fritz/links")
             .bearer_auth(&write)
             .json(&json!({"sid": "client-chosen"})),
     )
@@ -676,7 +559,7 @@ async fn service_routes_scopes_and_credential_separation() {
 
 #[tokio::test]
 async fn sid_from_argos_is_cached_and_approved_webhooks_feed_the_store() {
-    let Env { app, argos, .. } = env_with(|s| {
+    let ArgosEnv { app, argos, .. } = env_with(|s| {
         s.sid.sources = vec![
             faceauth_gateway::config::SidSource::Store,
             faceauth_gateway::config::SidSource::Argos,
@@ -723,16 +606,13 @@ async fn sid_from_argos_is_cached_and_approved_webhooks_feed_the_store() {
         .mount(&argos)
         .await;
     // Someone else's submission claimed for "hans": ignored.
-    let r = post_webhook(
-        &app,
-        br#"{"webhook_trigger":"approved","submission_id":"sub-hook","userid":"eve"}"#,
-    )
-    .await;
+    let r = app
+        .post_webhook(
+            br#"{"webhook_trigger":"approved","submission_id":"sub-hook","userid":"eve"}"#,
+        )
+        .await;
     assert_eq!(r.json()["status"], "ignored");
-    let r = post_webhook(
-        &app,
-        br#"{"webhook_trigger":"approved","submission_id":"sub-hook","userid":"hans","kyc_result":{"status":"approved"}}"#,
-    )
+    let r = app.post_webhook(br#"{"webhook_trigger":"approved","submission_id":"sub-hook","userid":"hans","kyc_result":{"status":"approved"}}"#)
     .await;
     assert_eq!(r.json()["status"], "accepted");
     let mut c = claims("hans");
@@ -744,7 +624,7 @@ async fn sid_from_argos_is_cached_and_approved_webhooks_feed_the_store() {
 
 #[tokio::test]
 async fn callbacks_are_retried_until_delivered() {
-    let Env {
+    let ArgosEnv {
         app,
         argos,
         receiver,
@@ -762,8 +642,15 @@ async fn callbacks_are_retried_until_delivered() {
     let jwt = user_jwt("ines");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    argos_says(&argos, "auth-cb", "approved", "sid-of-ines", 5).await;
-    post_webhook(&app, &shape_c("auth-cb", &id)).await;
+    argos_says(
+        &argos,
+        "auth-cb",
+        "approved",
+        "sid-of-ines",
+        &rfc3339_ago(5),
+    )
+    .await;
+    app.post_webhook(&webhook_body("auth-cb", &id)).await;
     eventually("delivered on the second attempt", || async {
         receiver.received_requests().await.unwrap_or_default().len() >= 2
     })
@@ -806,20 +693,12 @@ async fn argos_record(argos: &MockServer, auth_id: &str, record: Value) {
 }
 
 async fn metrics_text(app: &TestApp) -> String {
-    reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        app.metrics_port.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap()
+    app.metrics().await
 }
 
 #[tokio::test]
 async fn an_old_approval_replayed_on_an_opened_link_is_not_a_fresh_step_up() {
-    let Env {
+    let ArgosEnv {
         app,
         argos,
         receiver,
@@ -833,24 +712,24 @@ async fn an_old_approval_replayed_on_an_opened_link_is_not_a_fresh_step_up() {
         "auth-ancient",
         "approved",
         "sid-of-victim",
-        3 * 365 * 86_400,
+        &rfc3339_ago(3 * 365 * 86_400),
     )
     .await;
     assert_eq!(
-        post_webhook(&app, &shape_c("auth-ancient", &id))
+        app.post_webhook(&webhook_body("auth-ancient", &id))
             .await
             .json()["status"],
         "accepted"
     );
     eventually("judged", || async {
-        link_status(&app, &jwt, &id).await["result"] == "rejected"
+        app.link_status(&jwt, &id).await.json()["result"] == "rejected"
     })
     .await;
-    let su = step_up(&app, "victim", 60).await;
+    let su = app.step_up("victim", 60).await;
     assert_eq!(su["verified"], false);
     assert!(su["auth_id"].is_null(), "not the user's step-up at all");
     // verified_at is ARGOS's time, never moved forward to the link's.
-    let st = link_status(&app, &jwt, &id).await;
+    let st = app.link_status(&jwt, &id).await.json();
     assert!(st["verified_at"].as_str().unwrap() < st["created_at"].as_str().unwrap());
     // The rejection is explained (metric) and the app is told (rejected callback).
     eventually("rejected callback", || async {
@@ -869,17 +748,24 @@ async fn an_old_approval_replayed_on_an_opened_link_is_not_a_fresh_step_up() {
     // The same user's fresh FaceAuth on a new link does pass.
     let fresh = app.mint_id(&jwt).await;
     assert_eq!(app.open(&fresh).await.status, 302);
-    argos_says(&argos, "auth-fresh", "approved", "sid-of-victim", 0).await;
-    post_webhook(&app, &shape_c("auth-fresh", &fresh)).await;
+    argos_says(
+        &argos,
+        "auth-fresh",
+        "approved",
+        "sid-of-victim",
+        &rfc3339_ago(0),
+    )
+    .await;
+    app.post_webhook(&webhook_body("auth-fresh", &fresh)).await;
     eventually("fresh approval", || async {
-        step_up(&app, "victim", 60).await["verified"] == true
+        app.step_up("victim", 60).await["verified"] == true
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_record_without_a_submission_id_or_naming_another_user_is_not_approved() {
-    let Env { app, argos, .. } = env().await;
+    let ArgosEnv { app, argos, .. } = env().await;
     let jwt = user_jwt("victor");
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -904,13 +790,13 @@ async fn a_record_without_a_submission_id_or_naming_another_user_is_not_approved
         let id = app.mint_id(&jwt).await;
         assert_eq!(app.open(&id).await.status, 302);
         argos_record(&argos, auth, record).await;
-        post_webhook(&app, &shape_c(auth, &id)).await;
+        app.post_webhook(&webhook_body(auth, &id)).await;
         eventually(auth, || async {
-            link_status(&app, &jwt, &id).await["result"] == "rejected"
+            app.link_status(&jwt, &id).await.json()["result"] == "rejected"
         })
         .await;
     }
-    assert_eq!(step_up(&app, "victor", 3600).await["verified"], false);
+    assert_eq!(app.step_up("victor", 3600).await["verified"], false);
     let text = metrics_text(&app).await;
     for reason in ["no_submission", "other_user", "no_time"] {
         assert!(
@@ -924,13 +810,20 @@ async fn a_record_without_a_submission_id_or_naming_another_user_is_not_approved
 
 #[tokio::test]
 async fn ten_concurrent_redeliveries_are_accepted_once() {
-    let Env { app, argos, .. } = env().await;
+    let ArgosEnv { app, argos, .. } = env().await;
     let jwt = user_jwt("rita");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    argos_says(&argos, "auth-10", "approved", "sid-of-rita", 0).await;
-    let body = shape_c("auth-10", &id);
-    let answers = futures::future::join_all((0..10).map(|_| post_webhook(&app, &body))).await;
+    argos_says(
+        &argos,
+        "auth-10",
+        "approved",
+        "sid-of-rita",
+        &rfc3339_ago(0),
+    )
+    .await;
+    let body = webhook_body("auth-10", &id);
+    let answers = futures::future::join_all((0..10).map(|_| app.post_webhook(&body))).await;
     let mut statuses: Vec<String> = answers
         .iter()
         .map(|r| {
@@ -945,14 +838,14 @@ async fn ten_concurrent_redeliveries_are_accepted_once() {
         "{statuses:?}"
     );
     eventually("verified", || async {
-        link_status(&app, &jwt, &id).await["result"] == "approved"
+        app.link_status(&jwt, &id).await.json()["result"] == "approved"
     })
     .await;
 }
 
 #[tokio::test]
 async fn argos_refusing_an_approved_confirmation_is_a_503_and_nothing_is_stored() {
-    let Env { app, argos, .. } = env_with(|s| {
+    let ArgosEnv { app, argos, .. } = env_with(|s| {
         s.sid.sources = vec![faceauth_gateway::config::SidSource::Store];
     })
     .await;
@@ -965,16 +858,12 @@ async fn argos_refusing_an_approved_confirmation_is_a_503_and_nothing_is_stored(
             .respond_with(ResponseTemplate::new(status))
             .mount(&argos)
             .await;
-        post_webhook(&app, body)
+        app.post_webhook(body)
             .await
             .assert_problem(503, "store_unavailable");
-        app.send(
-            app.client
-                .post(app.url("/v1/users/ivy/links"))
-                .bearer_auth(&write),
-        )
-        .await
-        .assert_problem(422, "no_submission");
+        app.service_mint(&write, "ivy")
+            .await
+            .assert_problem(422, "no_submission");
     }
     // ARGOS confirms on the next delivery: the mapping is stored.
     argos.reset().await;
@@ -986,20 +875,14 @@ async fn argos_refusing_an_approved_confirmation_is_a_503_and_nothing_is_stored(
         ]})))
         .mount(&argos)
         .await;
-    assert_eq!(post_webhook(&app, body).await.json()["status"], "accepted");
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/v1/users/ivy/links"))
-                .bearer_auth(&write),
-        )
-        .await;
+    assert_eq!(app.post_webhook(body).await.json()["status"], "accepted");
+    let r = app.service_mint(&write, "ivy").await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
 #[tokio::test]
 async fn one_ordering_rule_whatever_the_order_of_webhooks() {
-    let Env {
+    let ArgosEnv {
         app,
         argos,
         receiver,
@@ -1009,21 +892,35 @@ async fn one_ordering_rule_whatever_the_order_of_webhooks() {
     assert_eq!(app.open(&older).await.status, 302);
     let newer = app.mint_id(&jwt).await;
     assert_eq!(app.open(&newer).await.status, 302);
-    argos_says(&argos, "auth-older", "approved", "sid-of-otto", 20).await;
-    argos_says(&argos, "auth-newer", "approved", "sid-of-otto", 2).await;
+    argos_says(
+        &argos,
+        "auth-older",
+        "approved",
+        "sid-of-otto",
+        &rfc3339_ago(20),
+    )
+    .await;
+    argos_says(
+        &argos,
+        "auth-newer",
+        "approved",
+        "sid-of-otto",
+        &rfc3339_ago(2),
+    )
+    .await;
     // The newer FaceAuth is verified first, then the older one arrives.
-    post_webhook(&app, &shape_c("auth-newer", &newer)).await;
+    app.post_webhook(&webhook_body("auth-newer", &newer)).await;
     eventually("newer verified", || async {
-        step_up(&app, "otto", 300).await["auth_id"] == "auth-newer"
+        app.step_up("otto", 300).await["auth_id"] == "auth-newer"
     })
     .await;
-    post_webhook(&app, &shape_c("auth-older", &older)).await;
+    app.post_webhook(&webhook_body("auth-older", &older)).await;
     eventually("older verified", || async {
-        link_status(&app, &jwt, &older).await["result"] == "approved"
+        app.link_status(&jwt, &older).await.json()["result"] == "approved"
     })
     .await;
     // Both links carry their own result; the step-up stays the later FaceAuth.
-    let su = step_up(&app, "otto", 300).await;
+    let su = app.step_up("otto", 300).await;
     assert_eq!(su["auth_id"], "auth-newer");
     assert_eq!(su["link_id"], newer.as_str());
     // One callback per FaceAuth, each with its verified_at, so receivers can order them.
@@ -1050,13 +947,13 @@ async fn one_ordering_rule_whatever_the_order_of_webhooks() {
     assert!(older_event["verified_at"].as_str() < newer_event["verified_at"].as_str());
     assert_eq!(
         newer_event["verified_at"],
-        link_status(&app, &jwt, &newer).await["verified_at"]
+        app.link_status(&jwt, &newer).await.json()["verified_at"]
     );
 }
 
 #[tokio::test]
 async fn a_poisoned_job_is_dead_lettered_while_later_jobs_are_delivered() {
-    let Env {
+    let ArgosEnv {
         app,
         argos,
         receiver,
@@ -1086,8 +983,15 @@ async fn a_poisoned_job_is_dead_lettered_while_later_jobs_are_delivered() {
     let jwt = user_jwt("pia");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    argos_says(&argos, "auth-behind", "approved", "sid-of-pia", 0).await;
-    post_webhook(&app, &shape_c("auth-behind", &id)).await;
+    argos_says(
+        &argos,
+        "auth-behind",
+        "approved",
+        "sid-of-pia",
+        &rfc3339_ago(0),
+    )
+    .await;
+    app.post_webhook(&webhook_body("auth-behind", &id)).await;
     eventually("the later job is delivered", || async {
         receiver
             .received_requests()
@@ -1112,7 +1016,7 @@ async fn a_poisoned_job_is_dead_lettered_while_later_jobs_are_delivered() {
 
     // The CLI lists them and puts one back.
     let cli = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faceauth-gateway"));
+        let mut cmd = std::process::Command::new(BIN);
         cmd.args(args);
         for (k, _) in std::env::vars() {
             if k.starts_with("FACEAUTH__") {
@@ -1282,12 +1186,19 @@ fn whsec() -> String {
 }
 
 /// A delivered callback's headers and body, after one verified FaceAuth.
-async fn one_callback(env: &Env, user: &str, auth: &str) -> (Vec<(String, String)>, Vec<u8>) {
+async fn one_callback(env: &ArgosEnv, user: &str, auth: &str) -> (Vec<(String, String)>, Vec<u8>) {
     let jwt = user_jwt(user);
     let id = env.app.mint_id(&jwt).await;
     assert_eq!(env.app.open(&id).await.status, 302);
-    argos_says(&env.argos, auth, "approved", &format!("sid-of-{user}"), 30).await;
-    let r = post_webhook(&env.app, &shape_c(auth, &id)).await;
+    argos_says(
+        &env.argos,
+        auth,
+        "approved",
+        &format!("sid-of-{user}"),
+        &rfc3339_ago(30),
+    )
+    .await;
+    let r = env.app.post_webhook(&webhook_body(auth, &id)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     eventually("the callback arrives", || async {
         !env.receiver
@@ -1418,20 +1329,26 @@ async fn previous_path_secret_and_previous_add_on_key_are_accepted() {
     let jwt = user_jwt("olga");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    argos_says(&env.argos, "auth-old-key", "approved", "sid-of-olga", 30).await;
+    argos_says(
+        &env.argos,
+        "auth-old-key",
+        "approved",
+        "sid-of-olga",
+        &rfc3339_ago(30),
+    )
+    .await;
     let key = openssl::sha::sha256(old_key.as_bytes());
     let ct = openssl::symm::encrypt(
         openssl::symm::Cipher::aes_256_cbc(),
         &key,
         Some(&[0u8; 16]),
-        &shape_c("auth-old-key", &id),
+        &webhook_body("auth-old-key", &id),
     )
     .unwrap();
     let envelope = format!(r#"{{"data":"{}"}}"#, openssl::base64::encode_block(&ct));
     let post = |secret: &'static str, body: Vec<u8>| async move {
         app.send(
-            app.client
-                .post(app.url(&format!("/v1/webhooks/argos/{secret}")))
+            app.post(&format!("/v1/webhooks/argos/{secret}"))
                 .header("content-type", "application/json")
                 .body(body),
         )
@@ -1448,7 +1365,7 @@ async fn previous_path_secret_and_previous_add_on_key_are_accepted() {
         .await
         .assert_problem(404, "not_found");
     eventually("the result is verified", || async {
-        link_status(app, &jwt, &id).await["result"] == "approved"
+        app.link_status(&jwt, &id).await.json()["result"] == "approved"
     })
     .await;
     // Without the previous Add-on key the same envelope does not decrypt.
@@ -1460,7 +1377,7 @@ async fn previous_path_secret_and_previous_add_on_key_are_accepted() {
         openssl::symm::Cipher::aes_256_cbc(),
         &key,
         Some(&[0u8; 16]),
-        &shape_c("auth-old-key-2", &id),
+        &webhook_body("auth-old-key-2", &id),
     )
     .unwrap();
     let envelope = format!(r#"{{"data":"{}"}}"#, openssl::base64::encode_block(&ct));
@@ -1474,25 +1391,34 @@ async fn previous_path_secret_and_previous_add_on_key_are_accepted() {
 
 #[tokio::test]
 async fn a_token_that_is_no_link_id_does_not_use_up_the_authentication_id() {
-    let Env { app, argos, .. } = env().await;
+    let ArgosEnv { app, argos, .. } = env().await;
     let jwt = user_jwt("tomas");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    argos_says(&argos, "auth-tok", "approved", "sid-of-tomas", 1).await;
+    argos_says(
+        &argos,
+        "auth-tok",
+        "approved",
+        "sid-of-tomas",
+        &rfc3339_ago(1),
+    )
+    .await;
     // A forged or mangled Token_id (ids are canonical lowercase UUID v4): ignored, and the
     // authentication id is not marked as seen...
     for bad in [id.to_uppercase(), "not-a-token".to_string()] {
-        let r = post_webhook(&app, &shape_c("auth-tok", &bad)).await;
+        let r = app.post_webhook(&webhook_body("auth-tok", &bad)).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["status"], "ignored", "{bad}");
     }
     // ...so the genuine delivery still counts.
     assert_eq!(
-        post_webhook(&app, &shape_c("auth-tok", &id)).await.json()["status"],
+        app.post_webhook(&webhook_body("auth-tok", &id))
+            .await
+            .json()["status"],
         "accepted"
     );
     eventually("approved", || async {
-        link_status(&app, &jwt, &id).await["result"] == "approved"
+        app.link_status(&jwt, &id).await.json()["result"] == "approved"
     })
     .await;
 }

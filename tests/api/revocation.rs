@@ -4,13 +4,7 @@ use crate::helpers::*;
 use faceauth_gateway::links::Expiry;
 
 async fn state_of(app: &TestApp, jwt: &str, id: &str) -> String {
-    app.send(
-        app.client
-            .get(app.url(&format!("/v1/links/{id}")))
-            .bearer_auth(jwt),
-    )
-    .await
-    .json()["state"]
+    app.link_status(jwt, id).await.json()["state"]
         .as_str()
         .unwrap()
         .to_string()
@@ -41,8 +35,7 @@ async fn a_new_link_revokes_the_users_unopened_links() {
     assert_eq!(app.open(&second).await.status, 302);
     let page = app
         .send(
-            app.client
-                .get(app.url(&format!("/l/{first}")))
+            app.get(&format!("/l/{first}"))
                 .header("accept", "text/html"),
         )
         .await;
@@ -111,8 +104,7 @@ async fn owner_revokes_with_delete() {
         "idempotent"
     );
     app.send(
-        app.client
-            .delete(app.url(&format!("/v1/links/{}", uuid::Uuid::new_v4())))
+        app.delete(&format!("/v1/links/{}", uuid::Uuid::new_v4()))
             .bearer_auth(&jwt),
     )
     .await
@@ -125,13 +117,7 @@ async fn deleting_a_used_link_keeps_it_used() {
     let jwt = user_jwt("uli");
     let id = app.mint_id(&jwt).await;
     assert_eq!(app.open(&id).await.status, 302);
-    let r = app
-        .send(
-            app.client
-                .delete(app.url(&format!("/v1/links/{id}")))
-                .bearer_auth(&jwt),
-        )
-        .await;
+    let r = app.revoke(&jwt, &id).await;
     assert_eq!(r.status, 204);
     assert_eq!(state_of(&app, &jwt, &id).await, "used");
     app.open(&id).await.assert_problem(410, "link_used");

@@ -256,8 +256,7 @@ async fn hostile_jwt_table_never_5xx() {
     // A 1 MB token is refused by the HTTP layer itself (header limit), never a 5xx.
     let huge = sign_hs256(&with("argos_sid", json!("s".repeat(1 << 20))));
     let r = app
-        .client
-        .post(app.url("/v1/links"))
+        .post("/v1/links")
         .bearer_auth(huge)
         .send()
         .await

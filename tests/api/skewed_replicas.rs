@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
 const PATH_SECRET: &str = "wh_skew_0123456789abcdefghijklmnopqrstuv";
 const SERVICE_KEY: &str = "static-service-key-for-skew-test";
 

@@ -9,8 +9,6 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_faceauth-gateway");
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_started_before_its_redis_becomes_ready_once_redis_starts() {
     let redis_port = free_port();

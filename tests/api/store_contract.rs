@@ -2,10 +2,8 @@
 
 use crate::helpers::*;
 use faceauth_gateway::links::{Expiry, LinkId, LinkPolicy, LinkState, NewLink, StoredState};
-use faceauth_gateway::store::memory::MemoryStore;
 use faceauth_gateway::store::redis::RedisStore;
 use faceauth_gateway::store::{LinkStore, OpenResult, StoreError};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn policy(expiry: Expiry) -> LinkPolicy {
@@ -27,19 +25,9 @@ fn new_link() -> NewLink {
     }
 }
 
-async fn backends() -> Vec<(&'static str, Arc<dyn LinkStore>)> {
-    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    vec![
-        ("memory", Arc::new(MemoryStore::new())),
-        ("redis", Arc::new(redis)),
-    ]
-}
-
 #[tokio::test]
 async fn create_then_get_round_trips_the_record() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         let id = LinkId::random();
         let created = store
             .create(&id, &new_link(), &policy(Expiry::Count), false)
@@ -75,7 +63,7 @@ async fn create_then_get_round_trips_the_record() {
 
 #[tokio::test]
 async fn count_link_opens_once() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         let id = LinkId::random();
         store
             .create(&id, &new_link(), &policy(Expiry::Count), false)
@@ -102,7 +90,7 @@ async fn count_link_opens_once() {
 
 #[tokio::test]
 async fn time_link_reopens_inside_its_window_only() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         let id = LinkId::random();
         store
             .create(&id, &new_link(), &policy(Expiry::Time), false)
@@ -136,7 +124,7 @@ async fn time_link_reopens_inside_its_window_only() {
 
 #[tokio::test]
 async fn unopened_links_expire_and_tombstones_go_after_retention() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         let short = LinkPolicy {
             expiry: Expiry::Count,
             window_ms: 1_000,
@@ -187,7 +175,7 @@ async fn unopened_links_expire_and_tombstones_go_after_retention() {
 
 #[tokio::test]
 async fn create_with_open_now_is_already_used() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         let id = LinkId::random();
         let r = store
             .create(&id, &new_link(), &policy(Expiry::Count), true)
@@ -210,7 +198,7 @@ async fn create_with_open_now_is_already_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_opens_succeed_exactly_once() {
-    for (name, store) in backends().await {
+    for (name, store) in store_backends().await {
         for _ in 0..10 {
             let id = LinkId::random();
             store
@@ -276,15 +264,7 @@ async fn redis_keys_always_carry_an_expiry() {
 
 #[tokio::test]
 async fn fenced_replace_and_discard_agree() {
-    use faceauth_gateway::store::Store;
-    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    let stores: Vec<(&str, Arc<dyn Store>)> = vec![
-        ("memory", Arc::new(MemoryStore::new())),
-        ("redis", Arc::new(redis)),
-    ];
-    for (name, store) in stores {
+    for (name, store) in store_backends().await {
         let key = "idem:{t}:k";
         assert!(store
             .put_if_absent(key, "a", 60_000)
@@ -332,22 +312,12 @@ async fn fenced_replace_and_discard_agree() {
     }
 }
 
-async fn full_backends() -> Vec<(&'static str, Arc<dyn faceauth_gateway::store::Store>)> {
-    let redis = RedisStore::connect_to(&test_target(), &random_prefix(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    vec![
-        ("memory", Arc::new(MemoryStore::new())),
-        ("redis", Arc::new(redis)),
-    ]
-}
-
 /// Issue 19: the per-user indexes, the atomic erase step, link deletion and job removal.
 #[tokio::test]
 async fn erasure_indexes_and_the_erase_step() {
     use faceauth_gateway::erasure::{ErasureState, ItemStatus, Record};
     use faceauth_gateway::store::{QueuePolicy, UserKeys};
-    for (name, store) in full_backends().await {
+    for (name, store) in store_backends().await {
         let t = faceauth_gateway::store::user_tag("user-😀");
         let keys = UserKeys {
             links: format!("ux:{{{t}}}:links"),
@@ -464,6 +434,100 @@ async fn erasure_indexes_and_the_erase_step() {
                 .await
                 .unwrap(),
             "{name}: the marker went with the job"
+        );
+    }
+}
+
+/// Issue 15: the guarded create and open count their rate limit in the same step; a refusal
+/// leaves no record (create) and consumes nothing (open); the live link replaces the user's
+/// earlier never-opened link.
+#[tokio::test]
+async fn guarded_create_and_open_count_refuse_and_supersede() {
+    use faceauth_gateway::store::{Guarded, Guards, IndexEntry, LiveLink, WindowLimit};
+    for (name, store) in store_backends().await {
+        let user = format!("u-{}", uuid::Uuid::new_v4().simple());
+        let guards = Guards {
+            limit: Some(WindowLimit {
+                key: format!("rl:m:{{{user}}}"),
+                limit: 2,
+                window_ms: 60_000,
+            }),
+            index: Some(IndexEntry {
+                key: format!("ux:{{{user}}}:links"),
+                ttl_ms: 60_000,
+            }),
+            live: Some(LiveLink {
+                key: format!("u:{{{user}}}:live"),
+                ttl_ms: 60_000,
+                retention_ms: 60_000,
+            }),
+        };
+        let mut link = new_link();
+        link.user_id = user.clone();
+        let p = policy(Expiry::Count);
+        let (a, b, c) = (LinkId::random(), LinkId::random(), LinkId::random());
+        for (i, id) in [a, b].iter().enumerate() {
+            match store.create_guarded(id, &link, &p, false, &guards).await {
+                Ok(Guarded::Done(record, Some(w))) => {
+                    assert_eq!(record.state, StoredState::Issued, "{name}");
+                    assert_eq!(w.count, i as u64 + 1, "{name}");
+                    assert!(w.reset_ms > 0 && w.reset_ms <= 60_000, "{name}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let state = |id: LinkId| {
+            let store = store.clone();
+            async move {
+                let snap = store.get(&id).await.unwrap().unwrap();
+                snap.record.state_at(snap.now_ms)
+            }
+        };
+        assert_eq!(state(a).await, LinkState::Revoked, "{name}: superseded");
+        assert_eq!(state(b).await, LinkState::Issued, "{name}");
+        match store.create_guarded(&c, &link, &p, false, &guards).await {
+            Ok(Guarded::Limited(w)) => assert_eq!(w.count, 3, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        // A Cluster deletes the concurrently written record in the background.
+        eventually("the refused create leaves no record", || {
+            let store = store.clone();
+            async move { store.get(&c).await.unwrap().is_none() }
+        })
+        .await;
+        assert_eq!(
+            state(b).await,
+            LinkState::Issued,
+            "{name}: a refusal supersedes nothing"
+        );
+
+        let open_limit = WindowLimit {
+            key: format!("rl:o:{{{user}}}"),
+            limit: 1,
+            window_ms: 60_000,
+        };
+        match store
+            .open_guarded(&b, 60_000, false, Some(&open_limit))
+            .await
+        {
+            Ok(Guarded::Done(OpenResult::Opened(_), Some(w))) => assert_eq!(w.count, 1),
+            other => panic!("{name}: {other:?}"),
+        }
+        let d = LinkId::random();
+        let mut other = new_link();
+        other.user_id = format!("{user}-2");
+        store.create(&d, &other, &p, false).await.unwrap();
+        match store
+            .open_guarded(&d, 60_000, false, Some(&open_limit))
+            .await
+        {
+            Ok(Guarded::Limited(w)) => assert_eq!(w.count, 2, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            state(d).await,
+            LinkState::Issued,
+            "{name}: a refused open consumes nothing"
         );
     }
 }

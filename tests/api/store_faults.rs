@@ -17,10 +17,7 @@ async fn redis_stopped_gives_503_fast_and_readyz_says_so() {
     .await;
     let jwt = user_jwt("ivy");
     let id = app.mint_id(&jwt).await;
-    assert_eq!(
-        app.send(app.client.get(app.url("/readyz"))).await.status,
-        200
-    );
+    assert_eq!(app.send(app.get("/readyz")).await.status, 200);
 
     redis.stop();
 
@@ -41,26 +38,17 @@ async fn redis_stopped_gives_503_fast_and_readyz_says_so() {
         assert!(r.header("location").is_none(), "fail closed: no redirect");
         assert!(started.elapsed() < Duration::from_secs(2));
 
-        let r = app
-            .send(
-                app.client
-                    .get(app.url("/v1/face-auth/start"))
-                    .bearer_auth(&jwt),
-            )
-            .await;
+        let r = app.start(&jwt).await;
         r.assert_problem(503, "store_unavailable");
         assert!(r.header("location").is_none());
 
         let started = Instant::now();
-        let r = app.send(app.client.get(app.url("/readyz"))).await;
+        let r = app.send(app.get("/readyz")).await;
         r.assert_problem(503, "store_unavailable");
         assert!(started.elapsed() < Duration::from_secs(2));
     }
     // Liveness is not readiness.
-    assert_eq!(
-        app.send(app.client.get(app.url("/healthz"))).await.status,
-        200
-    );
+    assert_eq!(app.send(app.get("/healthz")).await.status, 200);
 }
 
 #[tokio::test]

@@ -6,70 +6,12 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{RedisStore, NOW_LUA};
-use crate::links::LinkId;
+use crate::lifecycle::LinkId;
 use crate::store::{ErasedUser, ErasureStore, StoreError, UserKeys};
 
-/// KEYS[1] index (sorted set, score = the member's expiry, Redis clock), KEYS[2] tombstone
-/// (the index again when there is none); ARGV[1] member, ARGV[2] ttl ms, ARGV[3] "1" to check
-/// the tombstone, ARGV[4] the time it must be before. Expired members are dropped. Returns 1
-/// if added.
-const INDEX_ADD_BODY: &str = r#"
-if ARGV[3] == '1' then
-  local t = tonumber(redis.call('GET', KEYS[2]) or '')
-  if t and t >= tonumber(ARGV[4]) then return 0 end
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"#;
-
-/// KEYS[1] link-id set, KEYS[2] auth-id set, KEYS[3] idempotency-key set, KEYS[4] tombstone,
-/// KEYS[5] erasure record, KEYS[6..] other keys of the user. ARGV[1] erasure id, ARGV[2] ttl ms,
-/// ARGV[3] extra auth ids (JSON array), ARGV[4] key prefix (the idempotency set holds
-/// unprefixed keys of this slot). Returns {'new'|'old', record JSON}.
-const ERASE_USER_BODY: &str = r#"
-local old = redis.call('GET', KEYS[5])
-if old then return {'old', old} end
-local links = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
-local auths = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')
-local idem = redis.call('ZRANGEBYSCORE', KEYS[3], now, '+inf')
-for _, k in ipairs(idem) do redis.call('DEL', ARGV[4] .. k) end
-for i = 1, 3 do redis.call('DEL', KEYS[i]) end
-for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
-local function arr(t)
-  if #t == 0 then return '[]' end
-  return cjson.encode(t)
-end
-local seen, items = {}, {}
-local function add(a)
-  if type(a) == 'string' and a ~= '' and not seen[a] then
-    seen[a] = true
-    table.insert(items, {a = a, s = 'pending'})
-  end
-end
-for _, a in ipairs(auths) do add(a) end
-local ok, extra = pcall(cjson.decode, ARGV[3])
-if ok and type(extra) == 'table' then
-  for _, a in ipairs(extra) do add(a) end
-end
-local at = string.format('%d', now)
-local rec = '{"id":' .. cjson.encode(ARGV[1]) .. ',"at":' .. at .. ',"st":"pending","links":'
-  .. arr(links) .. ',"items":' .. arr(items) .. '}'
-redis.call('SET', KEYS[4], at, 'PX', ARGV[2])
-redis.call('SET', KEYS[5], rec, 'PX', ARGV[2])
-return {'new', rec}
-"#;
-
-/// KEYS[1] due, KEYS[2] jobs, KEYS[3] dead, KEYS[4] marker (the jobs key when there is none);
-/// ARGV[1] member, ARGV[2] "1" with a marker.
-const QUEUE_REMOVE_LUA: &str = r#"
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[2] == '1' then redis.call('DEL', KEYS[4]) end
-return 1
-"#;
+const INDEX_ADD_BODY: &str = include_str!("../lua/index_add.lua");
+const ERASE_USER_BODY: &str = include_str!("../lua/erase_user.lua");
+const QUEUE_REMOVE_LUA: &str = include_str!("../lua/queue_remove.lua");
 
 /// The loaded erasure scripts.
 #[derive(Clone)]
