@@ -301,15 +301,54 @@ impl OpenOutcome {
         }
     }
 
-    /// Counts one open with this outcome.
+    /// Every outcome, in declaration order (the index of [`OPEN_COUNTERS`]).
+    const ALL: [OpenOutcome; 9] = [
+        OpenOutcome::Redirected,
+        OpenOutcome::ConfirmPage,
+        OpenOutcome::Used,
+        OpenOutcome::Expired,
+        OpenOutcome::Revoked,
+        OpenOutcome::NotFound,
+        OpenOutcome::RateLimited,
+        OpenOutcome::StoreUnavailable,
+        OpenOutcome::Other,
+    ];
+
+    /// Counts one open with this outcome (a counter looked up once per process, not per open).
     pub fn count(self) {
-        METRICS.link_opens.with_label_values(&[self.as_str()]).inc();
+        OPEN_COUNTERS[self as usize].inc();
     }
 }
+
+/// `faceauth_link_opens_total`'s counter per outcome, indexed by [`OpenOutcome`].
+static OPEN_COUNTERS: LazyLock<[prometheus::IntCounter; 9]> =
+    LazyLock::new(|| OpenOutcome::ALL.map(|o| METRICS.link_opens.with_label_values(&[o.as_str()])));
 
 /// The metrics listener's only route.
 pub async fn metrics_handler() -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_outcomes_index_their_own_counter() {
+        for (i, outcome) in OpenOutcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, i, "{outcome:?}");
+            let before = METRICS
+                .link_opens
+                .with_label_values(&[outcome.as_str()])
+                .get();
+            outcome.count();
+            let after = METRICS
+                .link_opens
+                .with_label_values(&[outcome.as_str()])
+                .get();
+            assert_eq!(after, before + 1, "{outcome:?}");
+        }
+    }
 }
