@@ -74,13 +74,6 @@ pub const AMR_FACE: &str = "face";
 #[serde(transparent)]
 pub struct Assertion(String);
 
-impl Assertion {
-    /// The compact JWT (for the answer body only; never log it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
 impl fmt::Debug for Assertion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Assertion([REDACTED])")
@@ -427,11 +420,6 @@ impl Assertions {
     /// `Cache-Control: public, max-age=` of the key set, seconds.
     pub fn jwks_max_age_secs(&self) -> u64 {
         self.jwks_max_age_secs
-    }
-
-    /// The `kid` of the signing key.
-    pub fn kid(&self) -> &str {
-        &self.kid
     }
 
     /// Logs which key signs (its `kid`, never the key) and how many keys are published.

@@ -289,11 +289,6 @@ impl Callbacks {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The callback queue (for the CLI and the worker).
-    pub fn queue(&self) -> &WorkQueue {
-        &self.queue
-    }
-
     /// Queues an event for delivery (durably, before returning), once per event id: queuing
     /// the same event again within `callbacks.max_age_secs` changes nothing.
     /// Errors: [`StoreError`].

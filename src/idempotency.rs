@@ -28,9 +28,6 @@ use crate::store::{user_tag, Store, StoreError};
 
 /// How long a stored response is replayed, milliseconds (24 h).
 pub const REPLAY_TTL_MS: u64 = 24 * 3600 * 1000;
-/// How long a `pending` marker lives without renewal, milliseconds (default of
-/// `store.idempotency_claim_ms`).
-pub const PENDING_TTL_MS: u64 = 30_000;
 /// How long a concurrent request waits for the first one before `409`.
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -152,11 +149,6 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    /// Records in `store` with the default claim lifetime ([`PENDING_TTL_MS`]).
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self::with_claim(store, PENDING_TTL_MS, Duration::from_millis(500))
-    }
-
     /// Records in `store`; a claim lives `claim_ttl_ms` without renewal; `store_timeout`
     /// bounds how long a store write can take (`store.timeout_ms`).
     pub fn with_claim(store: Arc<dyn Store>, claim_ttl_ms: u64, store_timeout: Duration) -> Self {

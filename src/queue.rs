@@ -67,11 +67,6 @@ impl QueueName {
             QueueName::Erasure => "q:erasure",
         }
     }
-
-    /// Parses the CLI spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|q| q.as_str() == s)
-    }
 }
 
 /// What a handler decided for one job.

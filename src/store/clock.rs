@@ -20,13 +20,6 @@ use std::time::Duration;
 /// The local clock in Unix microseconds.
 pub use crate::clock::now_us as local_now_us;
 
-/// The last measured offset of this process's clock to Redis's (Redis − local), seconds; `0`
-/// before the first measurement or with the memory store. For checks that compare times from
-/// both clocks (e.g. token lifetimes against link times).
-pub fn measured_offset_secs() -> f64 {
-    crate::metrics::METRICS.store_clock_offset.get()
-}
-
 /// The measured offset between this process and Redis (Redis − local).
 #[derive(Debug)]
 pub struct ClockOffset {

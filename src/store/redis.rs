@@ -254,11 +254,6 @@ impl RedisStore {
         Ok(store)
     }
 
-    /// The measured offset to the Redis clock.
-    pub fn clock(&self) -> &ClockOffset {
-        &self.clock
-    }
-
     /// Periodic upkeep (the `store` worker): measures the clock offset to Redis.
     ///
     /// Errors: [`StoreError::Unavailable`].

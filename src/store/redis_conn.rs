@@ -358,14 +358,7 @@ pub enum Conn {
 pub struct SentinelConnHandle(SentinelConn);
 
 impl Conn {
-    /// Connects to `target` with `timeout` for connecting and for each answer.
-    ///
-    /// Errors: the Redis error (bad URL, nothing reachable).
-    pub async fn connect(target: &RedisTarget, timeout: Duration) -> RedisResult<Conn> {
-        Self::connect_with(target, timeout, Duration::from_millis(100)).await
-    }
-
-    /// Like [`Conn::connect`]; in Sentinel mode the sentinels are asked every `sentinel_poll`
+    /// Connects to `target` with `timeout` for connecting and for each answer; in Sentinel mode the sentinels are asked every `sentinel_poll`
     /// which node is the master (the watcher stops when the last clone is dropped).
     pub async fn connect_with(
         target: &RedisTarget,
