@@ -159,7 +159,10 @@ pub struct Settings {
 mod checks;
 mod load;
 use load::{extract, merge_env, read_config_file, table_get};
+mod parse;
 mod sections;
+
+pub use parse::*;
 
 pub use sections::*;
 
@@ -206,30 +209,6 @@ impl Settings {
             .iter()
             .map(|(k, v)| format!("# {k}: {v}\n"))
             .collect()
-    }
-
-    /// Checks values that parse but are not usable. Component constructors (JWT keys, cipher)
-    /// check the rest.
-    ///
-    /// Errors: the first [`ConfigError`] found.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check_server()?;
-        self.check_store()?;
-        self.check_store_bounds()?;
-        self.check_argos()?;
-        self.check_auth()?;
-        self.check_jwks()?;
-        self.check_cors()?;
-        self.check_links_limits()?;
-        self.check_webhooks_callbacks()?;
-        self.check_sid()?;
-        self.check_lifetimes()?;
-        self.check_telemetry()?;
-        self.outbound.outbound()?;
-        self.validate_workers()?;
-        self.assertions.validate(&self.auth)?;
-        self.erasure.validate()?;
-        Ok(())
     }
 
     /// The effective configuration as TOML with secrets replaced by `[REDACTED]`.
