@@ -20,7 +20,7 @@ use crate::auth::cookie::CookiePolicy;
 use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
 use crate::callbacks::Callbacks;
-use crate::config::{Config, ConfigError, Settings, StoreConfig};
+use crate::config::{Config, ConfigError, Settings, StoreConfig, WorkerTiming};
 use crate::erasure::Erasures;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
@@ -28,7 +28,7 @@ use crate::http::webhooks::{WebhookKeys, WebhookReceiver};
 use crate::http::ApiError;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
-use crate::links::{LinkOptions, LinkService};
+use crate::links::LinkService;
 use crate::queue::{supervise, QueueName};
 use crate::results::Results;
 use crate::sid::SidResolver;
@@ -315,8 +315,8 @@ impl Components {
             results,
             callbacks,
             webhooks: WebhookReceiver::new(
-                webhook_keys(settings, config),
-                settings.webhooks.allowed_ips.clone(),
+                webhook_keys(config),
+                config.webhooks.allowed_ips.clone(),
             ),
             limiter: RateLimiter::new(
                 store.clone(),
@@ -329,7 +329,7 @@ impl Components {
                 config.store.idempotency_claim_ms,
                 config.store.timeout,
             ),
-            links: link_service(settings, config, store, assertions.clone())?,
+            links: link_service(config, store, assertions.clone())?,
             verifier,
             redis: redis_store,
             assertions,
@@ -339,42 +339,35 @@ impl Components {
 
 /// The link service: the FaceAuth URL builder (cipher of the Add-on key) on `store`.
 fn link_service(
-    settings: &Settings,
     config: &Config,
     store: Arc<dyn Store>,
     assertions: Option<Arc<Assertions>>,
 ) -> Result<LinkService, ConfigError> {
-    let cipher = QueryCipher::new(settings.argos.encryption, &config.argos.api_key)
+    let cipher = QueryCipher::new(config.argos.encryption, &config.argos.api_key)
         .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
     let urls = FaceAuthUrlBuilder::new(
-        &settings.argos.form_url,
+        &config.argos.form_url,
         &config.argos.project_id,
         cipher,
-        settings.argos.plaintext,
+        config.argos.plaintext,
     );
-    let options = LinkOptions {
-        confirm_step: settings.links.confirm_step,
-        single_active: settings.links.single_active,
-        max_url_bytes: settings.argos.max_url_bytes,
-    };
-    Ok(LinkService::new(store, config.links, options, urls)
-        .with_accepted_risks(config.store.accept_risks.clone())
-        .with_assertions(assertions))
+    Ok(
+        LinkService::new(store, config.links, config.link_options, urls)
+            .with_accepted_risks(config.store.accept_risks.clone())
+            .with_assertions(assertions),
+    )
 }
 
 /// The webhook receiver's secrets: the path secrets (the previous one only while a current one
 /// is set) and the AES-256-CBC ciphers of the Add-on key, the previous Add-on key and the ID
 /// Check key, tried in that order.
-fn webhook_keys(settings: &Settings, config: &Config) -> WebhookKeys {
-    let ciphers = [
-        settings.argos.api_key.as_ref(),
-        settings.argos.previous_api_key.as_ref(),
-        settings.argos.idcheck_api_key.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|key| QueryCipher::new(Encryption::Aes256Cbc, key).ok())
-    .collect();
+fn webhook_keys(config: &Config) -> WebhookKeys {
+    let ciphers = config
+        .argos
+        .envelope_keys
+        .iter()
+        .filter_map(|key| QueryCipher::new(Encryption::Aes256Cbc, key).ok())
+        .collect();
     WebhookKeys {
         path_secrets: config.webhooks.path_secrets.clone(),
         ciphers,
@@ -428,9 +421,7 @@ impl Reloader {
         if let Some(callbacks) = &self.callbacks {
             callbacks.set_keys(applied.callbacks.keys());
         }
-        self.state
-            .webhooks
-            .set_keys(webhook_keys(&applied, &parsed));
+        self.state.webhooks.set_keys(webhook_keys(&parsed));
         if let Some(services) = self.services.as_ref() {
             services.set_api_keys(&applied.auth.service.api_key_sha256);
         }
@@ -718,7 +709,7 @@ impl Application {
         // or the store is not there yet.
         let config = settings.parse()?;
         Components::from_config(&settings, &config, StoreHandle::memory())?;
-        let listener = TcpListener::bind(settings.server.bind)?;
+        let listener = TcpListener::bind(config.server.bind)?;
         Self::build_on(settings, config, listener, None).await
     }
 
@@ -756,7 +747,7 @@ impl Application {
         warm_up(&components).await;
         let port = listener.local_addr()?.port();
         let draining = Arc::new(AtomicBool::new(false));
-        let workers = spawn_workers(&settings, &components);
+        let workers = spawn_workers(config, &components);
         let callbacks = components.callbacks.clone();
         let data = app_data(&settings, config, components, draining.clone());
         let reloader = Reloader {
@@ -769,7 +760,7 @@ impl Application {
         };
         // The metrics listener first: binding it can fail, and then nothing runs.
         let metrics = metrics_server(config)?;
-        let server = public_server(&settings, data, extension, listener)?;
+        let server = public_server(config, data, extension, listener)?;
         Ok(Application {
             port,
             server,
@@ -863,11 +854,11 @@ async fn warm_up(components: &Components) {
 }
 
 /// Starts the background workers: verification, store upkeep (Redis), erasures, callbacks.
-fn spawn_workers(settings: &Settings, components: &Components) -> Vec<tokio::task::JoinHandle<()>> {
-    let every = Duration::from_millis(settings.verify.poll_interval_ms);
-    // A round works on at most 20 jobs, each bounded by its lease: a round that takes
-    // longer than this hangs, and is stopped and counted.
-    let round_timeout = Duration::from_secs(settings.verify.lock_ttl_secs.saturating_mul(22));
+fn spawn_workers(config: &Config, components: &Components) -> Vec<tokio::task::JoinHandle<()>> {
+    let WorkerTiming {
+        every,
+        round_timeout,
+    } = config.workers;
     let mut workers = Vec::new();
     let results = components.results.clone();
     workers.push(supervise(
@@ -926,8 +917,8 @@ fn app_data(
         links: components.links,
         limiter: components.limiter,
         idempotency: components.idempotency,
-        trusted_proxies: settings.server.trusted_proxies.clone(),
-        client_ip_header: settings.server.client_ip_header,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+        client_ip_header: config.server.client_ip_header,
         faceauth_origin: config.argos.faceauth_origin.clone(),
         sid: components.sid,
         results: components.results,
@@ -954,9 +945,9 @@ fn app_data(
         services: web::Data::new(components.services),
         cookies,
         head_limits: web::Data::new(middleware::HeadLimits {
-            max_headers: settings.server.max_headers,
-            max_header_bytes: settings.server.max_header_bytes,
-            max_uri_bytes: settings.server.max_uri_bytes,
+            max_headers: config.server.max_headers,
+            max_header_bytes: config.server.max_header_bytes,
+            max_uri_bytes: config.server.max_uri_bytes,
         }),
         cors: settings.cors.clone(),
     }
@@ -965,7 +956,7 @@ fn app_data(
 /// The public HTTP server on `listener`: middleware, shared data, the route table, and the
 /// `extension`'s routes.
 fn public_server(
-    settings: &Settings,
+    config: &Config,
     data: AppData,
     extension: Option<Extension>,
     listener: TcpListener,
@@ -997,9 +988,9 @@ fn public_server(
     })
     .listen(listener)?
     .disable_signals()
-    .shutdown_timeout(settings.server.shutdown_timeout_secs);
-    if settings.server.workers > 0 {
-        server = server.workers(settings.server.workers);
+    .shutdown_timeout(config.server.shutdown_timeout_secs);
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
     }
     Ok(server.run())
 }

@@ -74,6 +74,14 @@ impl TryFrom<&ServerSettings> for ServerConfig {
                 .to_string(),
             own_origin: server.public_base_url.origin().ascii_serialization(),
             drain: Duration::from_secs(server.drain_secs),
+            bind: server.bind,
+            workers: server.workers,
+            trusted_proxies: server.trusted_proxies.clone(),
+            client_ip_header: server.client_ip_header,
+            shutdown_timeout_secs: server.shutdown_timeout_secs,
+            max_headers: server.max_headers,
+            max_header_bytes: server.max_header_bytes,
+            max_uri_bytes: server.max_uri_bytes,
         })
     }
 }
@@ -263,6 +271,18 @@ impl TryFrom<&ArgosSettings> for ArgosConfig {
             project_id,
             api_key,
             faceauth_origin: argos.form_url.origin().ascii_serialization(),
+            form_url: argos.form_url.clone(),
+            encryption: argos.encryption,
+            plaintext: argos.plaintext,
+            envelope_keys: [
+                argos.api_key.as_ref(),
+                argos.previous_api_key.as_ref(),
+                argos.idcheck_api_key.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
             api: crate::argos::client::ArgosApi {
                 base_url: argos.api_base_url.clone(),
                 addon_key: argos.api_key.clone(),
@@ -522,7 +542,10 @@ impl TryFrom<&WebhookSettings> for WebhookConfig {
                 .collect(),
             None => Vec::new(),
         };
-        Ok(WebhookConfig { path_secrets })
+        Ok(WebhookConfig {
+            path_secrets,
+            allowed_ips: webhooks.allowed_ips.clone(),
+        })
     }
 }
 

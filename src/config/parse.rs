@@ -30,6 +30,8 @@ pub struct Config {
     pub argos: ArgosConfig,
     /// `[links]`: the store policy.
     pub links: LinkPolicy,
+    /// `[links]` defaults of new links, with `argos.max_url_bytes`.
+    pub link_options: crate::links::LinkOptions,
     /// `[limits]`.
     pub limits: LimitsConfig,
     /// `[webhooks]`.
@@ -40,6 +42,8 @@ pub struct Config {
     pub sid: SidPolicy,
     /// `[verify]` (with `webhooks.dedup_ttl_secs` and `erasure.auth_ids_ttl_secs`).
     pub verify: VerifyPolicy,
+    /// `[verify]`: how often the background workers run, and their bound per round.
+    pub workers: WorkerTiming,
     /// `[erasure]`.
     pub erasure: ErasurePolicy,
     /// `[outbound]`.
@@ -61,6 +65,32 @@ pub struct ServerConfig {
     pub own_origin: String,
     /// `server.drain_secs`.
     pub drain: Duration,
+    /// `server.bind`.
+    pub bind: SocketAddr,
+    /// `server.workers`; 0 = one per core.
+    pub workers: usize,
+    /// `server.trusted_proxies`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `server.client_ip_header`.
+    pub client_ip_header: ClientIpHeader,
+    /// `server.shutdown_timeout_secs`.
+    pub shutdown_timeout_secs: u64,
+    /// `server.max_headers`.
+    pub max_headers: usize,
+    /// `server.max_header_bytes`.
+    pub max_header_bytes: usize,
+    /// `server.max_uri_bytes`.
+    pub max_uri_bytes: usize,
+}
+
+/// When the background workers run (`[verify]`).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerTiming {
+    /// `verify.poll_interval_ms`.
+    pub every: Duration,
+    /// A round works on at most 20 jobs, each bounded by its lease (`verify.lock_ttl_secs`):
+    /// a round that takes longer than 22 leases hangs, and is stopped and counted.
+    pub round_timeout: Duration,
 }
 
 /// `[store]`, parsed.
@@ -95,6 +125,15 @@ pub struct ArgosConfig {
     pub api_key: SecretString,
     /// The origin of `argos.form_url`.
     pub faceauth_origin: String,
+    /// `argos.form_url`.
+    pub form_url: url::Url,
+    /// `argos.encryption`.
+    pub encryption: Encryption,
+    /// `argos.plaintext`.
+    pub plaintext: PlaintextFormat,
+    /// The keys webhook envelopes may be encrypted with, in the order they are tried: the
+    /// Add-on key, the previous Add-on key, the ID Check key (those set).
+    pub envelope_keys: Vec<SecretString>,
     /// The REST API client's settings.
     pub api: ArgosApi,
 }
@@ -116,6 +155,8 @@ pub struct WebhookConfig {
     /// The accepted path secrets: the current one, then the previous one (only while a current
     /// one is set); empty = receiver off.
     pub path_secrets: Vec<SecretString>,
+    /// `webhooks.allowed_ips`.
+    pub allowed_ips: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -140,7 +181,18 @@ impl Settings {
         let verify = self.parse_verify()?;
         let assertions = self.assertions.parse(&self.auth)?;
         let erasure = ErasurePolicy::try_from(&self.erasure)?;
+        let link_options = crate::links::LinkOptions {
+            confirm_step: self.links.confirm_step,
+            single_active: self.links.single_active,
+            max_url_bytes: self.argos.max_url_bytes,
+        };
+        let workers = WorkerTiming {
+            every: Duration::from_millis(self.verify.poll_interval_ms),
+            round_timeout: Duration::from_secs(self.verify.lock_ttl_secs.saturating_mul(22)),
+        };
         Ok(Config {
+            link_options,
+            workers,
             server,
             store,
             argos,
