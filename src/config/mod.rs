@@ -1,5 +1,6 @@
 //! Layered configuration: `config/default.toml` (compiled in) < `--config FILE` < environment
-//! variables `FACEAUTH__<SECTION>__<KEY>`. Validated at start-up; every error names its key.
+//! variables `FACEAUTH__<SECTION>__<KEY>`. At start-up [`Settings::parse`] converts every section
+//! into its typed, validated value (a [`Config`]); every error names its key.
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
