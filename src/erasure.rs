@@ -412,81 +412,106 @@ impl Erasures {
 
     async fn work(&self, job: &ClaimedJob, now_ms: i64) -> Result<Step, StoreError> {
         let started = Instant::now();
+        let (id, tag, mut record) = match self.load(job, now_ms).await? {
+            Ok(loaded) => loaded,
+            Err(step) => return Ok(step),
+        };
+        if !record.gateway_done {
+            self.erase_in_gateway(&tag, &mut record).await?;
+        }
+        let (retry, out_of_time) = self
+            .delete_at_argos(&id, &tag, &mut record, started, now_ms)
+            .await?;
+        if out_of_time && !retry {
+            return Ok(Step::Retry(100));
+        }
+        if retry {
+            let delay = (1_000u64 << job.tries.min(12)).min(600_000);
+            return Ok(Step::Retry(delay));
+        }
+        self.finish(&id, &tag, record, now_ms).await?;
+        Ok(Step::Done)
+    }
+
+    /// The job's erasure id, user tag and pending record; or the step to take when there is
+    /// nothing (more) to work on.
+    async fn load(
+        &self,
+        job: &ClaimedJob,
+        now_ms: i64,
+    ) -> Result<Result<(String, String, Record), Step>, StoreError> {
         let Ok(Job { id, t: tag }) = serde_json::from_str::<Job>(&job.body) else {
             tracing::error!("unreadable erasure job");
-            return Ok(Step::Bury("unreadable"));
+            return Ok(Err(Step::Bury("unreadable")));
         };
         let Some(json) = self.store.read(&record_key(&tag, &id)).await? else {
             if now_ms.saturating_sub(job.created_ms) < NO_RECORD_GRACE_MS {
-                return Ok(Step::Retry(1_000));
+                return Ok(Err(Step::Retry(1_000)));
             }
             tracing::info!(
                 erasure = id.as_str(),
                 "erasure request did not complete: nothing to do"
             );
-            return Ok(Step::Done);
+            return Ok(Err(Step::Done));
         };
-        let Ok(mut record) = serde_json::from_str::<Record>(&json) else {
+        let Ok(record) = serde_json::from_str::<Record>(&json) else {
             tracing::error!(erasure = id.as_str(), "unreadable erasure record");
-            return Ok(Step::Bury("unreadable"));
+            return Ok(Err(Step::Bury("unreadable")));
         };
         if record.state != ErasureState::Pending {
-            return Ok(Step::Done);
+            return Ok(Err(Step::Done));
         }
-        if !record.gateway_done {
-            for link in record.links.iter().filter_map(|l| l.parse::<LinkId>().ok()) {
-                self.store.erase_link(&link).await?;
-            }
-            for item in &record.items {
-                self.store
-                    .queue_remove(
-                        QueueName::Verify.key(),
-                        &item.auth_id,
-                        Some(&short_hex(&item.auth_id)),
-                    )
-                    .await?;
-                let event = format!("evt_{}", short_hex(&item.auth_id));
-                self.store
-                    .queue_remove(QueueName::Callbacks.key(), &event, Some(&event))
-                    .await?;
-            }
-            record.links_erased = record.links.len() as u64;
-            record.links.clear();
-            record.gateway_done = true;
-            self.save(&tag, &record).await?;
+        Ok(Ok((id, tag, record)))
+    }
+
+    /// Erases the user's links and their queued verifications and callbacks, once.
+    async fn erase_in_gateway(&self, tag: &str, record: &mut Record) -> Result<(), StoreError> {
+        for link in record.links.iter().filter_map(|l| l.parse::<LinkId>().ok()) {
+            self.store.erase_link(&link).await?;
         }
+        for item in &record.items {
+            self.store
+                .queue_remove(
+                    QueueName::Verify.key(),
+                    &item.auth_id,
+                    Some(&short_hex(&item.auth_id)),
+                )
+                .await?;
+            let event = format!("evt_{}", short_hex(&item.auth_id));
+            self.store
+                .queue_remove(QueueName::Callbacks.key(), &event, Some(&event))
+                .await?;
+        }
+        record.links_erased = record.links.len() as u64;
+        record.links.clear();
+        record.gateway_done = true;
+        self.save(tag, record).await
+    }
+
+    /// Deletes the pending items at ARGOS within half the lease, saving after each; returns
+    /// (some item is to be retried, the time ran out).
+    async fn delete_at_argos(
+        &self,
+        id: &str,
+        tag: &str,
+        record: &mut Record,
+        started: Instant,
+        now_ms: i64,
+    ) -> Result<(bool, bool), StoreError> {
         let past_deadline = now_ms.saturating_sub(record.at) > self.deadline_ms;
         let budget = self.queue.lease() / 2;
         let mut retry = false;
-        let mut out_of_time = false;
         for i in 0..record.items.len() {
             if record.items[i].status != ItemStatus::Pending {
                 continue;
             }
             if started.elapsed() > budget {
                 // Go on in a fresh attempt rather than outlive the lease.
-                out_of_time = true;
-                break;
+                return Ok((retry, true));
             }
             let outcome = self.argos.delete_faceauth(&record.items[i].auth_id).await;
+            let (status, code) = deletion_status(id, outcome, past_deadline);
             let item = &mut record.items[i];
-            let (status, code) = match outcome {
-                Ok(Deletion::Deleted) => (ItemStatus::Deleted, None),
-                Ok(Deletion::NotFound) => (ItemStatus::NotFound, None),
-                Ok(Deletion::Failed { code, retryable }) if retryable && !past_deadline => {
-                    (ItemStatus::Pending, Some(code))
-                }
-                Ok(Deletion::Failed { code, .. }) => (ItemStatus::Failed, Some(code)),
-                Err(ArgosError::NoKey(_)) => (ItemStatus::Failed, Some("no_api_key".into())),
-                Err(e) if past_deadline => {
-                    tracing::warn!(erasure = id.as_str(), error = %e, "ARGOS deletion given up at erasure.deadline_secs");
-                    (ItemStatus::Failed, Some("unavailable".into()))
-                }
-                Err(e) => {
-                    tracing::info!(erasure = id.as_str(), error = %e, "ARGOS deletion retried later");
-                    (ItemStatus::Pending, Some("unavailable".into()))
-                }
-            };
             item.status = status;
             item.code = code;
             if status == ItemStatus::Pending {
@@ -495,15 +520,19 @@ impl Erasures {
             } else {
                 count_deletion(status.as_str());
             }
-            self.save(&tag, &record).await?;
+            self.save(tag, record).await?;
         }
-        if out_of_time && !retry {
-            return Ok(Step::Retry(100));
-        }
-        if retry {
-            let delay = (1_000u64 << job.tries.min(12)).min(600_000);
-            return Ok(Step::Retry(delay));
-        }
+        Ok((retry, false))
+    }
+
+    /// Completes the erasure: its final state, the `user.erased` callback, the log line.
+    async fn finish(
+        &self,
+        id: &str,
+        tag: &str,
+        mut record: Record,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let counts = record.counts();
         record.state = if counts.failed > 0 {
             ErasureState::Failed
@@ -513,7 +542,7 @@ impl Erasures {
         record.done = Some(now_ms);
         if let Some(callbacks) = &self.callbacks {
             let event = serde_json::json!({
-                "id": format!("evt_{}", short_hex(&id)),
+                "id": format!("evt_{}", short_hex(id)),
                 "type": "user.erased",
                 "created": now_ms / 1000,
                 "erasure_id": id,
@@ -523,12 +552,12 @@ impl Erasures {
                 "failed": counts.failed,
             });
             callbacks
-                .enqueue_event(&format!("evt_{}", short_hex(&id)), &event.to_string())
+                .enqueue_event(&format!("evt_{}", short_hex(id)), &event.to_string())
                 .await?;
         }
-        self.save(&tag, &record).await?;
+        self.save(tag, &record).await?;
         tracing::info!(
-            erasure = id.as_str(),
+            erasure = id,
             state = record.state.as_str(),
             links = record.links_erased,
             deleted = counts.deleted,
@@ -537,7 +566,32 @@ impl Erasures {
             "erasure finished"
         );
         count(record.state.as_str());
-        Ok(Step::Done)
+        Ok(())
+    }
+}
+
+/// An item's status and error code after one ARGOS deletion attempt.
+fn deletion_status(
+    id: &str,
+    outcome: Result<Deletion, ArgosError>,
+    past_deadline: bool,
+) -> (ItemStatus, Option<String>) {
+    match outcome {
+        Ok(Deletion::Deleted) => (ItemStatus::Deleted, None),
+        Ok(Deletion::NotFound) => (ItemStatus::NotFound, None),
+        Ok(Deletion::Failed { code, retryable }) if retryable && !past_deadline => {
+            (ItemStatus::Pending, Some(code))
+        }
+        Ok(Deletion::Failed { code, .. }) => (ItemStatus::Failed, Some(code)),
+        Err(ArgosError::NoKey(_)) => (ItemStatus::Failed, Some("no_api_key".into())),
+        Err(e) if past_deadline => {
+            tracing::warn!(erasure = id, error = %e, "ARGOS deletion given up at erasure.deadline_secs");
+            (ItemStatus::Failed, Some("unavailable".into()))
+        }
+        Err(e) => {
+            tracing::info!(erasure = id, error = %e, "ARGOS deletion retried later");
+            (ItemStatus::Pending, Some("unavailable".into()))
+        }
     }
 }
 

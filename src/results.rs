@@ -24,7 +24,7 @@ use crate::argos::webhook::WebhookEvent;
 use crate::assertions::{AssertionFacts, Assertions};
 use crate::callbacks::{Callbacks, StepUpCompleted};
 use crate::digest::short_hex;
-use crate::links::{LinkId, LinkResult, Outcome};
+use crate::links::{LinkId, LinkRecord, LinkResult, Outcome};
 use crate::queue::{Handler, JobLimits, QueueName, Step, WorkQueue};
 use crate::sid::SidResolver;
 use crate::store::{user_tag, ClaimedJob, ResultWrite, Store, StoreError};
@@ -318,81 +318,115 @@ impl Results {
             return Ok(());
         };
         if outcome == Outcome::Approved {
-            let step_up = StepUpRecord {
-                verified_at_ms: result.verified_at_ms,
-                link_id: link_id.to_string(),
-                auth_id: auth_id.to_string(),
-                reference: link.reference.clone(),
-            };
-            self.store
-                .put_if_later(
-                    &step_up_key(&link.user_id),
-                    result.verified_at_ms,
-                    auth_id,
-                    &serde_json::to_string(&step_up).map_err(corrupt)?,
-                    self.result_ttl_ms,
-                )
-                .await?;
+            self.record_step_up(link_id, &link, &result).await?;
         }
         if let Some(callbacks) = &self.callbacks {
-            // Made here, from the result being written, only for an approved one; an
-            // assertion whose exp has passed is left out.
-            let assertion = match (&self.assertions, outcome) {
-                (Some(assertions), Outcome::Approved) => assertions
-                    .issue(
-                        &AssertionFacts {
-                            user_id: &link.user_id,
-                            link_id: &link_id.to_string(),
-                            auth_id,
-                            verified_at_ms: result.verified_at_ms,
-                            reference: link.reference.as_deref(),
-                        },
-                        now_ms,
-                        "callback",
-                    )
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                _ => None,
-            };
-            callbacks
-                .enqueue(&StepUpCompleted {
-                    id: format!("evt_{}", short_hex(auth_id)),
-                    kind: "step_up.completed".into(),
-                    created: now_ms / 1000,
-                    user_id: link.user_id.clone(),
-                    link_id: link_id.to_string(),
-                    result: outcome,
-                    auth_id: auth_id.to_string(),
-                    verified_at: Some(crate::links::utc_from_ms(result.verified_at_ms)),
-                    reference: link.reference.clone(),
-                    assertion,
-                })
+            self.enqueue_callback(callbacks, link_id, &link, &result, now_ms)
                 .await?;
         }
-        let reason = match judgement.verdict {
-            Verdict::Rejected { reason } => {
-                crate::metrics::METRICS
-                    .rejections
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
-                reason.as_str()
-            }
-            _ => "",
-        };
-        let write = match write {
-            ResultWrite::Applied => "applied",
-            ResultWrite::Same => "same",
-            ResultWrite::Stale => "stale",
-        };
-        tracing::info!(
-            result = outcome.as_str(),
-            reason,
-            link_result = write,
-            "FaceAuth result verified"
-        );
+        log_verdict(judgement.verdict, write, outcome);
         count(outcome.as_str());
         Ok(())
     }
 
+    /// The user's step-up record: the latest approved FaceAuth wins, whatever the order.
+    async fn record_step_up(
+        &self,
+        link_id: &LinkId,
+        link: &LinkRecord,
+        result: &LinkResult,
+    ) -> Result<(), StoreError> {
+        let step_up = StepUpRecord {
+            verified_at_ms: result.verified_at_ms,
+            link_id: link_id.to_string(),
+            auth_id: result.auth_id.clone(),
+            reference: link.reference.clone(),
+        };
+        self.store
+            .put_if_later(
+                &step_up_key(&link.user_id),
+                result.verified_at_ms,
+                &result.auth_id,
+                &serde_json::to_string(&step_up).map_err(corrupt)?,
+                self.result_ttl_ms,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The `step_up.completed` callback, with an assertion for an approved result.
+    async fn enqueue_callback(
+        &self,
+        callbacks: &Callbacks,
+        link_id: &LinkId,
+        link: &LinkRecord,
+        result: &LinkResult,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let outcome = result.result;
+        let auth_id = result.auth_id.as_str();
+        // Made here, from the result being written, only for an approved one; an
+        // assertion whose exp has passed is left out.
+        let assertion = match (&self.assertions, outcome) {
+            (Some(assertions), Outcome::Approved) => assertions
+                .issue(
+                    &AssertionFacts {
+                        user_id: &link.user_id,
+                        link_id: &link_id.to_string(),
+                        auth_id,
+                        verified_at_ms: result.verified_at_ms,
+                        reference: link.reference.as_deref(),
+                    },
+                    now_ms,
+                    "callback",
+                )
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            _ => None,
+        };
+        callbacks
+            .enqueue(&StepUpCompleted {
+                id: format!("evt_{}", short_hex(auth_id)),
+                kind: "step_up.completed".into(),
+                created: now_ms / 1000,
+                user_id: link.user_id.clone(),
+                link_id: link_id.to_string(),
+                result: outcome,
+                auth_id: auth_id.to_string(),
+                verified_at: Some(crate::links::utc_from_ms(result.verified_at_ms)),
+                reference: link.reference.clone(),
+                assertion,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Logs (and counts the rejection reason of) a written verdict.
+fn log_verdict(verdict: Verdict, write: ResultWrite, outcome: Outcome) {
+    let reason = match verdict {
+        Verdict::Rejected { reason } => {
+            crate::metrics::METRICS
+                .rejections
+                .with_label_values(&[reason.as_str()])
+                .inc();
+            reason.as_str()
+        }
+        _ => "",
+    };
+    let write = match write {
+        ResultWrite::Applied => "applied",
+        ResultWrite::Same => "same",
+        ResultWrite::Stale => "stale",
+    };
+    tracing::info!(
+        result = outcome.as_str(),
+        reason,
+        link_result = write,
+        "FaceAuth result verified"
+    );
+}
+
+impl Results {
     /// The user's latest verified step-up, if any is kept, with the store's clock.
     /// Errors: [`StoreError`].
     pub async fn latest_step_up(&self, user_id: &str) -> Result<StepUpRead, StoreError> {

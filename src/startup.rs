@@ -20,7 +20,7 @@ use crate::auth::cookie::CookiePolicy;
 use crate::auth::service::ServiceVerifier;
 use crate::auth::JwtVerifier;
 use crate::callbacks::Callbacks;
-use crate::config::{ConfigError, RedisMode, Settings, StoreBackend};
+use crate::config::{Config, ConfigError, Settings, StoreConfig, WorkerTiming};
 use crate::erasure::Erasures;
 use crate::http::middleware;
 use crate::http::routes::{self, AppState};
@@ -28,7 +28,7 @@ use crate::http::webhooks::{WebhookKeys, WebhookReceiver};
 use crate::http::ApiError;
 use crate::idempotency::Idempotency;
 use crate::limits::RateLimiter;
-use crate::links::{LinkOptions, LinkService};
+use crate::links::LinkService;
 use crate::queue::{supervise, QueueName};
 use crate::results::Results;
 use crate::sid::SidResolver;
@@ -92,13 +92,13 @@ pub struct Components {
     pub erasures: Erasures,
 }
 
-/// The Redis store's options from the settings.
-fn store_options(settings: &Settings) -> crate::store::redis::StoreOptions {
+/// The Redis store's options from `[store]` and `auth.leeway_secs`.
+fn store_options(store: &StoreConfig, leeway_secs: u64) -> crate::store::redis::StoreOptions {
     crate::store::redis::StoreOptions {
-        min_replica_acks: settings.store.min_replica_acks,
-        replica_ack_timeout: Duration::from_millis(settings.store.replica_ack_timeout_ms),
-        sentinel_poll: Duration::from_millis(settings.store.sentinel_poll_ms),
-        clock_warn: Some(Duration::from_secs(settings.auth.leeway_secs.max(1))),
+        min_replica_acks: store.min_replica_acks,
+        replica_ack_timeout: store.replica_ack_timeout,
+        sentinel_poll: store.sentinel_poll,
+        clock_warn: Some(Duration::from_secs(leeway_secs.max(1))),
     }
 }
 
@@ -116,24 +116,6 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Longest delay between connection attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
-/// The Redis topology `[store]` names.
-fn redis_target(store: &crate::config::StoreSettings) -> RedisTarget {
-    let url = store
-        .redis_url
-        .as_ref()
-        .map(|u| u.expose_secret().to_string())
-        .unwrap_or_default();
-    match store.redis_mode {
-        RedisMode::Standalone => RedisTarget::Standalone(url),
-        RedisMode::Sentinel => RedisTarget::Sentinel {
-            master: store.sentinel_master.clone(),
-            sentinels: store.sentinel_nodes.clone(),
-            node_url: url,
-        },
-        RedisMode::Cluster => RedisTarget::Cluster(store.cluster_nodes.clone()),
-    }
-}
-
 /// Connects the configured store. With [`StoreWait::UpTo`], an unreachable store
 /// ([`StoreError::Unavailable`]: refused, timed out, no master known yet, still loading) is
 /// retried with backoff and each attempt logged; a store that answers but is unsuitable
@@ -146,20 +128,20 @@ fn redis_target(store: &crate::config::StoreSettings) -> RedisTarget {
 /// when the bound passed.
 pub async fn open_store(
     settings: &Settings,
+    config: &Config,
     wait: StoreWait,
     mut on_wait: impl FnMut(),
 ) -> Result<StoreHandle, StartupError> {
-    if settings.store.backend == StoreBackend::Memory {
+    let Some(target) = &config.store.redis else {
         return Ok(StoreHandle::memory());
-    }
-    let target = redis_target(&settings.store);
-    let timeout = Duration::from_millis(settings.store.timeout_ms);
+    };
+    let options = store_options(&config.store, settings.auth.leeway_secs);
     let started = std::time::Instant::now();
     let mut delay = FIRST_RETRY_DELAY;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let attempt_fut = connect_checked(settings, &target, timeout);
+        let attempt_fut = connect_checked(&config.store, target, options.clone());
         tokio::pin!(attempt_fut);
         // A first attempt that hangs (a store that accepts but does not answer) must not keep
         // health checks unanswered: waiting starts after a short grace.
@@ -237,18 +219,12 @@ impl StoreHandle {
 /// Errors: [`StoreError::Unavailable`] (try again), [`StoreError::Unsupported`] (too old,
 /// scripts refused, a risky setting not accepted).
 async fn connect_checked(
-    settings: &Settings,
+    store: &StoreConfig,
     target: &RedisTarget,
-    timeout: Duration,
+    options: crate::store::redis::StoreOptions,
 ) -> Result<StoreHandle, StoreError> {
-    let redis = RedisStore::connect_with(
-        target,
-        &settings.store.key_prefix,
-        timeout,
-        store_options(settings),
-    )
-    .await?;
-    let risks = crate::store::assess_risks(&redis, &settings.store.accept_risks).await?;
+    let redis = RedisStore::connect_with(target, &store.key_prefix, store.timeout, options).await?;
+    let risks = crate::store::assess_risks(&redis, &store.accept_risks).await?;
     if let Some(refused) = risks.refused.first() {
         let more = match risks.refused.len() {
             1 => String::new(),
@@ -273,57 +249,63 @@ impl Components {
     /// Errors: [`StartupError::Config`] naming the key, [`StartupError::Store`] if Redis does
     /// not answer within `store.timeout_ms` or is unsuitable.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        settings.validate()?;
-        let store = open_store(settings, StoreWait::Once, || {}).await?;
-        Self::with_store(settings, store)
+        let config = settings.parse()?;
+        let store = open_store(settings, &config, StoreWait::Once, || {}).await?;
+        Self::from_config(settings, &config, store)
     }
 
-    /// Builds every component on an already connected `store`. `settings` must be validated.
+    /// Builds every component on an already connected `store`.
     ///
     /// Errors: [`StartupError::Config`] naming the key.
     pub fn with_store(settings: &Settings, handle: StoreHandle) -> Result<Self, StartupError> {
+        Self::from_config(settings, &settings.parse()?, handle)
+    }
+
+    /// Builds every component from the parsed `config` on an already connected `store`;
+    /// `settings` (the same configuration) gives the JWT profiles.
+    ///
+    /// Errors: [`StartupError::Config`] naming the key.
+    pub fn from_config(
+        settings: &Settings,
+        config: &Config,
+        handle: StoreHandle,
+    ) -> Result<Self, StartupError> {
         let StoreHandle {
             store,
             redis: redis_store,
         } = handle;
-        let outbound = settings.outbound.outbound()?;
-        let mut verifier = JwtVerifier::from_settings(&settings.auth, &outbound)?;
+        let outbound = &config.outbound;
+        let mut verifier = JwtVerifier::from_settings(&settings.auth, outbound)?;
         verifier.refuse_audience(&settings.auth.service.audience);
-        let services = ServiceVerifier::from_settings(&settings.auth, &outbound)?;
-        let argos = ArgosClient::new(settings.argos.api(), &outbound)
+        let services = ServiceVerifier::from_settings(&settings.auth, outbound)?;
+        let argos = ArgosClient::new(config.argos.api.clone(), outbound)
             .map_err(|e| ConfigError::new("argos.api_base_url", e))?;
-        let sid = SidResolver::new(settings.sid.policy(), store.clone(), argos.clone());
-        let callbacks = settings
+        let sid = SidResolver::new(config.sid.clone(), store.clone(), argos.clone());
+        let callbacks = config
             .callbacks
-            .target()
+            .clone()
             .map(|target| {
-                Callbacks::new(target, (&settings.verify).into(), &outbound, store.clone())
+                Callbacks::new(target, config.verify.jobs, outbound, store.clone())
                     .map_err(|e| ConfigError::new("callbacks.url", e))
             })
             .transpose()?;
-        let assertions = Assertions::from_settings(
-            &settings.assertions,
-            settings
-                .server
-                .public_base_url
-                .as_str()
-                .trim_end_matches('/'),
-        )
-        .map_err(ConfigError::from)?
-        .map(Arc::new);
+        let assertions =
+            Assertions::from_settings(config.assertions.clone(), &config.server.public_base_url)
+                .map_err(ConfigError::from)?
+                .map(Arc::new);
         let erasures = Erasures::new(
             store.clone(),
             argos.clone(),
             callbacks.clone(),
-            settings.erasure.policy(),
-            (&settings.verify).into(),
+            config.erasure,
+            config.verify.jobs,
         );
         let results = Results::new(
             store.clone(),
             argos,
             callbacks.clone(),
             sid.clone(),
-            settings.verify_policy(),
+            config.verify,
         )
         .with_assertions(assertions.clone());
         Ok(Components {
@@ -333,21 +315,21 @@ impl Components {
             results,
             callbacks,
             webhooks: WebhookReceiver::new(
-                webhook_keys(settings),
-                settings.webhooks.allowed_ips.clone(),
+                webhook_keys(config),
+                config.webhooks.allowed_ips.clone(),
             ),
             limiter: RateLimiter::new(
                 store.clone(),
-                settings.limits.mint_per_user,
-                settings.limits.open_per_ip,
+                config.limits.mint_per_user,
+                config.limits.open_per_ip,
             )
-            .with_ipv6_prefix(settings.limits.ipv6_prefix_len),
+            .with_ipv6_prefix(config.limits.ipv6_prefix_len),
             idempotency: Idempotency::with_claim(
                 store.clone(),
-                settings.store.idempotency_claim_ms,
-                Duration::from_millis(settings.store.timeout_ms),
+                config.store.idempotency_claim_ms,
+                config.store.timeout,
             ),
-            links: link_service(settings, store, assertions.clone())?,
+            links: link_service(config, store, assertions.clone())?,
             verifier,
             redis: redis_store,
             assertions,
@@ -357,31 +339,21 @@ impl Components {
 
 /// The link service: the FaceAuth URL builder (cipher of the Add-on key) on `store`.
 fn link_service(
-    settings: &Settings,
+    config: &Config,
     store: Arc<dyn Store>,
     assertions: Option<Arc<Assertions>>,
 ) -> Result<LinkService, ConfigError> {
-    let api_key = settings
-        .argos
-        .api_key
-        .as_ref()
-        .ok_or_else(|| ConfigError::new("argos.api_key", "required"))?;
-    let cipher = QueryCipher::new(settings.argos.encryption, api_key)
+    let cipher = QueryCipher::new(config.argos.encryption, &config.argos.api_key)
         .map_err(|e| ConfigError::new("argos.api_key", e.to_string()))?;
     let urls = FaceAuthUrlBuilder::new(
-        &settings.argos.form_url,
-        settings.argos.project_id.as_deref().unwrap_or_default(),
+        &config.argos.form_url,
+        &config.argos.project_id,
         cipher,
-        settings.argos.plaintext,
+        config.argos.plaintext,
     );
-    let options = LinkOptions {
-        confirm_step: settings.links.confirm_step,
-        single_active: settings.links.single_active,
-        max_url_bytes: settings.argos.max_url_bytes,
-    };
     Ok(
-        LinkService::new(store, settings.links.policy(), options, urls)
-            .with_accepted_risks(settings.store.accept_risks.clone())
+        LinkService::new(store, config.links, config.link_options, urls)
+            .with_accepted_risks(config.store.accept_risks.clone())
             .with_assertions(assertions),
     )
 }
@@ -389,26 +361,15 @@ fn link_service(
 /// The webhook receiver's secrets: the path secrets (the previous one only while a current one
 /// is set) and the AES-256-CBC ciphers of the Add-on key, the previous Add-on key and the ID
 /// Check key, tried in that order.
-fn webhook_keys(settings: &Settings) -> WebhookKeys {
-    let ciphers = [
-        settings.argos.api_key.as_ref(),
-        settings.argos.previous_api_key.as_ref(),
-        settings.argos.idcheck_api_key.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|key| QueryCipher::new(Encryption::Aes256Cbc, key).ok())
-    .collect();
-    let set =
-        |s: &Option<secrecy::SecretString>| s.clone().filter(|v| !v.expose_secret().is_empty());
-    let path_secrets = match set(&settings.webhooks.path_secret) {
-        Some(current) => std::iter::once(current)
-            .chain(set(&settings.webhooks.previous_path_secret))
-            .collect(),
-        None => Vec::new(),
-    };
+fn webhook_keys(config: &Config) -> WebhookKeys {
+    let ciphers = config
+        .argos
+        .envelope_keys
+        .iter()
+        .filter_map(|key| QueryCipher::new(Encryption::Aes256Cbc, key).ok())
+        .collect();
     WebhookKeys {
-        path_secrets,
+        path_secrets: config.webhooks.path_secrets.clone(),
         ciphers,
     }
 }
@@ -455,12 +416,12 @@ impl Reloader {
             applied.auth.service.api_key_sha256 = new.auth.service.api_key_sha256.clone();
         }
         applied.secret_sources = new.secret_sources.clone();
-        applied.validate()?;
+        let parsed = applied.parse()?;
         let restart = restart_needed(&new, &applied);
         if let Some(callbacks) = &self.callbacks {
             callbacks.set_keys(applied.callbacks.keys());
         }
-        self.state.webhooks.set_keys(webhook_keys(&applied));
+        self.state.webhooks.set_keys(webhook_keys(&parsed));
         if let Some(services) = self.services.as_ref() {
             services.set_api_keys(&applied.auth.service.api_key_sha256);
         }
@@ -623,15 +584,16 @@ impl Standby {
 /// [`Standby`] answers on `listener`.
 async fn wait_for_store(
     settings: &Settings,
+    config: &Config,
     listener: &TcpListener,
 ) -> Result<StoreHandle, StartupError> {
-    let wait = match settings.store.startup_wait_secs {
-        0 => StoreWait::Once,
-        secs => StoreWait::UpTo(Duration::from_secs(secs)),
+    let wait = match config.store.startup_wait {
+        Duration::ZERO => StoreWait::Once,
+        bound => StoreWait::UpTo(bound),
     };
     let mut standby = None;
     let store = {
-        let opening = open_store(settings, wait, || {
+        let opening = open_store(settings, config, wait, || {
             if standby.is_none() {
                 match Standby::start(listener) {
                     Ok(s) => standby = Some(s),
@@ -745,10 +707,10 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // Configuration first: a bad config is reported as such even when the port is taken
         // or the store is not there yet.
-        settings.validate()?;
-        Components::with_store(&settings, StoreHandle::memory())?;
-        let listener = TcpListener::bind(settings.server.bind)?;
-        Self::build_on(settings, listener, None).await
+        let config = settings.parse()?;
+        Components::from_config(&settings, &config, StoreHandle::memory())?;
+        let listener = TcpListener::bind(config.server.bind)?;
+        Self::build_on(settings, config, listener, None).await
     }
 
     /// Like [`Application::build`] on an already bound listener; `extension` adds routes and
@@ -758,24 +720,26 @@ impl Application {
         listener: TcpListener,
         extension: Option<Extension>,
     ) -> Result<Self, StartupError> {
-        settings.validate()?;
-        Components::with_store(&settings, StoreHandle::memory())?;
-        Self::build_on(settings, listener, extension).await
+        let config = settings.parse()?;
+        Components::from_config(&settings, &config, StoreHandle::memory())?;
+        Self::build_on(settings, config, listener, extension).await
     }
 
     /// Waits for the store (see [`wait_for_store`]), builds the components, serves.
     async fn build_on(
         settings: Settings,
+        config: Config,
         listener: TcpListener,
         extension: Option<Extension>,
     ) -> Result<Self, StartupError> {
-        let store = wait_for_store(&settings, &listener).await?;
-        let components = Components::with_store(&settings, store)?;
-        Self::assemble(settings, components, listener, extension).await
+        let store = wait_for_store(&settings, &config, &listener).await?;
+        let components = Components::from_config(&settings, &config, store)?;
+        Self::assemble(settings, &config, components, listener, extension).await
     }
 
     async fn assemble(
         settings: Settings,
+        config: &Config,
         components: Components,
         listener: TcpListener,
         extension: Option<Extension>,
@@ -783,9 +747,9 @@ impl Application {
         warm_up(&components).await;
         let port = listener.local_addr()?.port();
         let draining = Arc::new(AtomicBool::new(false));
-        let workers = spawn_workers(&settings, &components);
+        let workers = spawn_workers(config, &components);
         let callbacks = components.callbacks.clone();
-        let data = app_data(&settings, components, draining.clone());
+        let data = app_data(&settings, config, components, draining.clone());
         let reloader = Reloader {
             config: None,
             current: Arc::new(tokio::sync::Mutex::new(settings.clone())),
@@ -795,15 +759,15 @@ impl Application {
             callbacks,
         };
         // The metrics listener first: binding it can fail, and then nothing runs.
-        let metrics = metrics_server(&settings)?;
-        let server = public_server(&settings, data, extension, listener)?;
+        let metrics = metrics_server(config)?;
+        let server = public_server(config, data, extension, listener)?;
         Ok(Application {
             port,
             server,
             metrics,
             workers,
             draining,
-            drain: Duration::from_secs(settings.server.drain_secs),
+            drain: config.server.drain,
             reloader,
         })
     }
@@ -890,11 +854,11 @@ async fn warm_up(components: &Components) {
 }
 
 /// Starts the background workers: verification, store upkeep (Redis), erasures, callbacks.
-fn spawn_workers(settings: &Settings, components: &Components) -> Vec<tokio::task::JoinHandle<()>> {
-    let every = Duration::from_millis(settings.verify.poll_interval_ms);
-    // A round works on at most 20 jobs, each bounded by its lease: a round that takes
-    // longer than this hangs, and is stopped and counted.
-    let round_timeout = Duration::from_secs(settings.verify.lock_ttl_secs.saturating_mul(22));
+fn spawn_workers(config: &Config, components: &Components) -> Vec<tokio::task::JoinHandle<()>> {
+    let WorkerTiming {
+        every,
+        round_timeout,
+    } = config.workers;
     let mut workers = Vec::new();
     let results = components.results.clone();
     workers.push(supervise(
@@ -943,26 +907,26 @@ fn spawn_workers(settings: &Settings, components: &Components) -> Vec<tokio::tas
 }
 
 /// The request handlers' shared data, from the settings and the built components.
-fn app_data(settings: &Settings, components: Components, draining: Arc<AtomicBool>) -> AppData {
+fn app_data(
+    settings: &Settings,
+    config: &Config,
+    components: Components,
+    draining: Arc<AtomicBool>,
+) -> AppData {
     let state = web::Data::new(AppState {
         links: components.links,
         limiter: components.limiter,
         idempotency: components.idempotency,
-        trusted_proxies: settings.server.trusted_proxies.clone(),
-        client_ip_header: settings.server.client_ip_header,
-        faceauth_origin: settings.argos.form_url.origin().ascii_serialization(),
+        trusted_proxies: config.server.trusted_proxies.clone(),
+        client_ip_header: config.server.client_ip_header,
+        faceauth_origin: config.argos.faceauth_origin.clone(),
         sid: components.sid,
         results: components.results,
         erasures: components.erasures,
         webhooks: components.webhooks,
         draining,
         assertions: components.assertions,
-        public_base_url: settings
-            .server
-            .public_base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_string(),
+        public_base_url: config.server.public_base_url.clone(),
     });
     let cookies = web::Data::new(CookiePolicy {
         cookie_name: Some(settings.auth.cookie_name.clone()).filter(|c| !c.is_empty()),
@@ -973,11 +937,7 @@ fn app_data(settings: &Settings, components: Components, draining: Arc<AtomicBoo
             .filter(|o| *o != "*")
             .cloned()
             .collect(),
-        own_origin: settings
-            .server
-            .public_base_url
-            .origin()
-            .ascii_serialization(),
+        own_origin: config.server.own_origin.clone(),
     });
     AppData {
         state,
@@ -985,9 +945,9 @@ fn app_data(settings: &Settings, components: Components, draining: Arc<AtomicBoo
         services: web::Data::new(components.services),
         cookies,
         head_limits: web::Data::new(middleware::HeadLimits {
-            max_headers: settings.server.max_headers,
-            max_header_bytes: settings.server.max_header_bytes,
-            max_uri_bytes: settings.server.max_uri_bytes,
+            max_headers: config.server.max_headers,
+            max_header_bytes: config.server.max_header_bytes,
+            max_uri_bytes: config.server.max_uri_bytes,
         }),
         cors: settings.cors.clone(),
     }
@@ -996,7 +956,7 @@ fn app_data(settings: &Settings, components: Components, draining: Arc<AtomicBoo
 /// The public HTTP server on `listener`: middleware, shared data, the route table, and the
 /// `extension`'s routes.
 fn public_server(
-    settings: &Settings,
+    config: &Config,
     data: AppData,
     extension: Option<Extension>,
     listener: TcpListener,
@@ -1030,16 +990,16 @@ fn public_server(
     })
     .listen(listener)?
     .disable_signals()
-    .shutdown_timeout(settings.server.shutdown_timeout_secs);
-    if settings.server.workers > 0 {
-        server = server.workers(settings.server.workers);
+    .shutdown_timeout(config.server.shutdown_timeout_secs);
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
     }
     Ok(server.run())
 }
 
 /// The metrics listener (`server.metrics_bind`), if on.
-fn metrics_server(settings: &Settings) -> Result<Option<(Server, u16)>, StartupError> {
-    let Some(addr) = settings.server.metrics_addr()? else {
+fn metrics_server(config: &Config) -> Result<Option<(Server, u16)>, StartupError> {
+    let Some(addr) = config.server.metrics_addr else {
         return Ok(None);
     };
     let listener = TcpListener::bind(addr)?;

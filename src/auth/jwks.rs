@@ -25,7 +25,8 @@ use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{AuthSettings, ConfigError};
+use super::JwtProfile;
+use crate::config::ConfigError;
 
 /// Largest JWKS or discovery document accepted, in bytes (1 MiB).
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -200,12 +201,12 @@ impl JwksCache {
     ///
     /// Errors: a [`ConfigError`] naming the key when neither is usable or the HTTP client
     /// cannot be built.
-    pub fn from_settings(
-        s: &AuthSettings,
-        prefix: &str,
+    pub fn from_profile(
+        profile: &JwtProfile<'_>,
         outbound: &crate::outbound::Outbound,
     ) -> Result<Option<Self>, ConfigError> {
-        let source = match (&s.jwks_url, s.discovery) {
+        let (prefix, s) = (profile.prefix, profile.shared);
+        let source = match (profile.jwks_url, profile.discovery) {
             (Some(_), true) => {
                 return Err(ConfigError::new(
                     format!("{prefix}.discovery"),
@@ -218,9 +219,9 @@ impl JwksCache {
                 Source::Direct(url.clone())
             }
             (None, true) => {
-                let issuer = s
+                let issuer = profile
                     .issuer
-                    .clone()
+                    .map(str::to_string)
                     .filter(|i| i.starts_with("https://") || i.starts_with("http://"))
                     .ok_or_else(|| {
                         ConfigError::new(
@@ -262,7 +263,7 @@ impl JwksCache {
             source,
             allow_insecure_http: s.allow_insecure_http,
             named_foreign_host: std::sync::atomic::AtomicBool::new(false),
-            allowed: s.algorithms.clone(),
+            allowed: profile.algorithms.to_vec(),
             timing: Timing {
                 min_refresh: Duration::from_secs(s.jwks_min_refresh_secs),
                 max_stale: Duration::from_secs(s.jwks_max_stale_secs),

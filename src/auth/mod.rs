@@ -7,6 +7,7 @@
 
 pub mod cookie;
 pub mod jwks;
+pub mod profile;
 pub mod service;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use jwks::{JwksCache, KeyError};
+pub use profile::JwtProfile;
 
 use crate::config::{AuthSettings, ConfigError};
 
@@ -121,23 +123,23 @@ impl JwtVerifier {
         s: &AuthSettings,
         outbound: &crate::outbound::Outbound,
     ) -> Result<Self, ConfigError> {
-        Self::from_profile(s, "auth", outbound)
+        Self::from_profile(&JwtProfile::user(s), outbound)
     }
 
-    /// Builds a verifier from a profile of `[auth]` settings whose keys are named under
-    /// `prefix` (`auth`, or `auth.service` for the service profile).
+    /// Builds a verifier from a credential profile whose keys are named under its `prefix`
+    /// (`auth`, or `auth.service` for the service profile).
     ///
     /// Errors: as [`JwtVerifier::from_settings`], naming `<prefix>.<key>`.
     pub fn from_profile(
-        s: &AuthSettings,
-        prefix: &str,
+        s: &JwtProfile<'_>,
         outbound: &crate::outbound::Outbound,
     ) -> Result<Self, ConfigError> {
+        let prefix = s.prefix;
         let first = *s.algorithms.first().ok_or_else(|| {
             ConfigError::new(format!("{prefix}.algorithms"), "required, e.g. [\"RS256\"]")
         })?;
         let fam = family(first);
-        let jwks = JwksCache::from_settings(s, prefix, outbound)?;
+        let jwks = JwksCache::from_profile(s, outbound)?;
         let mixes_hmac = s.algorithms.iter().any(|a| family(*a) == Family::Hmac)
             && s.algorithms.iter().any(|a| family(*a) != Family::Hmac);
         if mixes_hmac || (jwks.is_none() && s.algorithms.iter().any(|a| family(*a) != fam)) {
@@ -155,10 +157,7 @@ impl JwtVerifier {
                         "HMAC algorithms use auth.hs256_secret, not a JWKS",
                     ));
                 }
-                if s.public_key_pem
-                    .as_deref()
-                    .is_some_and(|p| !p.trim().is_empty())
-                {
+                if s.public_key_pem.is_some_and(|p| !p.trim().is_empty()) {
                     return Err(ConfigError::new(
                         format!("{prefix}.public_key_pem"),
                         "set either a public key or a JWKS, not both",
@@ -166,13 +165,13 @@ impl JwtVerifier {
                 }
                 KeySource::Jwks(Arc::new(cache))
             }
-            None => KeySource::Static(static_key(s, prefix, fam)?, fam),
+            None => KeySource::Static(static_key(s, fam)?, fam),
         };
-        let issuer = non_empty(&s.issuer, &format!("{prefix}.issuer"))?;
-        let audience = non_empty(&s.audience, &format!("{prefix}.audience"))?;
+        let issuer = non_empty(s.issuer, &format!("{prefix}.issuer"))?;
+        let audience = non_empty(s.audience, &format!("{prefix}.audience"))?;
         let mut validation = Validation::new(first);
-        validation.algorithms = s.algorithms.clone();
-        validation.leeway = s.leeway_secs;
+        validation.algorithms = s.algorithms.to_vec();
+        validation.leeway = s.shared.leeway_secs;
         // `exp`, `nbf` and `iat` are checked by `check_times`: jsonwebtoken 9 reads them as
         // integers only and silently skips an `nbf` it cannot parse (e.g. a fraction), while
         // RFC 7519 §2 allows non-integer NumericDates.
@@ -182,15 +181,15 @@ impl JwtVerifier {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["iss", "aud"]);
 
-        let cf_claims = claim_names(s, prefix)?;
+        let cf_claims = claim_names(s)?;
         Ok(JwtVerifier {
             keys,
-            allowed: s.algorithms.clone(),
+            allowed: s.algorithms.to_vec(),
             validation,
-            leeway_secs: s.leeway_secs,
-            max_lifetime_secs: s.max_token_lifetime_secs,
-            user_id_claim: s.user_id_claim.clone(),
-            sid_claim: s.sid_claim.clone(),
+            leeway_secs: s.shared.leeway_secs,
+            max_lifetime_secs: s.shared.max_token_lifetime_secs,
+            user_id_claim: s.user_id_claim.to_string(),
+            sid_claim: s.shared.sid_claim.clone(),
             cf_claims,
             foreign_audience: None,
         })
@@ -321,9 +320,10 @@ impl JwtVerifier {
 }
 
 /// The `authCf1..3` claim names; the user id and `sid` claims must not be empty.
-fn claim_names(s: &AuthSettings, prefix: &str) -> Result<[Option<String>; 3], ConfigError> {
+fn claim_names(s: &JwtProfile<'_>) -> Result<[Option<String>; 3], ConfigError> {
+    let prefix = s.prefix;
     let mut cf_claims: [Option<String>; 3] = Default::default();
-    for (slot, claim) in &s.cf_claims {
+    for (slot, claim) in s.cf_claims {
         let index = match slot.to_ascii_lowercase().as_str() {
             "authcf1" => 0,
             "authcf2" => 1,
@@ -338,8 +338,8 @@ fn claim_names(s: &AuthSettings, prefix: &str) -> Result<[Option<String>; 3], Co
         cf_claims[index] = Some(claim.clone());
     }
     for (key, value) in [
-        ("user_id_claim", &s.user_id_claim),
-        ("sid_claim", &s.sid_claim),
+        ("user_id_claim", s.user_id_claim),
+        ("sid_claim", s.shared.sid_claim.as_str()),
     ] {
         if value.is_empty() {
             return Err(ConfigError::new(
@@ -352,12 +352,12 @@ fn claim_names(s: &AuthSettings, prefix: &str) -> Result<[Option<String>; 3], Co
 }
 
 /// The configured key for a static (non-JWKS) setup.
-fn static_key(s: &AuthSettings, prefix: &str, fam: Family) -> Result<DecodingKey, ConfigError> {
+fn static_key(s: &JwtProfile<'_>, fam: Family) -> Result<DecodingKey, ConfigError> {
+    let prefix = s.prefix;
     Ok(match fam {
         Family::Hmac => {
             let secret = s
                 .hs256_secret
-                .as_ref()
                 .map(|s| s.expose_secret())
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| {
@@ -375,7 +375,7 @@ fn static_key(s: &AuthSettings, prefix: &str, fam: Family) -> Result<DecodingKey
             DecodingKey::from_secret(secret.as_bytes())
         }
         _ => {
-            let pem = read_pem(s.public_key_pem.as_deref(), prefix)?;
+            let pem = read_pem(s.public_key_pem, prefix)?;
             let parsed = match fam {
                 Family::Rsa => DecodingKey::from_rsa_pem(pem.as_bytes()),
                 Family::Ec => DecodingKey::from_ec_pem(pem.as_bytes()),
@@ -492,9 +492,9 @@ pub(crate) fn claim_string(claims: &Map<String, Value>, name: &str) -> Option<St
     (!s.is_empty() && s.len() <= MAX_CLAIM_BYTES).then_some(s)
 }
 
-fn non_empty(value: &Option<String>, key: &str) -> Result<String, ConfigError> {
+fn non_empty(value: Option<&str>, key: &str) -> Result<String, ConfigError> {
     match value {
-        Some(v) if !v.trim().is_empty() => Ok(v.clone()),
+        Some(v) if !v.trim().is_empty() => Ok(v.to_string()),
         _ => Err(ConfigError::new(key, "required")),
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 
-use super::{claim_string, AuthError, JwtVerifier, Principal};
+use super::{claim_string, AuthError, JwtProfile, JwtVerifier, Principal};
 use crate::config::{AuthSettings, ConfigError};
 
 /// Scope to mint links for users and record their submission ids.
@@ -75,22 +75,9 @@ impl ServiceVerifier {
         let jwt = if svc.audience.is_empty() {
             None
         } else {
-            let own_keys = !svc.algorithms.is_empty();
-            let mut s = auth.clone();
-            s.audience = Some(svc.audience.clone());
-            if !svc.issuer.is_empty() {
-                s.issuer = Some(svc.issuer.clone());
-            }
-            if own_keys {
-                s.algorithms = svc.algorithms.clone();
-                s.jwks_url = svc.jwks_url.clone();
-                s.discovery = false;
-                s.public_key_pem = svc.public_key_pem.clone();
-                s.hs256_secret = svc.hs256_secret.clone();
-            }
-            s.cf_claims.clear();
-            s.user_id_claim = "sub".into();
-            let mut verifier = JwtVerifier::from_profile(&s, "auth.service", outbound)?;
+            let no_cf_claims = std::collections::BTreeMap::new();
+            let profile = JwtProfile::service(auth, &no_cf_claims);
+            let mut verifier = JwtVerifier::from_profile(&profile, outbound)?;
             verifier.refuse_audience(auth.audience.as_deref().unwrap_or_default());
             Some(verifier)
         };

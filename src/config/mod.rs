@@ -1,5 +1,6 @@
 //! Layered configuration: `config/default.toml` (compiled in) < `--config FILE` < environment
-//! variables `FACEAUTH__<SECTION>__<KEY>`. Validated at start-up; every error names its key.
+//! variables `FACEAUTH__<SECTION>__<KEY>`. At start-up [`Settings::parse`] converts every section
+//! into its typed, validated value (a [`Config`]); every error names its key.
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
@@ -159,7 +160,10 @@ pub struct Settings {
 mod checks;
 mod load;
 use load::{extract, merge_env, read_config_file, table_get};
+mod parse;
 mod sections;
+
+pub use parse::*;
 
 pub use sections::*;
 
@@ -208,30 +212,6 @@ impl Settings {
             .collect()
     }
 
-    /// Checks values that parse but are not usable. Component constructors (JWT keys, cipher)
-    /// check the rest.
-    ///
-    /// Errors: the first [`ConfigError`] found.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check_server()?;
-        self.check_store()?;
-        self.check_store_bounds()?;
-        self.check_argos()?;
-        self.check_auth()?;
-        self.check_jwks()?;
-        self.check_cors()?;
-        self.check_links_limits()?;
-        self.check_webhooks_callbacks()?;
-        self.check_sid()?;
-        self.check_lifetimes()?;
-        self.check_telemetry()?;
-        self.outbound.outbound()?;
-        self.validate_workers()?;
-        self.assertions.validate(&self.auth)?;
-        self.erasure.validate()?;
-        Ok(())
-    }
-
     /// The effective configuration as TOML with secrets replaced by `[REDACTED]`.
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
@@ -242,6 +222,59 @@ impl Settings {
 mod tests {
     use super::*;
     use secrecy::SecretString;
+
+    fn usable() -> Settings {
+        let env = [
+            ("FACEAUTH__ARGOS__PROJECT_ID", "p1"),
+            (
+                "FACEAUTH__ARGOS__API_KEY",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            ("FACEAUTH__AUTH__ALGORITHMS", "[\"HS256\"]"),
+        ];
+        Settings::load_from(
+            None,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parse_keeps_the_typed_values_and_reports_the_first_section_in_order() {
+        let s = usable();
+        let config = s.parse().unwrap();
+        assert_eq!(config.links.window_ms, s.links.window_secs * 1000);
+        assert_eq!(config.sid.sources, s.sid.sources);
+        assert_eq!(config.limits.ipv6_prefix_len, s.limits.ipv6_prefix_len);
+        assert!(config.callbacks.is_none());
+        assert_eq!(config.verify.jobs.lease_ms, s.verify.lock_ttl_secs * 1000,);
+        // Several problems: the earliest section in the fixed order is reported.
+        let mut bad = s.clone();
+        bad.erasure.deadline_secs = 0;
+        bad.verify.max_failures = 0;
+        bad.argos.api_timeout_ms = 0;
+        bad.limits.ipv6_prefix_len = 0;
+        bad.server.drain_secs = 301;
+        for key in [
+            "server.drain_secs",
+            "limits.ipv6_prefix_len",
+            "argos.api_timeout_ms",
+            "verify.max_failures",
+            "erasure.deadline_secs",
+        ] {
+            let e = bad.parse().err().unwrap();
+            assert_eq!(e.key, key);
+            assert_eq!(bad.validate().unwrap_err(), e);
+            match key {
+                "server.drain_secs" => bad.server.drain_secs = 0,
+                "limits.ipv6_prefix_len" => bad.limits.ipv6_prefix_len = 64,
+                "argos.api_timeout_ms" => bad.argos.api_timeout_ms = 1000,
+                "verify.max_failures" => bad.verify.max_failures = 5,
+                _ => bad.erasure.deadline_secs = 3600,
+            }
+        }
+        assert!(bad.parse().is_ok());
+    }
 
     #[test]
     fn proxy_settings_are_checked_without_echoing_them() {

@@ -111,7 +111,13 @@ impl From<crate::assertions::KeyFileError> for ConfigError {
 }
 
 impl AssertionSettings {
-    pub(super) fn validate(&self, auth: &AuthSettings) -> Result<(), ConfigError> {
+    /// `[assertions]`: the signing setup (its audience must differ from `[auth]`'s).
+    ///
+    /// Errors: a [`ConfigError`] naming the key.
+    pub fn parse(
+        &self,
+        auth: &AuthSettings,
+    ) -> Result<crate::assertions::AssertionSetup, ConfigError> {
         if self.signing_key_file.is_empty() {
             if !self.previous_key_files.is_empty() {
                 return Err(ConfigError::new(
@@ -119,7 +125,7 @@ impl AssertionSettings {
                     "needs assertions.signing_key_file",
                 ));
             }
-            return Ok(());
+            return Ok(self.into());
         }
         if self.audience.trim().is_empty() {
             return Err(ConfigError::new(
@@ -160,31 +166,40 @@ impl AssertionSettings {
                 "must be at most 86400 seconds",
             ));
         }
-        Ok(())
+        Ok(self.into())
     }
 }
 
-impl ErasureSettings {
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if !(24 * 3600..=10 * 366 * 24 * 3600).contains(&self.auth_ids_ttl_secs) {
+/// `[erasure]`: the erasures' policy in milliseconds.
+impl TryFrom<&ErasureSettings> for crate::erasure::ErasurePolicy {
+    type Error = ConfigError;
+
+    fn try_from(erasure: &ErasureSettings) -> Result<Self, ConfigError> {
+        if !(24 * 3600..=10 * 366 * 24 * 3600).contains(&erasure.auth_ids_ttl_secs) {
             return Err(ConfigError::new(
                 "erasure.auth_ids_ttl_secs",
                 "must be between 1 day and 10 years",
             ));
         }
-        if !(60..=30 * 24 * 3600).contains(&self.deadline_secs) {
+        if !(60..=30 * 24 * 3600).contains(&erasure.deadline_secs) {
             return Err(ConfigError::new(
                 "erasure.deadline_secs",
                 "must be between 60 seconds and 30 days",
             ));
         }
-        if self.record_ttl_secs <= self.deadline_secs || self.record_ttl_secs > 400 * 24 * 3600 {
+        if erasure.record_ttl_secs <= erasure.deadline_secs
+            || erasure.record_ttl_secs > 400 * 24 * 3600
+        {
             return Err(ConfigError::new(
                 "erasure.record_ttl_secs",
                 "must be longer than erasure.deadline_secs and at most 400 days",
             ));
         }
-        Ok(())
+        Ok(crate::erasure::ErasurePolicy {
+            record_ttl_ms: erasure.record_ttl_secs.saturating_mul(1000),
+            deadline_ms: erasure.deadline_secs.saturating_mul(1000),
+            callback: erasure.callback,
+        })
     }
 }
 
@@ -268,17 +283,6 @@ pub struct SidSettings {
     pub argos_cache_secs: u64,
 }
 
-impl SidSettings {
-    /// The resolver's policy in milliseconds.
-    pub fn policy(&self) -> crate::sid::SidPolicy {
-        crate::sid::SidPolicy {
-            sources: self.sources.clone(),
-            store_ttl_ms: self.store_ttl_secs * 1000,
-            cache_ttl_ms: self.argos_cache_secs * 1000,
-        }
-    }
-}
-
 /// `[webhooks]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -352,22 +356,16 @@ impl From<&VerifySettings> for crate::queue::JobLimits {
     }
 }
 
-impl ErasureSettings {
-    /// The erasures' policy in milliseconds.
-    pub fn policy(&self) -> crate::erasure::ErasurePolicy {
-        crate::erasure::ErasurePolicy {
-            record_ttl_ms: self.record_ttl_secs.saturating_mul(1000),
-            deadline_ms: self.deadline_secs.saturating_mul(1000),
-            callback: self.callback,
-        }
-    }
-}
-
 impl Settings {
-    /// The results loop's policy from `[verify]`, `[webhooks]` and `[erasure]`.
-    pub fn verify_policy(&self) -> crate::results::VerifyPolicy {
+    /// The results loop's policy from `[verify]`, `[webhooks]` and `[erasure]`: a job's lease
+    /// must outlast the longest ARGOS call and callback attempt, so that one replica at a time
+    /// works on a job.
+    ///
+    /// Errors: a [`ConfigError`] for a `verify.*` key.
+    pub(super) fn parse_verify(&self) -> Result<crate::results::VerifyPolicy, ConfigError> {
+        self.check_workers()?;
         let v = &self.verify;
-        crate::results::VerifyPolicy {
+        Ok(crate::results::VerifyPolicy {
             deadline_ms: v.deadline_secs.saturating_mul(1000),
             result_ttl_ms: v.result_ttl_secs.saturating_mul(1000),
             dedup_ttl_ms: self.webhooks.dedup_ttl_secs.saturating_mul(1000),
@@ -377,7 +375,7 @@ impl Settings {
                 require_submission_id: v.require_submission_id,
             },
             jobs: v.into(),
-        }
+        })
     }
 
     /// The longest one ARGOS API call may take under `[argos]`: every attempt's total timeout
@@ -392,9 +390,8 @@ impl Settings {
             .saturating_add(backoff)
     }
 
-    /// Worker settings: a job's lease must outlast the longest ARGOS call and callback
-    /// attempt, so that one replica at a time works on a job.
-    pub(super) fn validate_workers(&self) -> Result<(), ConfigError> {
+    /// Worker settings: the lease against the longest ARGOS call and callback attempt.
+    fn check_workers(&self) -> Result<(), ConfigError> {
         let v = &self.verify;
         if !(3..=3600).contains(&v.lock_ttl_secs) {
             return Err(ConfigError::new(
@@ -472,18 +469,6 @@ impl CallbackSettings {
                 .cloned()
                 .collect(),
         }
-    }
-
-    /// The delivery target; `None` when `callbacks.url` or `callbacks.secret` is not set.
-    pub fn target(&self) -> Option<crate::callbacks::CallbackTarget> {
-        let url = self.url.clone().filter(|u| !u.is_empty())?;
-        self.secret.as_ref()?;
-        Some(crate::callbacks::CallbackTarget {
-            url,
-            keys: self.keys(),
-            max_age_ms: self.max_age_secs.saturating_mul(1000),
-            timeout_ms: self.timeout_ms,
-        })
     }
 }
 
@@ -721,20 +706,6 @@ pub struct ArgosSettings {
     pub api_retries: u32,
 }
 
-impl ArgosSettings {
-    /// The ARGOS REST API client's settings.
-    pub fn api(&self) -> crate::argos::client::ArgosApi {
-        crate::argos::client::ArgosApi {
-            base_url: self.api_base_url.clone(),
-            addon_key: self.api_key.clone(),
-            idcheck_key: self.idcheck_api_key.clone(),
-            connect_timeout_ms: self.api_connect_timeout_ms,
-            timeout_ms: self.api_timeout_ms,
-            retries: self.api_retries,
-        }
-    }
-}
-
 /// `[links]`, all in seconds.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -751,18 +722,6 @@ pub struct LinksSettings {
     pub confirm_step: bool,
     /// Minting revokes the user's earlier never-opened links.
     pub single_active: bool,
-}
-
-impl LinksSettings {
-    /// The store policy in milliseconds.
-    pub fn policy(&self) -> LinkPolicy {
-        LinkPolicy {
-            expiry: self.expiry,
-            window_ms: self.window_secs * 1000,
-            unopened_ttl_ms: self.unopened_ttl_secs * 1000,
-            retention_ms: self.retention_secs * 1000,
-        }
-    }
 }
 
 /// `[auth]`

@@ -134,89 +134,104 @@ pub fn configure(settings: CorsSettings) -> impl Fn(&mut web::ServiceConfig) {
                 .wrap(cors(&settings))
                 .wrap(ErrorHandlers::new().handler(StatusCode::BAD_REQUEST, as_problem))
                 .wrap(from_fn(cors_guard))
-                .service(
-                    web::resource("/links")
-                        .route(web::post().to(api::create_link))
-                        .default_service(allow("POST")),
-                )
-                .service(
-                    web::resource("/links/{id}")
-                        .route(web::get().to(api::link_status))
-                        .route(web::head().to(api::link_status))
-                        .route(web::delete().to(api::revoke_link))
-                        .default_service(allow("GET, HEAD, DELETE")),
-                )
-                .service(
-                    // No HEAD: a HEAD must not mint and open a link.
-                    web::resource("/face-auth/start")
-                        .route(web::get().to(api::start))
-                        .default_service(allow("GET")),
-                )
-                .service(
-                    web::resource("/users/{user_id}/links")
-                        .route(web::post().to(service_api::mint_for_user))
-                        .default_service(allow("POST")),
-                )
-                .service(
-                    web::resource("/users/{user_id}/submission")
-                        .route(web::put().to(service_api::put_submission))
-                        .default_service(allow("PUT")),
-                )
-                .service(
-                    web::resource("/users/{user_id}/step-up")
-                        .route(web::get().to(service_api::step_up))
-                        .route(web::head().to(service_api::step_up))
-                        .default_service(allow("GET, HEAD")),
-                )
-                .service(
-                    web::resource("/users/{user_id}/faceauth")
-                        .route(web::delete().to(erasure_api::erase_user))
-                        .default_service(allow("DELETE")),
-                )
-                .service(
-                    web::resource("/erasures/{id}")
-                        .route(web::get().to(erasure_api::erasure_status))
-                        .default_service(allow("GET")),
-                )
-                .service(
-                    web::resource("/webhooks/argos/{path_secret}")
-                        .route(web::post().to(webhooks::receive))
-                        .default_service(web::to(not_found)),
-                )
+                .configure(user_routes)
+                .configure(service_routes)
                 .default_service(web::to(not_found)),
         )
-        .service(
-            web::resource("/l/{id}")
-                .route(web::get().to(open::get))
-                .route(web::post().to(open::post))
-                .route(web::head().to(open::head))
-                .route(web::method(actix_web::http::Method::OPTIONS).to(open::options))
-                .default_service(allow(open::ALLOW)),
-        )
-        .service(
-            web::resource("/openapi.json")
-                .route(web::get().to(super::openapi::handler))
-                .default_service(allow("GET")),
-        )
-        .service(
-            web::resource("/.well-known/jwks.json")
-                .route(web::get().to(well_known::jwks))
-                .route(web::head().to(well_known::jwks))
-                .default_service(allow("GET, HEAD")),
-        )
-        .service(
-            web::resource("/healthz")
-                .route(web::get().to(health::healthz))
-                .route(web::head().to(health::healthz))
-                .default_service(allow("GET, HEAD")),
-        )
-        .service(
-            web::resource("/readyz")
-                .route(web::get().to(health::readyz))
-                .route(web::head().to(health::readyz))
-                .default_service(allow("GET, HEAD")),
-        );
+        .configure(open_routes);
     }
+}
+
+/// `/v1` routes a user's app calls: links and the start redirect.
+fn user_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/links")
+            .route(web::post().to(api::create_link))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/links/{id}")
+            .route(web::get().to(api::link_status))
+            .route(web::head().to(api::link_status))
+            .route(web::delete().to(api::revoke_link))
+            .default_service(allow("GET, HEAD, DELETE")),
+    )
+    .service(
+        // No HEAD: a HEAD must not mint and open a link.
+        web::resource("/face-auth/start")
+            .route(web::get().to(api::start))
+            .default_service(allow("GET")),
+    );
+}
+
+/// `/v1` routes a backend service and ARGOS call: per-user routes, erasures, webhooks.
+fn service_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/users/{user_id}/links")
+            .route(web::post().to(service_api::mint_for_user))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/users/{user_id}/submission")
+            .route(web::put().to(service_api::put_submission))
+            .default_service(allow("PUT")),
+    )
+    .service(
+        web::resource("/users/{user_id}/step-up")
+            .route(web::get().to(service_api::step_up))
+            .route(web::head().to(service_api::step_up))
+            .default_service(allow("GET, HEAD")),
+    )
+    .service(
+        web::resource("/users/{user_id}/faceauth")
+            .route(web::delete().to(erasure_api::erase_user))
+            .default_service(allow("DELETE")),
+    )
+    .service(
+        web::resource("/erasures/{id}")
+            .route(web::get().to(erasure_api::erasure_status))
+            .default_service(allow("GET")),
+    )
+    .service(
+        web::resource("/webhooks/argos/{path_secret}")
+            .route(web::post().to(webhooks::receive))
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// Routes outside `/v1` (no CORS): the links, the API description, keys and health.
+fn open_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/l/{id}")
+            .route(web::get().to(open::get))
+            .route(web::post().to(open::post))
+            .route(web::head().to(open::head))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(open::options))
+            .default_service(allow(open::ALLOW)),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(super::openapi::handler))
+            .default_service(allow("GET")),
+    )
+    .service(
+        web::resource("/.well-known/jwks.json")
+            .route(web::get().to(well_known::jwks))
+            .route(web::head().to(well_known::jwks))
+            .default_service(allow("GET, HEAD")),
+    )
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .route(web::head().to(health::healthz))
+            .default_service(allow("GET, HEAD")),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(health::readyz))
+            .route(web::head().to(health::readyz))
+            .default_service(allow("GET, HEAD")),
+    );
 }
 
 /// A resource's fallback: `405 method_not_allowed` with `Allow: <methods>`.
