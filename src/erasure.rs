@@ -317,11 +317,6 @@ impl Erasures {
         }
     }
 
-    /// The erasure queue (for the CLI and the worker).
-    pub fn queue(&self) -> &WorkQueue {
-        &self.queue
-    }
-
     /// Erases `user_id`'s records in the gateway and queues the ARGOS deletions of every
     /// authentication id seen for the user plus `extra_auth_ids`. With `idempotency_key`, the
     /// same user and key give the same erasure (a retry changes nothing).

@@ -143,11 +143,6 @@ impl Results {
         self
     }
 
-    /// The verification queue (for the CLI and the worker).
-    pub fn queue(&self) -> &WorkQueue {
-        &self.queue
-    }
-
     /// Records a webhook event durably. Errors: [`StoreError`] (answer `503`; ARGOS delivers
     /// again).
     pub async fn accept(&self, event: WebhookEvent) -> Result<Accepted, StoreError> {
