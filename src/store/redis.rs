@@ -499,24 +499,7 @@ impl RedisStore {
             return Ok(Guarded::Done(record, None));
         };
         let guard_keys = user_keys.map(|k| k.map_or_else(|| any.clone(), |k| self.prefixed(k)));
-        let guard_args = vec![
-            limit
-                .as_ref()
-                .map(|l| l.limit.to_string())
-                .unwrap_or_default(),
-            limit
-                .as_ref()
-                .map(|l| l.window_ms.to_string())
-                .unwrap_or_default(),
-            index
-                .as_ref()
-                .map(|i| i.ttl_ms.max(1).to_string())
-                .unwrap_or_default(),
-            member.clone(),
-            live.as_ref()
-                .map(|l| l.ttl_ms.max(1).to_string())
-                .unwrap_or_default(),
-        ];
+        let guard_args = guard_args(guards, member.clone());
         let guard = self.run_gated_keys(
             "mint_guard",
             &self.mint_guard,
@@ -963,6 +946,31 @@ fn wrote(reply: &redis::Value) -> bool {
     }
 }
 
+/// The guard part of ARGV shared by `mint_guard.lua` and `create_guarded.lua`: limit, window
+/// (ms), index TTL (ms), the index member (the link id), live-link TTL (ms); `""` for a guard
+/// that is off.
+fn guard_args(guards: &Guards, member: String) -> Vec<String> {
+    let (limit, index, live) = (&guards.limit, &guards.index, &guards.live);
+    vec![
+        limit
+            .as_ref()
+            .map(|l| l.limit.to_string())
+            .unwrap_or_default(),
+        limit
+            .as_ref()
+            .map(|l| l.window_ms.to_string())
+            .unwrap_or_default(),
+        index
+            .as_ref()
+            .map(|i| i.ttl_ms.max(1).to_string())
+            .unwrap_or_default(),
+        member,
+        live.as_ref()
+            .map(|l| l.ttl_ms.max(1).to_string())
+            .unwrap_or_default(),
+    ]
+}
+
 /// The arguments of `create.lua` after its deadline.
 fn create_args(
     link: &NewLink,
@@ -1045,23 +1053,8 @@ impl LinkStore for RedisStore {
         let key = self.key(id);
         let (limit, index, live) = (&guards.limit, &guards.index, &guards.live);
         let mut args = create_args(link, policy, open_now, &nonce)?;
+        args.extend(guard_args(guards, id.to_string()));
         args.extend([
-            limit
-                .as_ref()
-                .map(|l| l.limit.to_string())
-                .unwrap_or_default(),
-            limit
-                .as_ref()
-                .map(|l| l.window_ms.to_string())
-                .unwrap_or_default(),
-            index
-                .as_ref()
-                .map(|i| i.ttl_ms.max(1).to_string())
-                .unwrap_or_default(),
-            id.to_string(),
-            live.as_ref()
-                .map(|l| l.ttl_ms.max(1).to_string())
-                .unwrap_or_default(),
             format!("{}link:{{", self.prefix),
             live.as_ref()
                 .map(|l| l.retention_ms.max(1))
