@@ -54,7 +54,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Dead-lettered background jobs (pull-verification, callbacks): list or retry them.
+    /// Dead-lettered background jobs (pull-verification, callbacks, erasures): list or retry them.
     Jobs {
         /// What to do.
         #[command(subcommand)]

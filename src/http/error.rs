@@ -328,10 +328,10 @@ impl ApiError {
         match self {
             ApiError::MissingCredentials => {
                 "Send `Authorization: Bearer <JWT>` from your identity provider (browsers: the \
-                 configured session cookie)."
+                 configured session cookie; services: a service JWT or `X-Api-Key`)."
                     .into()
             }
-            ApiError::InvalidToken(reason) => format!("The bearer token was rejected: {reason}."),
+            ApiError::InvalidToken(reason) => format!("The credential was rejected: {reason}."),
             ApiError::NoSubmission => {
                 "This user has no approved ARGOS ID Check submission to verify against.".into()
             }
