@@ -90,6 +90,28 @@ impl RateLimiter {
         self.hit(self.mint_window(user_id).as_ref()).await
     }
 
+    /// Refuses `user_id` when it has already used up its mint limit, without counting
+    /// anything otherwise (one read): the check before a slow `sid` lookup, whose mint is then
+    /// counted with its write ([`crate::store::LinkStore::create_guarded`]). A refused request
+    /// is counted like every refused request (for its `Retry-After`).
+    /// Errors: [`LimitError::Exceeded`], [`LimitError::Store`].
+    pub async fn refuse_if_spent(&self, user_id: &str) -> Result<(), LimitError> {
+        let Some(limit) = self.mint_window(user_id) else {
+            return Ok(());
+        };
+        let used = self
+            .store
+            .read(&limit.key)
+            .await?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if used >= limit.limit {
+            // Over (unless the window ended in between: then this request starts the next).
+            self.hit(Some(&limit)).await?;
+        }
+        Ok(())
+    }
+
     /// Counts one request to `/l/*` from `ip` (bucketed by [`ip_bucket`]). `Ok(None)` when the
     /// limit is off.
     /// Errors: [`LimitError::Exceeded`], [`LimitError::Store`].

@@ -106,10 +106,25 @@ fn redact_urls<S: Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> 
                 let _ = parsed.set_password(Some("REDACTED"));
                 seq.serialize_element(parsed.as_str())?;
             }
-            _ => seq.serialize_element(u)?,
+            Ok(_) => seq.serialize_element(u)?,
+            // Unparsable: the userinfo (anything up to the last `@` of the authority) may
+            // still hold a password.
+            Err(_) => seq.serialize_element(&redact_unparsed_userinfo(u))?,
         }
     }
     seq.end()
+}
+
+/// `scheme://user:pass@rest` → `scheme://REDACTED@rest` for a URL that does not parse; other
+/// strings unchanged.
+fn redact_unparsed_userinfo(u: &str) -> String {
+    let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if u.contains("://") => format!("{scheme}://REDACTED{}", &rest[at..]),
+        Some(at) => format!("REDACTED{}", &rest[at..]),
+        None => u.to_string(),
+    }
 }
 
 /// The whole configuration.
@@ -220,6 +235,20 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unparsable_node_urls_lose_their_userinfo() {
+        assert_eq!(
+            super::redact_unparsed_userinfo("redis://:HUNTER2@[x"),
+            "redis://REDACTED@[x"
+        );
+        assert_eq!(
+            super::redact_unparsed_userinfo("redis://u:p@w@host:1/0"),
+            "redis://REDACTED@host:1/0"
+        );
+        assert_eq!(super::redact_unparsed_userinfo("redis://[x"), "redis://[x");
+    }
+
     use super::*;
     use secrecy::SecretString;
 

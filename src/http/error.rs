@@ -384,7 +384,7 @@ impl ApiError {
             ApiError::RouteNotFound => "No such route.".into(),
             ApiError::MethodNotAllowed(_) => "This method is not allowed on this route.".into(),
             ApiError::StoreUnavailable(_) => {
-                "The link store is unavailable; no link was issued. Retry shortly.".into()
+                "The link store is unavailable; the request changed nothing. Retry shortly.".into()
             }
             ApiError::Internal(_) => "An internal error occurred.".into(),
         }

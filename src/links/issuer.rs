@@ -2,11 +2,13 @@
 //! `GET /v1/face-auth/start`, `POST /v1/users/{user_id}/links`) goes through
 //! [`Issuer::issue`], in this order:
 //!
-//! 1. the per-user mint limit, so that a refused caller costs no `sid` lookup (store or
-//!    ARGOS);
+//! 1. the per-user mint limit: a caller already at it is refused before any `sid` lookup
+//!    (store or ARGOS) (a read when the `sid` must be looked up, nothing when it is the
+//!    verified token's claim);
 //! 2. the `sid` (`sid.sources`);
-//! 3. the record, with the user's erasure index, in one store step; when the `sid` is the
-//!    verified token's claim the limit is counted in that same step (one Redis round trip);
+//! 3. the record, with the user's erasure index, in one store step that also counts the mint
+//!    against the limit (one Redis round trip; a request that fails before it, or is refused
+//!    by it, leaves no record, and only a refusal by the limit itself is counted);
 //! 4. the metric (`links_minted`, and `link_opens{redirected}` for `start`) and the log line.
 
 use secrecy::SecretString;
@@ -104,20 +106,17 @@ impl<'a> Issuer<'a> {
     ) -> Result<Issued, IssueError> {
         let held = || claim.map_or(Ok(()), Claim::ensure_held);
         let limit = self.limiter.mint_window(&requester.user_id);
-        // The limit is counted with the write when the sid is at hand; before a lookup
-        // otherwise.
-        let (sid, limit, looked_up_rate) = match self.sid.immediate(requester.sid_claim.as_deref())
-        {
-            Some(sid) => (sid, limit, None),
+        let sid = match self.sid.immediate(requester.sid_claim.as_deref()) {
+            Some(sid) => sid,
             None => {
-                let rate = self.limiter.mint(&requester.user_id).await?;
+                // A caller already at its limit costs no lookup; the mint itself is counted
+                // with the write below, so a failed lookup leaves no count behind.
+                self.limiter.refuse_if_spent(&requester.user_id).await?;
                 held()?;
-                let sid = self
-                    .sid
+                self.sid
                     .resolve(&requester.user_id, requester.sid_claim.as_deref())
                     .await?
-                    .ok_or(IssueError::NoSubmission)?;
-                (sid, None, rate)
+                    .ok_or(IssueError::NoSubmission)?
             }
         };
         held()?;
@@ -133,7 +132,6 @@ impl<'a> Issuer<'a> {
             .create(&link, options.open_now, limit.as_ref())
             .await?;
         let ((minted, url), rate) = RateLimiter::judge(limit.as_ref(), guarded)?;
-        let rate = rate.or(looked_up_rate);
         let expiry = minted.record.expiry.as_str();
         let m = &crate::metrics::METRICS;
         m.links_minted.with_label_values(&[expiry]).inc();

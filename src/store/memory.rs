@@ -362,6 +362,8 @@ impl KvStore for MemoryStore {
         let mut inner = self.lock()?;
         Ok(match inner.live_kv(key, now) {
             Some((Value::Text(v), _)) => Some(v.clone()),
+            // As Redis's GET of an INCR counter.
+            Some((Value::Count(n), _)) => Some(n.to_string()),
             _ => None,
         })
     }

@@ -281,11 +281,11 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// [`LinkStore::create`] with its [`Guards`]: the limit is counted first and a refusal
     /// writes nothing else; then the user's index, the record, and the user's live link.
-    /// On one Redis (standalone, Sentinel) this is one script; in a Cluster the limit and the
-    /// index (the user's slot) and the record (another) are written concurrently, and a
-    /// refused or failed guard deletes the record again (nobody ever got its id); the live
-    /// link is then swapped and its predecessor revoked as their own steps. A failed live-link
-    /// step deletes the record too.
+    /// On one Redis (standalone, Sentinel) this is one script; in a Cluster the guard (limit,
+    /// index and live link: the user's slot) and the record (another slot) are written
+    /// concurrently, or the record first when there is a live-link guard (a link never becomes
+    /// live before it exists); a refused or failed guard deletes the record again (nobody ever
+    /// got its id), and the replaced live link is revoked as its own step.
     ///
     /// Errors: as [`LinkStore::create`].
     async fn create_guarded(

@@ -467,8 +467,10 @@ impl RedisStore {
     /// [`LinkStore::create_guarded`] in a Cluster: the record's slot is not the user's, so
     /// the guard (limit, index and live link, the user's slot) and the record are written at
     /// once (one round trip of wall time); a refused or failed guard deletes the record nobody
-    /// got the id of, a failed create puts the user's live link back. The link the new one
-    /// replaces is revoked afterwards (a second round trip, only when there is one).
+    /// got the id of. With `single_active` (a live-link guard) the record is created first and
+    /// the guard runs after it (two round trips), so a link is never made live before it
+    /// exists. The link the new one replaces is revoked afterwards (one more round trip, only
+    /// when there is one).
     async fn create_guarded_cluster(
         &self,
         id: &LinkId,
@@ -507,8 +509,16 @@ impl RedisStore {
             guard_args,
             false,
         );
-        let (guard, reply) = tokio::join!(guard, create);
-        let created = self.created(reply, key.clone(), nonce.clone());
+        let (guard, created) = if live.is_some() {
+            // `single_active`: the record exists before it can become the live link. Run side
+            // by side, a concurrent mint could swap this id in and fail to revoke it before
+            // its create lands, leaving two live links.
+            let created = self.created(create.await, key.clone(), nonce.clone())?;
+            (guard.await, Ok(created))
+        } else {
+            let (guard, reply) = tokio::join!(guard, create);
+            (guard, self.created(reply, key.clone(), nonce.clone()))
+        };
         let guard: Result<Vec<String>, StoreError> = guard
             .map_err(StoreError::from)
             .and_then(from_value::<Vec<String>>);

@@ -42,3 +42,40 @@ async fn two_gateways_sharing_redis_one_redirect() {
     a.open(&id).await.assert_problem(410, "link_used");
     race(&[&a, &b]).await;
 }
+
+/// `links.single_active` under concurrent mints for one user on two gateways: exactly one of
+/// the links stays live, every other one is revoked (in a Cluster the create and the live-link
+/// swap are in different slots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mints_leave_one_live_link() {
+    let a = spawn_app_with(|s| s.limits.mint_per_user.limit = 1_000).await;
+    let prefix = a.prefix.clone();
+    let b = spawn_app_with(|s| {
+        s.store.key_prefix = prefix;
+        s.limits.mint_per_user.limit = 1_000;
+    })
+    .await;
+    for round in 0..5 {
+        let jwt = user_jwt(&format!("many-{round}"));
+        let mints = (0..30).map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            let jwt = jwt.clone();
+            async move { app.mint_id(&jwt).await }
+        });
+        let ids = join_all(mints).await;
+        let mut issued = Vec::new();
+        for id in &ids {
+            let state = a.link_status(&jwt, id).await.json()["state"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            match state.as_str() {
+                "issued" => issued.push(id.clone()),
+                "revoked" => {}
+                other => panic!("round {round}: {id} is {other}"),
+            }
+        }
+        assert_eq!(issued.len(), 1, "round {round}: live links {issued:?}");
+    }
+    a.assert_every_key_expires().await;
+}

@@ -1422,3 +1422,41 @@ async fn a_token_that_is_no_link_id_does_not_use_up_the_authentication_id() {
     })
     .await;
 }
+
+/// A failed `sid` lookup answers `503` and uses up nothing: the mint limit is checked before
+/// the lookup but counted only with the record (issues 14 and 15).
+#[tokio::test]
+async fn a_failed_sid_lookup_does_not_use_up_the_mint_limit() {
+    let ArgosEnv { app, argos, .. } = env_with(|s| {
+        s.sid.sources = vec![faceauth_gateway::config::SidSource::Argos];
+        s.limits.mint_per_user.limit = 2;
+    })
+    .await;
+    let mut c = claims("ivo");
+    c.as_object_mut().unwrap().remove("argos_sid");
+    let jwt = sign_hs256(&c);
+    let failing = Mock::given(method("GET"))
+        .and(path("/v3/submission"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount_as_scoped(&argos)
+        .await;
+    for _ in 0..3 {
+        app.mint(&jwt)
+            .await
+            .assert_problem(503, "argos_unavailable");
+    }
+    drop(failing);
+    Mock::given(method("GET"))
+        .and(path("/v3/submission"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Items": [
+            {"submission_id": "sub-ivo", "created_at": "2026-01-01T00:00:00Z", "kyc": {"result": "approved"}}
+        ]})))
+        .mount(&argos)
+        .await;
+    // The two mints of the window are still there; the third is refused before any lookup.
+    assert_eq!(app.mint(&jwt).await.status, 201);
+    assert_eq!(app.mint(&jwt).await.status, 201);
+    let before = argos.received_requests().await.unwrap().len();
+    app.mint(&jwt).await.assert_problem(429, "rate_limited");
+    assert_eq!(argos.received_requests().await.unwrap().len(), before);
+}
