@@ -78,6 +78,9 @@ struct SentinelConn {
     /// Replicas of the master at the first address (from its `INFO replication`), with a
     /// connection each.
     replicas: tokio::sync::Mutex<Replicas>,
+    /// When Redis last refused the gateway's credentials while connecting (see [`refused`]):
+    /// no new attempt before [`REBUILD_BACKOFF`] has passed.
+    refused_at: std::sync::Mutex<Option<Instant>>,
 }
 
 fn same_addr(a: &ConnectionAddr, b: &ConnectionAddr) -> bool {
@@ -96,6 +99,23 @@ impl SentinelConn {
         if let Some((_, c)) = self.current.read().await.clone() {
             return Ok(c);
         }
+        if lock(&self.refused_at).is_some_and(|at| at.elapsed() < REBUILD_BACKOFF) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::AuthenticationFailed,
+                "Redis refused the credentials a moment ago; not trying again yet",
+            )));
+        }
+        let resolved = self.resolve().await;
+        *lock(&self.refused_at) = match &resolved {
+            Err(e) if refused(e) => Some(Instant::now()),
+            _ => None,
+        };
+        let (addr, c) = resolved?;
+        *self.current.write().await = Some((addr, c.clone()));
+        Ok(c)
+    }
+
+    async fn resolve(&self) -> RedisResult<(ConnectionAddr, MultiplexedConnection)> {
         let addr = self.master_addr().await?;
         if let Some((old, promoted)) = self.fenced.lock().await.clone() {
             if same_addr(&old, &addr) && self.says_master(&promoted).await {
@@ -106,8 +126,7 @@ impl SentinelConn {
             }
         }
         let c = self.connect_master(&addr).await?;
-        *self.current.write().await = Some((addr, c.clone()));
-        Ok(c)
+        Ok((addr, c))
     }
 
     /// The master's address according to the first sentinel that answers.
@@ -343,11 +362,79 @@ async fn is_master(c: &mut MultiplexedConnection) -> RedisResult<bool> {
     })
 }
 
+/// How long a connection Redis refused (credentials or permissions) waits before it is
+/// rebuilt again: a wrong password costs one connection attempt per this, not one per request.
+const REBUILD_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Whether Redis refused who the gateway is (a wrong password, an ACL user without the
+/// permission). A `ConnectionManager` that meets this while reconnecting keeps that failure
+/// for good (it only reconnects after I/O errors), and a Sentinel master connection would be
+/// retried on every request: both wait [`REBUILD_BACKOFF`] and then build a new connection.
+fn refused(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("NOPERM")
+}
+
+/// A standalone server: a `ConnectionManager` (which reconnects by itself after I/O errors),
+/// replaced by a new one when Redis refuses the gateway's credentials (see [`refused`]), at
+/// most once per [`REBUILD_BACKOFF`]. Meanwhile requests keep failing (fail closed).
+pub struct SingleConn {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// The runtime the connection was opened on (a worker's own, or the shared one's): the
+    /// rebuilt connection's driver runs there too.
+    runtime: tokio::runtime::Handle,
+    current: std::sync::Mutex<ConnectionManager>,
+    /// The earliest time of the next rebuild, and whether one is running.
+    rebuild: std::sync::Mutex<(Instant, bool)>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SingleConn {
+    fn manager(&self) -> ConnectionManager {
+        lock(&self.current).clone()
+    }
+
+    /// After an answer: when Redis refused the credentials, starts a rebuild in the
+    /// background unless one runs or the last one was less than [`REBUILD_BACKOFF`] ago.
+    fn after<T>(self: &Arc<Self>, result: &RedisResult<T>) {
+        let Err(e) = result else { return };
+        if !refused(e) {
+            return;
+        }
+        {
+            let mut rebuild = lock(&self.rebuild);
+            if rebuild.1 || Instant::now() < rebuild.0 {
+                return;
+            }
+            rebuild.1 = true;
+        }
+        let this = self.clone();
+        self.runtime.spawn(async move {
+            let fresh =
+                ConnectionManager::new_with_config(this.client.clone(), this.config.clone()).await;
+            match fresh {
+                Ok(m) => {
+                    *lock(&this.current) = m;
+                    tracing::info!("store: Redis connection rebuilt after a refusal");
+                }
+                Err(e) => tracing::debug!(
+                    kind = ?e.kind(),
+                    "store: rebuilding the Redis connection failed; trying again later"
+                ),
+            }
+            *lock(&this.rebuild) = (Instant::now() + REBUILD_BACKOFF, false);
+        });
+    }
+}
+
 /// A connection to any topology; cheap to clone.
 #[derive(Clone)]
 pub enum Conn {
     /// Standalone.
-    Single(ConnectionManager),
+    Single(Arc<SingleConn>),
     /// Sentinel-managed master.
     Sentinel(Arc<SentinelConnHandle>),
     /// Cluster.
@@ -373,9 +460,15 @@ impl Conn {
                     .set_response_timeout(timeout)
                     .set_number_of_retries(1)
                     .set_max_delay(timeout.as_millis() as u64);
-                Ok(Conn::Single(
-                    ConnectionManager::new_with_config(client, config).await?,
-                ))
+                let manager =
+                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                Ok(Conn::Single(Arc::new(SingleConn {
+                    client,
+                    config,
+                    runtime: tokio::runtime::Handle::current(),
+                    current: std::sync::Mutex::new(manager),
+                    rebuild: std::sync::Mutex::new((Instant::now(), false)),
+                })))
             }
             RedisTarget::Cluster(nodes) => {
                 let client = redis::cluster::ClusterClient::builder(nodes.clone())
@@ -408,6 +501,7 @@ impl Conn {
                     timeout,
                     fenced: tokio::sync::Mutex::new(None),
                     replicas: tokio::sync::Mutex::new((None, Vec::new())),
+                    refused_at: std::sync::Mutex::new(None),
                 };
                 conn.get().await?;
                 let handle = Arc::new(SentinelConnHandle(conn));
@@ -564,7 +658,14 @@ fn set_local(id: u64, state: Local) {
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Single(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    let result = s.manager().req_packed_command(cmd).await;
+                    s.after(&result);
+                    result
+                })
+            }
             Conn::Cluster(c) => c.req_packed_command(cmd),
             Conn::Sentinel(s) => {
                 let s = s.clone();
@@ -585,7 +686,14 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Single(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    let result = s.manager().req_packed_commands(cmd, offset, count).await;
+                    s.after(&result);
+                    result
+                })
+            }
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Sentinel(s) => {
                 let s = s.clone();
@@ -601,7 +709,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
+            Conn::Single(s) => s.manager().get_db(),
             _ => 0,
         }
     }
