@@ -375,8 +375,9 @@ fn refused(e: &redis::RedisError) -> bool {
 }
 
 /// A standalone server: a `ConnectionManager` (which reconnects by itself after I/O errors),
-/// replaced by a new one when Redis refuses the gateway's credentials (see [`refused`]), at
-/// most once per [`REBUILD_BACKOFF`]. Meanwhile requests keep failing (fail closed).
+/// replaced by a new one after Redis refused the gateway's credentials (see [`refused`]): the
+/// next request at least [`REBUILD_BACKOFF`] after the last attempt builds it first. Until
+/// then requests keep failing (fail closed).
 pub struct SingleConn {
     client: redis::Client,
     config: ConnectionManagerConfig,
@@ -384,8 +385,14 @@ pub struct SingleConn {
     /// rebuilt connection's driver runs there too.
     runtime: tokio::runtime::Handle,
     current: std::sync::Mutex<ConnectionManager>,
-    /// The earliest time of the next rebuild, and whether one is running.
-    rebuild: std::sync::Mutex<(Instant, bool)>,
+    rebuild: std::sync::Mutex<Rebuild>,
+}
+
+/// Whether a [`SingleConn`] needs rebuilding, and when it may next be tried.
+struct Rebuild {
+    refused: bool,
+    running: bool,
+    not_before: Instant,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -393,40 +400,52 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl SingleConn {
-    fn manager(&self) -> ConnectionManager {
+    /// The connection to send a command on: after a refusal, once the backoff has passed, a
+    /// new one (built in a task of the connection's runtime, so a request that gives up
+    /// waiting does not cancel it); meanwhile, or if that fails, the current one.
+    async fn manager(self: &Arc<Self>) -> ConnectionManager {
+        let due = {
+            let mut r = lock(&self.rebuild);
+            let due = r.refused && !r.running && Instant::now() >= r.not_before;
+            if due {
+                r.running = true;
+            }
+            due
+        };
+        if due {
+            let this = self.clone();
+            let task = self.runtime.spawn(async move {
+                let fresh =
+                    ConnectionManager::new_with_config(this.client.clone(), this.config.clone())
+                        .await;
+                let ok = fresh.is_ok();
+                match fresh {
+                    Ok(m) => {
+                        *lock(&this.current) = m;
+                        tracing::info!("store: Redis connection rebuilt after a refusal");
+                    }
+                    Err(e) => tracing::debug!(
+                        kind = ?e.kind(),
+                        "store: rebuilding the Redis connection failed; trying again later"
+                    ),
+                }
+                let mut r = lock(&this.rebuild);
+                r.refused = !ok;
+                r.running = false;
+                r.not_before = Instant::now() + REBUILD_BACKOFF;
+            });
+            let _ = task.await;
+        }
         lock(&self.current).clone()
     }
 
-    /// After an answer: when Redis refused the credentials, starts a rebuild in the
-    /// background unless one runs or the last one was less than [`REBUILD_BACKOFF`] ago.
-    fn after<T>(self: &Arc<Self>, result: &RedisResult<T>) {
-        let Err(e) = result else { return };
-        if !refused(e) {
-            return;
-        }
-        {
-            let mut rebuild = lock(&self.rebuild);
-            if rebuild.1 || Instant::now() < rebuild.0 {
-                return;
+    /// After an answer: a refusal marks the connection for rebuilding.
+    fn after<T>(&self, result: &RedisResult<T>) {
+        if let Err(e) = result {
+            if refused(e) {
+                lock(&self.rebuild).refused = true;
             }
-            rebuild.1 = true;
         }
-        let this = self.clone();
-        self.runtime.spawn(async move {
-            let fresh =
-                ConnectionManager::new_with_config(this.client.clone(), this.config.clone()).await;
-            match fresh {
-                Ok(m) => {
-                    *lock(&this.current) = m;
-                    tracing::info!("store: Redis connection rebuilt after a refusal");
-                }
-                Err(e) => tracing::debug!(
-                    kind = ?e.kind(),
-                    "store: rebuilding the Redis connection failed; trying again later"
-                ),
-            }
-            *lock(&this.rebuild) = (Instant::now() + REBUILD_BACKOFF, false);
-        });
     }
 }
 
@@ -467,7 +486,11 @@ impl Conn {
                     config,
                     runtime: tokio::runtime::Handle::current(),
                     current: std::sync::Mutex::new(manager),
-                    rebuild: std::sync::Mutex::new((Instant::now(), false)),
+                    rebuild: std::sync::Mutex::new(Rebuild {
+                        refused: false,
+                        running: false,
+                        not_before: Instant::now(),
+                    }),
                 })))
             }
             RedisTarget::Cluster(nodes) => {
@@ -661,7 +684,7 @@ impl ConnectionLike for Conn {
             Conn::Single(s) => {
                 let s = s.clone();
                 Box::pin(async move {
-                    let result = s.manager().req_packed_command(cmd).await;
+                    let result = s.manager().await.req_packed_command(cmd).await;
                     s.after(&result);
                     result
                 })
@@ -689,7 +712,11 @@ impl ConnectionLike for Conn {
             Conn::Single(s) => {
                 let s = s.clone();
                 Box::pin(async move {
-                    let result = s.manager().req_packed_commands(cmd, offset, count).await;
+                    let result = s
+                        .manager()
+                        .await
+                        .req_packed_commands(cmd, offset, count)
+                        .await;
                     s.after(&result);
                     result
                 })
@@ -709,7 +736,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(s) => s.manager().get_db(),
+            Conn::Single(s) => lock(&s.current).get_db(),
             _ => 0,
         }
     }
