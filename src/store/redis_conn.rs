@@ -78,6 +78,9 @@ struct SentinelConn {
     /// Replicas of the master at the first address (from its `INFO replication`), with a
     /// connection each.
     replicas: tokio::sync::Mutex<Replicas>,
+    /// When Redis last refused the gateway's credentials while connecting (see [`refused`]):
+    /// no new attempt before [`REBUILD_BACKOFF`] has passed.
+    refused_at: std::sync::Mutex<Option<Instant>>,
 }
 
 fn same_addr(a: &ConnectionAddr, b: &ConnectionAddr) -> bool {
@@ -96,6 +99,23 @@ impl SentinelConn {
         if let Some((_, c)) = self.current.read().await.clone() {
             return Ok(c);
         }
+        if lock(&self.refused_at).is_some_and(|at| at.elapsed() < REBUILD_BACKOFF) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::AuthenticationFailed,
+                "Redis refused the credentials a moment ago; not trying again yet",
+            )));
+        }
+        let resolved = self.resolve().await;
+        *lock(&self.refused_at) = match &resolved {
+            Err(e) if refused(e) => Some(Instant::now()),
+            _ => None,
+        };
+        let (addr, c) = resolved?;
+        *self.current.write().await = Some((addr, c.clone()));
+        Ok(c)
+    }
+
+    async fn resolve(&self) -> RedisResult<(ConnectionAddr, MultiplexedConnection)> {
         let addr = self.master_addr().await?;
         if let Some((old, promoted)) = self.fenced.lock().await.clone() {
             if same_addr(&old, &addr) && self.says_master(&promoted).await {
@@ -106,8 +126,7 @@ impl SentinelConn {
             }
         }
         let c = self.connect_master(&addr).await?;
-        *self.current.write().await = Some((addr, c.clone()));
-        Ok(c)
+        Ok((addr, c))
     }
 
     /// The master's address according to the first sentinel that answers.
@@ -343,11 +362,98 @@ async fn is_master(c: &mut MultiplexedConnection) -> RedisResult<bool> {
     })
 }
 
+/// How long a connection Redis refused (credentials or permissions) waits before it is
+/// rebuilt again: a wrong password costs one connection attempt per this, not one per request.
+const REBUILD_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Whether Redis refused who the gateway is (a wrong password, an ACL user without the
+/// permission). A `ConnectionManager` that meets this while reconnecting keeps that failure
+/// for good (it only reconnects after I/O errors), and a Sentinel master connection would be
+/// retried on every request: both wait [`REBUILD_BACKOFF`] and then build a new connection.
+fn refused(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("NOPERM")
+}
+
+/// A standalone server: a `ConnectionManager` (which reconnects by itself after I/O errors),
+/// replaced by a new one after Redis refused the gateway's credentials (see [`refused`]): the
+/// next request at least [`REBUILD_BACKOFF`] after the last attempt builds it first. Until
+/// then requests keep failing (fail closed).
+pub struct SingleConn {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// The runtime the connection was opened on (a worker's own, or the shared one's): the
+    /// rebuilt connection's driver runs there too.
+    runtime: tokio::runtime::Handle,
+    current: std::sync::Mutex<ConnectionManager>,
+    rebuild: std::sync::Mutex<Rebuild>,
+}
+
+/// Whether a [`SingleConn`] needs rebuilding, and when it may next be tried.
+struct Rebuild {
+    refused: bool,
+    running: bool,
+    not_before: Instant,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SingleConn {
+    /// The connection to send a command on: after a refusal, once the backoff has passed, a
+    /// new one (built in a task of the connection's runtime, so a request that gives up
+    /// waiting does not cancel it); meanwhile, or if that fails, the current one.
+    async fn manager(self: &Arc<Self>) -> ConnectionManager {
+        let due = {
+            let mut r = lock(&self.rebuild);
+            let due = r.refused && !r.running && Instant::now() >= r.not_before;
+            if due {
+                r.running = true;
+            }
+            due
+        };
+        if due {
+            let this = self.clone();
+            let task = self.runtime.spawn(async move {
+                let fresh =
+                    ConnectionManager::new_with_config(this.client.clone(), this.config.clone())
+                        .await;
+                let ok = fresh.is_ok();
+                match fresh {
+                    Ok(m) => {
+                        *lock(&this.current) = m;
+                        tracing::info!("store: Redis connection rebuilt after a refusal");
+                    }
+                    Err(e) => tracing::debug!(
+                        kind = ?e.kind(),
+                        "store: rebuilding the Redis connection failed; trying again later"
+                    ),
+                }
+                let mut r = lock(&this.rebuild);
+                r.refused = !ok;
+                r.running = false;
+                r.not_before = Instant::now() + REBUILD_BACKOFF;
+            });
+            let _ = task.await;
+        }
+        lock(&self.current).clone()
+    }
+
+    /// After an answer: a refusal marks the connection for rebuilding.
+    fn after<T>(&self, result: &RedisResult<T>) {
+        if let Err(e) = result {
+            if refused(e) {
+                lock(&self.rebuild).refused = true;
+            }
+        }
+    }
+}
+
 /// A connection to any topology; cheap to clone.
 #[derive(Clone)]
 pub enum Conn {
     /// Standalone.
-    Single(ConnectionManager),
+    Single(Arc<SingleConn>),
     /// Sentinel-managed master.
     Sentinel(Arc<SentinelConnHandle>),
     /// Cluster.
@@ -373,9 +479,19 @@ impl Conn {
                     .set_response_timeout(timeout)
                     .set_number_of_retries(1)
                     .set_max_delay(timeout.as_millis() as u64);
-                Ok(Conn::Single(
-                    ConnectionManager::new_with_config(client, config).await?,
-                ))
+                let manager =
+                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                Ok(Conn::Single(Arc::new(SingleConn {
+                    client,
+                    config,
+                    runtime: tokio::runtime::Handle::current(),
+                    current: std::sync::Mutex::new(manager),
+                    rebuild: std::sync::Mutex::new(Rebuild {
+                        refused: false,
+                        running: false,
+                        not_before: Instant::now(),
+                    }),
+                })))
             }
             RedisTarget::Cluster(nodes) => {
                 let client = redis::cluster::ClusterClient::builder(nodes.clone())
@@ -408,6 +524,7 @@ impl Conn {
                     timeout,
                     fenced: tokio::sync::Mutex::new(None),
                     replicas: tokio::sync::Mutex::new((None, Vec::new())),
+                    refused_at: std::sync::Mutex::new(None),
                 };
                 conn.get().await?;
                 let handle = Arc::new(SentinelConnHandle(conn));
@@ -564,7 +681,14 @@ fn set_local(id: u64, state: Local) {
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Single(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    let result = s.manager().await.req_packed_command(cmd).await;
+                    s.after(&result);
+                    result
+                })
+            }
             Conn::Cluster(c) => c.req_packed_command(cmd),
             Conn::Sentinel(s) => {
                 let s = s.clone();
@@ -585,7 +709,18 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Single(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    let result = s
+                        .manager()
+                        .await
+                        .req_packed_commands(cmd, offset, count)
+                        .await;
+                    s.after(&result);
+                    result
+                })
+            }
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Sentinel(s) => {
                 let s = s.clone();
@@ -601,7 +736,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
+            Conn::Single(s) => lock(&s.current).get_db(),
             _ => 0,
         }
     }

@@ -166,3 +166,80 @@ async fn start_up_refuses_a_redis_without_scripting() {
         Ok(_) => panic!("started against a Redis without SCRIPT"),
     }
 }
+
+/// One command on a fresh connection to the Redis on `port` that has password `pw`.
+fn admin(port: u16, pw: &str, args: &[&str]) {
+    let client = redis::Client::open(format!("redis://:{pw}@127.0.0.1:{port}/0")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let _: redis::Value = cmd.query(&mut c).unwrap();
+}
+
+#[tokio::test]
+async fn recovers_after_redis_refused_the_password_once() {
+    let redis = RedisServer::start().expect("redis-server is needed");
+    let port = redis.port;
+    redis_cmd(port, &["CONFIG", "SET", "requirepass", "first-pw"]).expect("set requirepass");
+    let app = spawn_app_with(|s| {
+        s.store.redis_url = Some(SecretString::from(format!(
+            "redis://:first-pw@127.0.0.1:{port}/0"
+        )));
+        s.store.timeout_ms = 400;
+    })
+    .await;
+    let jwt = user_jwt("lea");
+    app.mint_id(&jwt).await;
+
+    // Another password, and every connection dropped: reconnecting is refused.
+    admin(
+        port,
+        "first-pw",
+        &["CONFIG", "SET", "requirepass", "other-pw"],
+    );
+    admin(port, "other-pw", &["CLIENT", "KILL", "TYPE", "normal"]);
+    // Several requests, so every connection (shared and per worker) meets the refusal.
+    for _ in 0..6 {
+        assert_eq!(app.mint(&jwt).await.status, 503, "fail closed");
+    }
+    assert_eq!(app.send(app.get("/readyz")).await.status, 503);
+
+    // The password is back: the gateway recovers by itself (no restart).
+    admin(
+        port,
+        "other-pw",
+        &["CONFIG", "SET", "requirepass", "first-pw"],
+    );
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    loop {
+        let status = app.mint(&jwt).await.status.as_u16();
+        statuses.push(status);
+        if status == 201 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no recovery after the password was restored: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?} {statuses:?}",
+        started.elapsed()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 503),
+        "{statuses:?}"
+    );
+    // Every connection (shared and per worker) recovers, not just one: once the backoff has
+    // passed, readiness (not rate-limited) answers 200 every time.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..8 {
+        assert_eq!(app.send(app.get("/readyz")).await.status, 200);
+    }
+    drop(redis);
+}
