@@ -84,12 +84,6 @@ impl RateLimiter {
         self
     }
 
-    /// Counts one mint by `user_id`. `Ok(None)` when the limit is off.
-    /// Errors: [`LimitError::Exceeded`], [`LimitError::Store`].
-    pub async fn mint(&self, user_id: &str) -> Result<Option<RateStatus>, LimitError> {
-        self.hit(self.mint_window(user_id).as_ref()).await
-    }
-
     /// Refuses `user_id` when it has already used up its mint limit, without counting
     /// anything otherwise (one read): the check before a slow `sid` lookup, whose mint is then
     /// counted with its write ([`crate::store::LinkStore::create_guarded`]). A refused request
@@ -217,16 +211,35 @@ mod tests {
                 window_secs: 60,
             },
         );
-        assert_eq!(limiter.mint("u").await.unwrap().unwrap().remaining, 1);
-        assert_eq!(limiter.mint("u").await.unwrap().unwrap().remaining, 0);
-        match limiter.mint("u").await {
+        assert_eq!(
+            limiter
+                .hit(limiter.mint_window("u").as_ref())
+                .await
+                .unwrap()
+                .unwrap()
+                .remaining,
+            1
+        );
+        assert_eq!(
+            limiter
+                .hit(limiter.mint_window("u").as_ref())
+                .await
+                .unwrap()
+                .unwrap()
+                .remaining,
+            0
+        );
+        match limiter.hit(limiter.mint_window("u").as_ref()).await {
             Err(LimitError::Exceeded(s)) => {
                 assert_eq!(s.remaining, 0);
                 assert!(s.reset_secs >= 59 && s.reset_secs <= 60);
             }
             other => panic!("{other:?}"),
         }
-        assert!(limiter.mint("other").await.is_ok());
+        assert!(limiter
+            .hit(limiter.mint_window("other").as_ref())
+            .await
+            .is_ok());
         assert!(limiter
             .open("127.0.0.1".parse().unwrap())
             .await
