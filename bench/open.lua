@@ -1,5 +1,5 @@
 -- GET /l/{id} on links minted beforehand, each used once: thread t takes ids t, t+T, t+2T, …
--- from the slice [OFFSET, OFFSET+COUNT) of IDS_FILE.
+-- from the slice [OFFSET, OFFSET+COUNT) of IDS_FILE (requests formatted once, in init()).
 local ids = {}
 local n = 0
 local i = 0
@@ -18,7 +18,7 @@ function init(args)
   for line in io.lines(os.getenv("IDS_FILE")) do
     if line_no >= offset and line_no < offset + count and (line_no - offset) % nthreads == id then
       n = n + 1
-      ids[n] = line
+      ids[n] = wrk.format("GET", "/l/" .. line)
     end
     line_no = line_no + 1
     if line_no >= offset + count then break end
@@ -31,7 +31,7 @@ function request()
     -- Out of fresh links: this shows up as 404s in the report (the pool was too small).
     return wrk.format("GET", "/l/00000000-0000-4000-8000-000000000000")
   end
-  return wrk.format("GET", "/l/" .. ids[i])
+  return ids[i]
 end
 
 dofile(os.getenv("BENCH_DIR") .. "/report.lua")

@@ -988,6 +988,9 @@ fn public_server(
         }
         app
     })
+    // Answers go out at once (no Nagle delay behind an unacknowledged segment), as nginx's
+    // `tcp_nodelay on`.
+    .tcp_nodelay(true)
     .listen(listener)?
     .disable_signals()
     .shutdown_timeout(config.server.shutdown_timeout_secs);

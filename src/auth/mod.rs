@@ -93,7 +93,9 @@ enum KeySource {
 pub struct JwtVerifier {
     keys: KeySource,
     allowed: Vec<Algorithm>,
-    validation: Validation,
+    /// One validation per allowed algorithm (each names only its own), built once: a request
+    /// picks the one of its header's `alg` instead of cloning a template.
+    validations: Vec<(Algorithm, Validation)>,
     leeway_secs: u64,
     /// `auth.max_token_lifetime_secs`; 0 = no limit.
     max_lifetime_secs: u64,
@@ -182,10 +184,19 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&["iss", "aud"]);
 
         let cf_claims = claim_names(s)?;
+        let validations = s
+            .algorithms
+            .iter()
+            .map(|alg| {
+                let mut v = validation.clone();
+                v.algorithms = vec![*alg];
+                (*alg, v)
+            })
+            .collect();
         Ok(JwtVerifier {
             keys,
             allowed: s.algorithms.to_vec(),
-            validation,
+            validations,
             leeway_secs: s.shared.leeway_secs,
             max_lifetime_secs: s.shared.max_token_lifetime_secs,
             user_id_claim: s.user_id_claim.to_string(),
@@ -285,10 +296,14 @@ impl JwtVerifier {
                     jwk_entry.key()
                 }
             };
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![header.alg];
+        let validation = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == header.alg)
+            .map(|(_, v)| v)
+            .ok_or(AuthError::Invalid("algorithm not allowed"))?;
         let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token.expose_secret(), key, &validation)
+            jsonwebtoken::decode::<Map<String, Value>>(token.expose_secret(), key, validation)
                 .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
         let now = crate::clock::now_secs_f64();
@@ -391,7 +406,20 @@ fn static_key(s: &JwtProfile<'_>, fam: Family) -> Result<DecodingKey, ConfigErro
     })
 }
 
-/// Whether the JOSE header carries `crit`.
+/// The one header member [`has_crit`] looks for; the others are skipped, not collected.
+#[derive(serde::Deserialize)]
+struct CritProbe {
+    /// Whether `crit` is present, whatever its value (`null` included).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
+}
+
+/// Whether the JOSE header carries `crit` (a header the probe cannot read, e.g. one that names
+/// `crit` twice, counts as carrying it: refused).
 fn has_crit(token: &str) -> bool {
     use base64::Engine as _;
     token
@@ -402,8 +430,7 @@ fn has_crit(token: &str) -> bool {
                 .decode(h)
                 .ok()
         })
-        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
-        .is_some_and(|h| h.contains_key("crit"))
+        .is_some_and(|bytes| serde_json::from_slice::<CritProbe>(&bytes).map_or(true, |h| h.crit))
 }
 
 /// RFC 7519 NumericDate: a JSON number (integer or not) of seconds since the epoch.

@@ -80,6 +80,10 @@ pub(crate) async fn read_body_limited(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
+    // `Content-Length: 0` (a bodiless POST, the common mint) has nothing to wait for.
+    if declared == Some(0) && !req.headers().contains_key(header::TRANSFER_ENCODING) {
+        return Ok(web::Bytes::new());
+    }
     match tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(limit)).await {
         Err(_) => Err(ApiError::RequestTimeout),
         Ok(Ok(Ok(bytes))) => Ok(bytes),

@@ -55,8 +55,10 @@ use crate::lifecycle::{LinkId, LinkPolicy, LinkRecord, LinkResult, LinkState, Ne
 const NOW_LUA: &str = include_str!("lua/now.lua");
 const FIRST_OPEN_LUA: &str = include_str!("lua/first_open.lua");
 const GATE_LUA: &str = include_str!("lua/gate.lua");
+const CREATE_RECORD_LUA: &str = include_str!("lua/create_record.lua");
 const CREATE_BODY: &str = include_str!("lua/create.lua");
 const UNCREATE_LUA: &str = include_str!("lua/uncreate.lua");
+const OPEN_RECORD_LUA: &str = include_str!("lua/open_record.lua");
 const OPEN_BODY: &str = include_str!("lua/open.lua");
 const UNOPEN_LUA: &str = include_str!("lua/unopen.lua");
 const REVOKE_BODY: &str = include_str!("lua/revoke.lua");
@@ -84,7 +86,7 @@ const MINT_GUARD_BODY: &str = include_str!("lua/mint_guard.lua");
 /// The Lua source of the open script, as the store runs it (for load tests with
 /// `redis-benchmark`).
 pub fn open_script_source() -> String {
-    format!("{NOW_LUA}{FIRST_OPEN_LUA}{OPEN_BODY}")
+    format!("{NOW_LUA}{FIRST_OPEN_LUA}{OPEN_RECORD_LUA}{OPEN_BODY}")
 }
 
 /// The oldest Redis the scripts support: 5.0 replicates script effects by default, so a
@@ -218,15 +220,16 @@ impl RedisStore {
             sentinel: matches!(target, RedisTarget::Sentinel { .. }),
             cluster: matches!(target, RedisTarget::Cluster(_)),
             clock,
-            create: Script::new(&format!("{NOW_LUA}{FIRST_OPEN_LUA}{CREATE_BODY}")),
+            create: Script::new(&format!(
+                "{NOW_LUA}{FIRST_OPEN_LUA}{CREATE_RECORD_LUA}{CREATE_BODY}"
+            )),
             create_guarded: Script::new(&format!(
-                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}{INDEX_LUA}local function create_link()\n\
-                 {CREATE_BODY}end\n{CREATE_GUARDED_BODY}"
+                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}{INDEX_LUA}{CREATE_RECORD_LUA}\
+                 {CREATE_GUARDED_BODY}"
             )),
             mint_guard: Script::new(&format!("{NOW_LUA}{LIMIT_LUA}{INDEX_LUA}{MINT_GUARD_BODY}")),
             open_guarded: Script::new(&format!(
-                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}local function open_link()\n\
-                 {OPEN_BODY}end\n{OPEN_GUARDED_BODY}"
+                "{NOW_LUA}{FIRST_OPEN_LUA}{LIMIT_LUA}{OPEN_RECORD_LUA}{OPEN_GUARDED_BODY}"
             )),
             uncreate: Script::new(UNCREATE_LUA),
             open: Script::new(&open_script_source()),

@@ -1,5 +1,5 @@
 -- The create behind a rate limit, on one Redis (after now.lua, first_open.lua, limit.lua,
--- index.lua and create.lua wrapped as the function create_link).
+-- index.lua and create_record.lua).
 -- KEYS[1] link key, KEYS[2] limit counter (the link key when there is no limit), KEYS[3] the
 -- user's link index, KEYS[4] the user's live link (each the link key when there is none);
 -- ARGV[1..6] as create.lua; ARGV[7] limit ('' = none); ARGV[8] window ms; ARGV[9] index ttl
@@ -18,13 +18,11 @@ end
 if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
 local n, ttl = 0, 0
 if ARGV[7] ~= '' then
-  n, ttl = hit(KEYS[2], tonumber(ARGV[8]))
+  n, ttl = hit(KEYS[2], ARGV[8], nil)
   if n > tonumber(ARGV[7]) then return {'limited', '', tostring(n), tostring(ttl)} end
 end
-if ARGV[9] ~= '' then index(KEYS[3], ARGV[10], tonumber(ARGV[9])) end
-local v = create_link()
-if type(v) == 'table' then return v end
-if not v then return {'conflict', '', tostring(n), tostring(ttl)} end
+if ARGV[9] ~= '' then index(KEYS[3], ARGV[10], ARGV[9]) end
+local v = create_record()
 if ARGV[11] ~= '' then
   local old = redis.call('GET', KEYS[4])
   redis.call('SET', KEYS[4], ARGV[10], 'PX', ARGV[11])

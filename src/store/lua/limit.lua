@@ -1,10 +1,19 @@
--- Shared Lua: hit(key, window) counts one hit in the fixed window counted at key (INCR, and
--- PEXPIRE window ms on the window's first hit). Returns the count (this hit included) and the
--- ms until the window resets.
-local function hit(key, window)
+-- Shared Lua: hit(key, window, limit) counts one hit in the fixed window counted at key (INCR,
+-- and PEXPIRE window ms on the window's first hit, in this same atomic script, so the counter
+-- always has an expiry). window is the ARGV string (passed to Redis as is, no number
+-- formatting). Returns the count (this hit included) and the ms until the window resets. With
+-- a limit, the reset is read (PTTL) only for a hit over it and is 0 otherwise: callers that
+-- report the reset only on a refusal save a command per hit. A counter found without an
+-- expiry (written by something else) gets the window again when its reset is read.
+local function hit(key, window, limit)
   local n = redis.call('INCR', key)
+  if n == 1 then
+    redis.call('PEXPIRE', key, window)
+    return n, window
+  end
+  if limit and n <= limit then return n, 0 end
   local ttl = redis.call('PTTL', key)
-  if n == 1 or ttl < 0 then
+  if ttl < 0 then
     redis.call('PEXPIRE', key, window)
     ttl = window
   end

@@ -10,10 +10,10 @@
 if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
 local n, ttl = 0, 0
 if ARGV[2] ~= '' then
-  n, ttl = hit(KEYS[1], tonumber(ARGV[3]))
+  n, ttl = hit(KEYS[1], ARGV[3], nil)
   if n > tonumber(ARGV[2]) then return {'limited', tostring(n), tostring(ttl), ''} end
 end
-if ARGV[4] ~= '' then index(KEYS[2], ARGV[5], tonumber(ARGV[4])) end
+if ARGV[4] ~= '' then index(KEYS[2], ARGV[5], ARGV[4]) end
 local old = ''
 if ARGV[6] ~= '' then
   old = redis.call('GET', KEYS[3]) or ''

@@ -1,19 +1,8 @@
--- KEYS[1] link key; ARGV[1] deadline; ARGV[2] request nonce; ARGV[3] retention ms; ARGV[4]
--- "1" for the confirming POST.
+-- (after open_record.lua) KEYS[1] link key; ARGV[1] deadline; ARGV[2] request nonce; ARGV[3]
+-- retention ms; ARGV[4] "1" for the confirming POST.
 -- Returns {'ok', json} | {'confirm'} | {'used'} | {'expired'} | {'revoked'} | {'none'}.
 local v = redis.call('GET', KEYS[1])
 if not v then return {'none'} end
 local r = cjson.decode(v)
 if r.rq == ARGV[2] and (r.st == 'u' or r.st == 'o') then return {'ok', v} end
-if r.st == 'u' then return {'used'} end
-if r.st == 'r' then return {'revoked'} end
-if now >= r.ea then return {'expired'} end
-if r.cs and ARGV[4] ~= '1' then return {'confirm'} end
-if r.st == 'o' then return {'ok', v} end
-if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
-r.pea = r.ea
-r.rq = ARGV[2]
-local px = first_open(r, now, tonumber(ARGV[3]))
-v = cjson.encode(r)
-redis.call('SET', KEYS[1], v, 'PX', px)
-return {'ok', v}
+return open_record(v, r)
