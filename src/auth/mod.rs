@@ -92,7 +92,6 @@ enum KeySource {
 /// Verifies JWTs with a configured key or a JWKS. Built once at start-up.
 pub struct JwtVerifier {
     keys: KeySource,
-    allowed: Vec<Algorithm>,
     /// One validation per allowed algorithm (each names only its own), built once: a request
     /// picks the one of its header's `alg` instead of cloning a template.
     validations: Vec<(Algorithm, Validation)>,
@@ -109,7 +108,10 @@ pub struct JwtVerifier {
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("algorithms", &self.allowed)
+            .field(
+                "algorithms",
+                &self.validations.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            )
             .field("key", &"[REDACTED]")
             .finish()
     }
@@ -195,7 +197,6 @@ impl JwtVerifier {
             .collect();
         Ok(JwtVerifier {
             keys,
-            allowed: s.algorithms.to_vec(),
             validations,
             leeway_secs: s.shared.leeway_secs,
             max_lifetime_secs: s.shared.max_token_lifetime_secs,
@@ -274,9 +275,12 @@ impl JwtVerifier {
             // RFC 7515 §4.1.11: no extension is understood here, so `crit` must be refused.
             return Err(AuthError::Invalid("unsupported crit header"));
         }
-        if !self.allowed.contains(&header.alg) {
-            return Err(AuthError::Invalid("algorithm not allowed"));
-        }
+        let validation = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == header.alg)
+            .map(|(_, v)| v)
+            .ok_or(AuthError::Invalid("algorithm not allowed"))?;
         let jwk_entry;
         let key =
             match &self.keys {
@@ -296,12 +300,6 @@ impl JwtVerifier {
                     jwk_entry.key()
                 }
             };
-        let validation = self
-            .validations
-            .iter()
-            .find(|(alg, _)| *alg == header.alg)
-            .map(|(_, v)| v)
-            .ok_or(AuthError::Invalid("algorithm not allowed"))?;
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token.expose_secret(), key, validation)
                 .map_err(|e| AuthError::Invalid(describe(e.kind())))?;

@@ -236,7 +236,7 @@ impl RedisStore {
             unopen: Script::new(&format!("{NOW_LUA}{UNOPEN_LUA}")),
             revoke: Script::new(&format!("{NOW_LUA}{REVOKE_BODY}")),
             get: Script::new(&format!("{NOW_LUA}{GET_BODY}")),
-            incr_window: gated(INCR_WINDOW_BODY),
+            incr_window: gated(&format!("{LIMIT_LUA}{INCR_WINDOW_BODY}")),
             put_if_absent: Script::new(&format!("{NOW_LUA}{PUT_IF_ABSENT_BODY}")),
             delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
             replace_if_equals: Script::new(&format!("{NOW_LUA}{REPLACE_IF_EQUALS_BODY}")),
