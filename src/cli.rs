@@ -48,6 +48,10 @@ pub enum Command {
     /// Print the Lua source of the store's open script (for `redis-benchmark` in bench/run).
     #[command(hide = true)]
     OpenScript,
+    /// Print the Lua source of the store's mint script on one Redis (for `redis-benchmark` in
+    /// bench/run).
+    #[command(hide = true)]
+    MintScript,
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig {
         /// TOML file layered over config/default.toml.
@@ -160,6 +164,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Jobs { action, config } => jobs(config, action).await,
         Command::OpenScript => {
             print!("{}", crate::store::redis::open_script_source());
+            ExitCode::SUCCESS
+        }
+        Command::MintScript => {
+            print!("{}", crate::store::redis::mint_script_source());
             ExitCode::SUCCESS
         }
         Command::Openapi => {

@@ -61,6 +61,39 @@ async fn create_then_get_round_trips_the_record() {
     }
 }
 
+/// Issue 15: the Redis create fills the record's times in as text; text in the fields that
+/// looks like those times is left alone, for both expiry rules and with a first open.
+#[tokio::test]
+async fn create_fills_in_the_times_whatever_the_fields_hold() {
+    for (name, store) in store_backends().await {
+        for (expiry, open_now) in [
+            (Expiry::Count, false),
+            (Expiry::Time, false),
+            (Expiry::Time, true),
+        ] {
+            let mut link = new_link();
+            link.sid = r#"x","ca":0,"ea":5,"y":"}"#.into();
+            link.reference = Some("\"ca\":0,\"ea\":60000}".into());
+            let id = LinkId::random();
+            let created = store
+                .create(&id, &link, &policy(expiry), open_now)
+                .await
+                .unwrap();
+            assert_eq!(created.sid, link.sid, "{name}");
+            assert_eq!(created.reference, link.reference, "{name}");
+            assert_eq!(created.expiry, expiry, "{name}");
+            assert!(created.created_at_ms > 1_000_000_000_000, "{name}");
+            let until = match open_now {
+                false => created.created_at_ms + 60_000,
+                true => created.opened_at_ms.unwrap() + 1_000,
+            };
+            assert_eq!(created.expires_at_ms, until, "{name} {expiry:?}");
+            let snap = store.get(&id).await.unwrap().unwrap();
+            assert_eq!(snap.record, created, "{name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn count_link_opens_once() {
     for (name, store) in store_backends().await {
