@@ -19,7 +19,7 @@ if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passe
 local n, ttl = 0, 0
 if ARGV[7] ~= '' then
   n, ttl = hit(KEYS[2], ARGV[8], nil)
-  if n > tonumber(ARGV[7]) then return {'limited', '', tostring(n), tostring(ttl)} end
+  if n > tonumber(ARGV[7]) then return {'limited', '', n, ttl} end
 end
 if ARGV[9] ~= '' then index(KEYS[3], ARGV[10], ARGV[9]) end
 local v = create_record()
@@ -38,4 +38,4 @@ if ARGV[11] ~= '' then
     end
   end
 end
-return {'ok', v, tostring(n), tostring(ttl)}
+return {'ok', v, n, ttl}

@@ -5,6 +5,9 @@
 -- a limit, the reset is read (PTTL) only for a hit over it and is 0 otherwise: callers that
 -- report the reset only on a refusal save a command per hit. A counter found without an
 -- expiry (written by something else) gets the window again when its reset is read.
+-- Callers reply with the count and the reset as they are (Redis sends a Lua number as an integer
+-- reply, the store reads either as text; the reset may be the window's ARGV string): a
+-- tostring() per number would format it through printf's %.14g on every request.
 local function hit(key, window, limit)
   local n = redis.call('INCR', key)
   if n == 1 then

@@ -11,7 +11,7 @@ if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passe
 local n, ttl = 0, 0
 if ARGV[2] ~= '' then
   n, ttl = hit(KEYS[1], ARGV[3], nil)
-  if n > tonumber(ARGV[2]) then return {'limited', tostring(n), tostring(ttl), ''} end
+  if n > tonumber(ARGV[2]) then return {'limited', n, ttl, ''} end
 end
 if ARGV[4] ~= '' then index(KEYS[2], ARGV[5], ARGV[4]) end
 local old = ''
@@ -19,4 +19,4 @@ if ARGV[6] ~= '' then
   old = redis.call('GET', KEYS[3]) or ''
   redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6])
 end
-return {'ok', tostring(n), tostring(ttl), old}
+return {'ok', n, ttl, old}

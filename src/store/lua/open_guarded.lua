@@ -15,8 +15,8 @@ if v then
 end
 if now > tonumber(ARGV[1]) then return redis.error_reply('FAGLATE deadline passed, nothing written') end
 local n, ttl = hit(KEYS[2], ARGV[6], tonumber(ARGV[5]))
-if n > tonumber(ARGV[5]) then return {'limited', '', tostring(n), tostring(ttl)} end
-if not v then return {'none', '', tostring(n), tostring(ttl)} end
+if n > tonumber(ARGV[5]) then return {'limited', '', n, ttl} end
+if not v then return {'none', '', n, ttl} end
 local res = open_record(v, r)
 if res.err then return res end
-return {res[1], res[2] or '', tostring(n), tostring(ttl)}
+return {res[1], res[2] or '', n, ttl}
